@@ -1,0 +1,148 @@
+"""Speed benchmarks: the sumo binary alone against flowsim's env on libsumo and TraCI."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowsim.config import FlowsimConfig, apply_overrides
+from flowsim.envs import make_env
+from flowsim.scenarios import make_scenario, sumo_binary
+
+
+def raw_sumo_steps_per_s(config: FlowsimConfig, steps: int) -> float:
+    """Steps per second of the ``sumo`` binary alone on the config's network and demand.
+
+    Two runs of different lengths are timed and subtracted, so start-up cost cancels out.
+    """
+    instance = make_scenario(config).instance(np.random.default_rng(config.sim.seed))
+    dt = config.sim.step_length
+
+    def run(n: int) -> float:
+        command = [
+            sumo_binary("sumo"),
+            "--net-file", str(instance.net_file),
+            "--route-files", str(instance.route_file),
+            "--step-length", repr(dt),
+            "--end", repr(n * dt),
+            "--time-to-teleport", "-1",
+            "--no-step-log", "true",
+            "--no-warnings", "true",
+            "--duration-log.disable", "true",
+        ]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+    short, long = max(steps // 10, 10), steps
+    run(short)  # warm the file cache
+    times = [(run(short), run(long)) for _ in range(3)]
+    best_short = min(t[0] for t in times)
+    best_long = min(t[1] for t in times)
+    return (long - short) / max(best_long - best_short, 1e-9)
+
+
+def env_steps_per_s(config: FlowsimConfig, steps: int) -> float:
+    """Steps per second of the config's env stepping with a fixed (zero) action."""
+    env = make_env(apply_overrides(config, ["env.warmup_steps=0", f"env.horizon={steps + 1}"]))
+    try:
+        env.reset(seed=config.sim.seed)
+        action = np.zeros(env.action_space.shape, dtype=np.float32)
+        for _ in range(min(100, steps)):  # warm caches and allocators
+            env.step(action)
+        started = time.perf_counter()
+        for _ in range(steps):
+            env.step(action)
+        return steps / (time.perf_counter() - started)
+    finally:
+        env.close()
+
+
+def reset_times_ms(config: FlowsimConfig, resets: int = 20) -> dict[str, float]:
+    """Median env reset time (ms) on libsumo, each reset drawing a new, already cached length.
+
+    The ring length is drawn from ``[L, L + 2]`` m; every network on that 0.1 m grid is built
+    first, so the figure is the cost of loading a cached network, placing and inserting vehicles.
+    """
+    from flowsim.scenarios.ring import ring_network
+
+    low = config.scenario.min_length
+    for tenth in range(21):
+        ring_network(round(low + tenth / 10, 1), config.scenario.lanes, config.scenario.speed_limit)
+    medians: dict[str, float] = {}
+    for key, warmup in (("reset_ms", 0), ("reset_with_warmup_ms", config.env.warmup_steps)):
+        env = make_env(
+            apply_overrides(
+                config, [f"env.warmup_steps={warmup}", f"scenario.length=[{low}, {low + 2}]"]
+            )
+        )
+        try:
+            env.reset(seed=config.sim.seed)
+            timings = []
+            for _ in range(resets):
+                started = time.perf_counter()
+                env.reset()
+                timings.append((time.perf_counter() - started) * 1000)
+            medians[key] = statistics.median(timings)
+        finally:
+            env.close()
+    return medians
+
+
+def bench_env(
+    config: FlowsimConfig, steps: int = 5000, traci_steps: int | None = None
+) -> dict[str, Any]:
+    """Run the env benchmark and return its figures (see ``flowsim bench env``)."""
+    libsumo_config = apply_overrides(config, ["sim.backend=libsumo", "sim.gui=false"])
+    traci_config = apply_overrides(config, ["sim.backend=traci", "sim.gui=false"])
+    raw = raw_sumo_steps_per_s(libsumo_config, steps)
+    per_backend = {
+        "libsumo": env_steps_per_s(libsumo_config, steps),
+        "traci": env_steps_per_s(traci_config, traci_steps or max(steps // 5, 200)),
+    }
+    humans = sorted({g.controller.type for g in config.vehicles if g.controller.type != "rl"})
+    return {
+        "benchmark": "env",
+        "config": config.name,
+        "humans": humans,
+        "vehicles": config.num_vehicles,
+        "steps": steps,
+        "raw_sumo_steps_per_s": raw,
+        "env_steps_per_s": per_backend,
+        "ratio_to_raw": per_backend["libsumo"] / raw,
+        **reset_times_ms(libsumo_config),
+        "machine": machine_description(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def machine_description() -> dict[str, Any]:
+    """Processor, core count and software versions, recorded beside every benchmark."""
+    import os
+
+    import sumo
+
+    return {
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "sumo": getattr(sumo, "__version__", "unknown"),
+        "platform": platform.platform(),
+    }
+
+
+def write_result(result: dict[str, Any], folder: Path = Path("benchmarks/results")) -> Path:
+    """Write a benchmark result as JSON under ``folder`` and return the file's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    path = folder / f"{result['benchmark']}-{result['config']}-{stamp}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

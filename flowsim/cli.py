@@ -1,0 +1,184 @@
+"""The ``flowsim`` command: a thin layer over the library.
+
+Exit codes: 0 success, 1 a runtime failure (e.g. SUMO crashed), 2 bad input (config, flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from flowsim.errors import ConfigError, FlowsimError
+
+_stderr = Console(stderr=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors with exit code 2 and a one-line fix."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise SystemExit(_fail(f"{message} (see `{self.prog} --help`)", code=2))
+
+
+def _fail(message: str, code: int) -> int:
+    _stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    return code
+
+
+def _add_config_args(parser: argparse.ArgumentParser, positional: bool = True) -> None:
+    if positional:
+        parser.add_argument("config", type=Path, help="experiment YAML (e.g. scenarios/ring.yaml)")
+    else:
+        parser.add_argument(
+            "--config", type=Path, required=True, help="experiment YAML (e.g. scenarios/ring.yaml)"
+        )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set env.horizon=1000 (repeatable)",
+    )
+
+
+def _print_table(title: str, rows: dict[str, Any]) -> None:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in rows.items():
+        if isinstance(value, float):
+            shown = f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+        elif isinstance(value, dict):
+            shown = ", ".join(
+                f"{k}: {v:,.0f}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items()
+            )
+        else:
+            shown = str(value)
+        table.add_row(key, shown)
+    Console().print(table)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from flowsim.config import load_config
+    from flowsim.simulate import simulate
+
+    if args.steps < 1:
+        raise ConfigError(f"--steps {args.steps}: give a positive number of steps, e.g. 3000.")
+    config = load_config(args.config, args.overrides)
+    result = simulate(config, args.steps, show_progress=not args.json)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_table(f"simulate {config.name}", result)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from flowsim.bench import bench_env, write_result
+    from flowsim.config import load_config
+
+    if args.steps < 100:
+        raise ConfigError(f"--steps {args.steps}: use at least 100 steps, e.g. 5000.")
+    config = load_config(args.config, args.overrides)
+    result = bench_env(config, steps=args.steps)
+    path = write_result(result, Path(args.results))
+    result["written_to"] = str(path)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_table(
+            f"bench env {config.name}", {k: v for k, v in result.items() if k != "machine"}
+        )
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from flowsim.config import config_schema
+
+    print(json.dumps(config_schema(), indent=2))
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from flowsim.config import dump_config, load_config
+
+    config = load_config(args.config, args.overrides)
+    print(dump_config(config), end="")
+    return 0
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    from flowsim.envs import ENV_IDS
+
+    table = Table(title="registered envs", header_style="bold")
+    table.add_column("id")
+    table.add_column("class")
+    table.add_column("preset")
+    for env_id, (entry_point, preset) in ENV_IDS.items():
+        table.add_row(env_id, entry_point, preset)
+    Console().print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``flowsim`` command."""
+    parser = _Parser(prog="flowsim", description="Mixed-autonomy traffic RL on SUMO.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    simulate = commands.add_parser("simulate", help="run a scenario with its drivers, no learning")
+    _add_config_args(simulate)
+    simulate.add_argument(
+        "--steps", type=int, default=3000, help="steps to simulate (default 3000)"
+    )
+    simulate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    simulate.set_defaults(handler=_cmd_simulate)
+
+    bench = commands.add_parser("bench", help="speed benchmarks")
+    bench_kinds = bench.add_subparsers(dest="kind", required=True, parser_class=_Parser)
+    bench_env = bench_kinds.add_parser("env", help="raw sumo vs the env on libsumo and TraCI")
+    _add_config_args(bench_env, positional=False)
+    bench_env.add_argument("--steps", type=int, default=5000, help="env steps timed (libsumo)")
+    bench_env.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench_env.add_argument(
+        "--results", default="benchmarks/results", help="folder for the JSON result file"
+    )
+    bench_env.set_defaults(handler=_cmd_bench)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of experiment YAML files")
+    schema.set_defaults(handler=_cmd_schema)
+
+    check = commands.add_parser("check", help="validate a config and print it fully resolved")
+    _add_config_args(check)
+    check.set_defaults(handler=_cmd_check)
+
+    envs = commands.add_parser("envs", help="list the registered Gymnasium env ids")
+    envs.set_defaults(handler=_cmd_envs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``flowsim`` command; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.handler(args))
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if isinstance(exit_.code, int) else 2
+    except ConfigError as error:
+        return _fail(str(error), code=2)
+    except FlowsimError as error:
+        return _fail(str(error), code=1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", code=130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

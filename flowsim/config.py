@@ -1,0 +1,539 @@
+"""Typed experiment configuration: YAML in, validated pydantic models out.
+
+Precedence is defaults < YAML file < ``--set key=value`` overrides. Paths in a file resolve
+relative to that file. Every validation failure becomes a :class:`~flowsim.errors.ConfigError`
+whose message names the key, the value and the fix.
+
+Example:
+    >>> from flowsim.config import FlowsimConfig, apply_overrides
+    >>> cfg = apply_overrides(FlowsimConfig(), ["env.horizon=1000"])
+    >>> cfg.env.horizon
+    1000
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from flowsim.errors import ConfigError
+
+__all__ = [
+    "ControllerConfig",
+    "EnvConfig",
+    "FlowsimConfig",
+    "SamplerConfig",
+    "ScenarioConfig",
+    "SimConfig",
+    "VehicleGroup",
+    "apply_overrides",
+    "config_schema",
+    "dump_config",
+    "load_config",
+    "parse_config",
+]
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """Resolve a path relative to the config file's folder and require that it exists."""
+    base = (info.context or {}).get("base_dir")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    if not path.exists():
+        raise ValueError(f"file not found: {path} (paths resolve relative to the YAML file)")
+    return path.resolve()
+
+
+ExistingPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+class _Section(BaseModel):
+    """Strict base: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class SpeedMode(str, Enum):
+    """Which of SUMO's safety checks apply to speeds that flowsim sets (SUMO's speed-mode bits)."""
+
+    all_checks = "all_checks"
+    right_of_way = "right_of_way"
+    obey_safe_speed = "obey_safe_speed"
+    no_collide = "no_collide"
+    aggressive = "aggressive"
+
+    @property
+    def bits(self) -> int:
+        """The integer SUMO's ``setSpeedMode`` takes."""
+        return {
+            "all_checks": 31,
+            "right_of_way": 25,
+            "obey_safe_speed": 1,
+            "no_collide": 7,
+            "aggressive": 0,
+        }[self.value]
+
+
+class ScenarioConfig(_Section):
+    """The road network and where vehicles start.
+
+    ``length`` is a fixed ring length in metres, or ``[low, high]`` to draw a new length
+    uniformly at every reset (Flow's ring used ``[220, 270]``).
+    """
+
+    type: Literal["ring", "multilane_ring"] = Field(
+        "ring", description="Network generator: ring (one lane) or multilane_ring."
+    )
+    length: float | tuple[float, float] = Field(
+        230.0, description="Ring length (m), or [low, high] re-sampled on every reset."
+    )
+    lanes: int = Field(1, ge=1, le=8, description="Lanes on the ring.")
+    speed_limit: float = Field(30.0, gt=0, le=100, description="Lane speed limit (m/s).")
+    placement: Literal["even", "random"] = Field(
+        "random",
+        description="Initial spacing: random gaps (a perturbed start, so the wave forms at "
+        "once) or evenly spaced (the wave then needs noise and ~300 s to grow).",
+    )
+
+    @field_validator("length")
+    @classmethod
+    def _check_length(cls, value: float | tuple[float, float]) -> float | tuple[float, float]:
+        lengths = value if isinstance(value, tuple) else (value,)
+        for length in lengths:
+            if not math.isfinite(length) or length < 20.0 or length > 100_000.0:
+                raise ValueError("a ring length must be between 20 and 100000 metres")
+        if isinstance(value, tuple) and value[0] > value[1]:
+            raise ValueError("a length range is [low, high] with low <= high")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _multilane_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type") == "multilane_ring" and "lanes" not in data:
+            data = {**data, "lanes": 2}
+        return data
+
+    @property
+    def min_length(self) -> float:
+        """The shortest ring this scenario can produce (m)."""
+        return self.length[0] if isinstance(self.length, tuple) else self.length
+
+
+class ControllerConfig(_Section):
+    """Who drives a vehicle group: a registered controller name and its parameters."""
+
+    type: str = Field(
+        "sumo",
+        description="sumo (SUMO's own car-following), rl (the learning agent), or a flowsim "
+        "controller: idm, ovm, bando_ftl, linear_ovm, gipps, follower_stopper, pi_saturation.",
+    )
+    params: dict[str, float] = Field(default_factory=dict, description="Controller parameters.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"type": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _check_known(self) -> ControllerConfig:
+        from flowsim.controllers import CONTROLLERS, SPECIAL_CONTROLLERS, make_controller
+
+        if self.type in SPECIAL_CONTROLLERS:
+            if self.params:
+                raise ValueError(
+                    f"controller '{self.type}' takes no params; set the group's vehicle "
+                    "attributes (accel, decel, tau, min_gap, max_speed) instead"
+                )
+            return self
+        if self.type not in CONTROLLERS:
+            valid = sorted([*SPECIAL_CONTROLLERS, *CONTROLLERS])
+            raise ValueError(f"unknown controller '{self.type}'; valid: {', '.join(valid)}")
+        make_controller(self.type, self.params)
+        return self
+
+
+class VehicleGroup(_Section):
+    """A group of identical vehicles: SUMO vehicle type attributes plus who drives them."""
+
+    type: str = Field(
+        ...,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Group name, also the SUMO vType id (e.g. human, av).",
+    )
+    count: int = Field(..., ge=0, le=10_000, description="Number of vehicles.")
+    controller: ControllerConfig = Field(default_factory=ControllerConfig)
+    length: float = Field(5.0, gt=0, le=30, description="Vehicle length (m).")
+    min_gap: float = Field(2.0, ge=0, le=20, description="Standstill gap (m).")
+    accel: float = Field(1.0, gt=0, le=10, description="Maximum acceleration (m/s²).")
+    decel: float = Field(1.5, gt=0, le=20, description="Comfortable deceleration (m/s²).")
+    tau: float = Field(1.0, gt=0, le=10, description="Desired time headway (s).")
+    max_speed: float = Field(30.0, gt=0, le=100, description="Maximum speed (m/s).")
+    car_follow_model: Literal["IDM", "Krauss", "KraussPS", "ACC", "CACC", "EIDM"] = Field(
+        "IDM", description="SUMO car-following model used when SUMO drives the group."
+    )
+    speed_mode: SpeedMode | None = Field(
+        None,
+        description="SUMO checks on speeds flowsim sets; default right_of_way for flowsim "
+        "controllers, obey_safe_speed for rl.",
+    )
+    failsafes: list[str] = Field(
+        default_factory=lambda: ["obey_speed_limit"],
+        description="Fail-safes applied in order to flowsim controllers' accelerations.",
+    )
+    color: str | None = Field(None, description="Colour in sumo-gui as 'r,g,b' (0-255).")
+
+    @field_validator("failsafes")
+    @classmethod
+    def _check_failsafes(cls, names: list[str]) -> list[str]:
+        from flowsim.controllers.failsafe import FAILSAFES
+
+        for name in names:
+            if name not in FAILSAFES:
+                raise ValueError(
+                    f"unknown fail-safe '{name}'; valid: {', '.join(sorted(FAILSAFES))}"
+                )
+        return names
+
+    @property
+    def effective_speed_mode(self) -> SpeedMode:
+        """The speed mode in force: the configured one or the default for the controller."""
+        if self.speed_mode is not None:
+            return self.speed_mode
+        if self.controller.type == "rl":
+            return SpeedMode.obey_safe_speed
+        return SpeedMode.right_of_way
+
+
+class EnvConfig(_Section):
+    """The reinforcement-learning task on top of the scenario."""
+
+    type: Literal["wave_attenuation", "accel"] = Field(
+        "wave_attenuation", description="Registered env: wave_attenuation or accel."
+    )
+    horizon: int = Field(3000, ge=1, le=10_000_000, description="Steps per episode.")
+    warmup_steps: int = Field(
+        750, ge=0, le=1_000_000, description="Steps simulated at reset before the agent acts."
+    )
+    max_accel: float = Field(1.0, gt=0, le=20, description="Largest AV acceleration (m/s²).")
+    max_decel: float = Field(1.0, gt=0, le=20, description="Largest AV deceleration (m/s²).")
+    target_speed: float = Field(
+        20.0, gt=0, le=100, description="Speed normalising the reward's speed term (m/s)."
+    )
+    speed_weight: float = Field(4.0, ge=0, description="Weight of mean speed in the reward.")
+    accel_penalty: float = Field(4.0, ge=0, description="Weight of mean |AV accel| penalty.")
+    terminate_on_collision: bool = Field(True, description="End the episode on a collision.")
+
+
+class SimConfig(_Section):
+    """How SUMO runs."""
+
+    step_length: float = Field(0.1, gt=0, le=10, description="Simulation step (s).")
+    backend: Literal["libsumo", "traci"] = Field(
+        "libsumo", description="libsumo (in-process, fastest) or traci (needed for sumo-gui)."
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for SUMO and flowsim's noise.")
+    gui: bool = Field(False, description="Run sumo-gui (needs backend traci).")
+    teleport_time: float = Field(
+        -1.0, description="SUMO --time-to-teleport (s); -1 disables teleporting jams."
+    )
+    collision_action: Literal["warn", "remove", "teleport", "none"] = Field(
+        "remove", description="SUMO --collision.action."
+    )
+    additional_files: list[ExistingPath] = Field(
+        default_factory=list, description="Extra SUMO additional files (detectors, ...)."
+    )
+
+    @model_validator(mode="after")
+    def _gui_needs_traci(self) -> SimConfig:
+        if self.gui and self.backend != "traci":
+            raise ValueError("gui: true needs backend: traci (libsumo cannot drive sumo-gui)")
+        return self
+
+
+class SamplerConfig(_Section):
+    """Where rollouts run (filled in by the distributed sampler)."""
+
+    num_workers: int = Field(0, ge=0, le=4096, description="Runner processes; 0 = in-process.")
+    envs_per_worker: int = Field(1, ge=1, le=1024, description="Envs per runner.")
+    rollout_fragment_length: int = Field(
+        1000, ge=1, description="Steps each env contributes per sample call."
+    )
+    address: str | None = Field(None, description="Ray address: null (local), auto, ray://…")
+
+
+def _default_vehicles() -> list[VehicleGroup]:
+    return [
+        VehicleGroup(type="human", count=21, controller={"type": "idm", "params": {"noise": 0.2}}),
+        VehicleGroup(type="av", count=1, controller="rl", color="255,0,0"),
+    ]
+
+
+class FlowsimConfig(_Section):
+    """A whole experiment. The defaults are Flow's classic ring (``scenarios/ring.yaml``)."""
+
+    name: str = Field(
+        "ring",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=100,
+        description="Experiment name (letters, digits, _ . -); names run folders.",
+    )
+    scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
+    vehicles: list[VehicleGroup] = Field(default_factory=_default_vehicles, min_length=1)
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    sim: SimConfig = Field(default_factory=SimConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    train: dict[str, Any] = Field(default_factory=dict, description="Trainer settings.")
+    tune: dict[str, Any] = Field(default_factory=dict, description="Ray Tune settings.")
+    hierarchy: dict[str, Any] = Field(default_factory=dict, description="Imitation settings.")
+
+    @field_validator("vehicles")
+    @classmethod
+    def _unique_groups(cls, groups: list[VehicleGroup]) -> list[VehicleGroup]:
+        names = [group.type for group in groups]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"vehicle group names must be unique; repeated: {duplicates}")
+        if sum(group.count for group in groups) == 0:
+            raise ValueError("at least one vehicle is needed; set a group's count above 0")
+        return groups
+
+    @model_validator(mode="after")
+    def _vehicles_fit(self) -> FlowsimConfig:
+        needed = sum(group.count * (group.length + group.min_gap) for group in self.vehicles)
+        capacity = self.scenario.min_length * self.scenario.lanes
+        if needed > capacity:
+            total = sum(group.count for group in self.vehicles)
+            raise ConfigError(
+                f"vehicles: {total} vehicles need {needed:.1f} m of lane (length + min_gap each) "
+                f"but scenario.length {self.scenario.min_length:g} m x {self.scenario.lanes} "
+                "lane(s) holds less; lower a group's count, or raise scenario.length or "
+                "scenario.lanes."
+            )
+        return self
+
+    @property
+    def num_vehicles(self) -> int:
+        """Total vehicles across groups."""
+        return sum(group.count for group in self.vehicles)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading, overrides and errors
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif part in ("tuple[float, float]", "float") or "[" in str(part):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts) or "(top level)"
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed at the mapping that holds ``loc``'s last key."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(str(part)) if hasattr(current, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [annotation, *args]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    if current is None or not hasattr(current, "model_fields"):
+        return []
+    return list(current.model_fields)
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        loc = tuple(item.get("loc", ()))
+        key = _location(loc)
+        value = item.get("input")
+        shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{…}"
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        kind = item.get("type", "")
+        message = item.get("msg", "").removeprefix("Value error, ")
+        if kind == "extra_forbidden":
+            valid = _valid_keys(FlowsimConfig, loc)
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            lines.append(
+                f"unknown key '{key}'. {hint}Valid keys here: {', '.join(valid)}. "
+                "Remove or rename it."
+            )
+        elif kind == "missing":
+            lines.append(f"missing key '{key}': add it (see `flowsim schema`).")
+        else:
+            lines.append(f"{key} = {shown}: {message}. Fix the value of '{key}'.")
+    return f"invalid configuration in {source}:\n  " + "\n  ".join(lines)
+
+
+def parse_config(
+    data: Any, source: str = "<config>", base_dir: Path | None = None
+) -> FlowsimConfig:
+    """Validate a raw mapping (from YAML or Python) into a :class:`FlowsimConfig`."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"invalid configuration in {source}: the top level must be a mapping of sections "
+            f"(name, scenario, vehicles, env, sim, ...), got {type(data).__name__}."
+        )
+    try:
+        return FlowsimConfig.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error, source)) from None
+    except ConfigError as error:
+        raise ConfigError(f"invalid configuration in {source}:\n  {error}") from None
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ConfigError(f"invalid configuration in {source}: {error}") from None
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise ConfigError(
+            f"config file not found: {path}. Check the path (e.g. scenarios/ring.yaml)."
+        )
+    if not path.is_file():
+        raise ConfigError(f"config path is not a file: {path}. Give a YAML file.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; save the YAML file as UTF-8.") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}. Fix the syntax.") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests too deeply to be a flowsim config.") from None
+
+
+def _default_at(defaults: Any, part: str) -> Any:
+    """The default value under ``part`` of a defaults node, deep-copied; None if absent."""
+    if isinstance(defaults, dict):
+        return copy.deepcopy(defaults.get(part))
+    if isinstance(defaults, list) and part.isdigit() and int(part) < len(defaults):
+        return copy.deepcopy(defaults[int(part)])
+    return None
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, defaults: Any = None) -> None:
+    """Set ``a.b.0.c = value`` in nested data; a missing branch starts from its default."""
+    parts = dotted.split(".")
+    node: Any = data
+    for index, part in enumerate(parts[:-1]):
+        default = _default_at(defaults, part)
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(
+                    f"--set {dotted}: '{part}' is not an index of a list of {len(node)} items."
+                )
+            node, defaults = node[int(part)], default
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {dotted}: '{part}' is not inside a mapping.")
+        if part not in node or node[part] is None:
+            fresh = default if default is not None else None
+            node[part] = fresh if fresh is not None else ([] if parts[index + 1].isdigit() else {})
+        node, defaults = node[part], default
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(
+                f"--set {dotted}: '{last}' is not an index of a list of {len(node)} items."
+            )
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"--set {dotted}: the parent of '{last}' is not a mapping.")
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set '{item}' must look like key=value, e.g. env.horizon=1000.")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set '{item}': the key must be dotted names, e.g. sim.seed=3.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(
+    config: FlowsimConfig | dict[str, Any], overrides: list[str] | None, source: str = "--set"
+) -> FlowsimConfig:
+    """Return ``config`` with ``key=value`` overrides applied (values parsed as YAML)."""
+    if isinstance(config, FlowsimConfig):
+        data = config.model_dump(mode="json", exclude_unset=False)
+    else:
+        data = dict(config)
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        _set_dotted(data, key, value)
+    return parse_config(data, source=source)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> FlowsimConfig:
+    """Load a YAML experiment file, apply ``key=value`` overrides and validate it."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(
+            f"invalid configuration in {path}: the top level must be a mapping of sections "
+            f"(name, scenario, vehicles, env, sim, ...), got {type(raw).__name__}."
+        )
+    data = dict(raw or {})
+    defaults = FlowsimConfig().model_dump(mode="json") if overrides else None
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        _set_dotted(data, key, value, defaults)
+    source = f"{path}" + (" with --set overrides" if overrides else "")
+    return parse_config(data, source=source, base_dir=path.resolve().parent)
+
+
+def dump_config(config: FlowsimConfig) -> str:
+    """The resolved configuration as YAML text (saved beside every run)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of a flowsim YAML file (for editor autocompletion)."""
+    schema = FlowsimConfig.model_json_schema()
+    schema["title"] = "flowsim experiment"
+    return schema

@@ -1,0 +1,40 @@
+"""Gymnasium envs and their registered ids (declared here, statically).
+
+>>> import gymnasium as gym, flowsim
+>>> sorted(i for i in gym.registry if i.startswith("flowsim/"))
+['flowsim/MultiLaneRing-v0', 'flowsim/Ring-v0']
+"""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register
+
+from flowsim.envs.base import FlowsimEnv, resolve_config
+
+#: env id -> (entry point, preset); ``env.type`` in YAML maps to the same classes.
+ENV_IDS: dict[str, tuple[str, str]] = {
+    "flowsim/Ring-v0": ("flowsim.envs.ring:WaveAttenuationEnv", "ring"),
+    "flowsim/MultiLaneRing-v0": ("flowsim.envs.ring:AccelEnv", "multilane_ring"),
+}
+
+#: ``env.type`` values and their classes.
+ENV_TYPES: dict[str, str] = {
+    "wave_attenuation": "flowsim.envs.ring:WaveAttenuationEnv",
+    "accel": "flowsim.envs.ring:AccelEnv",
+}
+
+for _env_id, (_entry_point, _preset) in ENV_IDS.items():
+    register(id=_env_id, entry_point=_entry_point, kwargs={"preset": _preset})
+
+
+def make_env(config, overrides: list[str] | None = None) -> FlowsimEnv:  # noqa: ANN001
+    """The env that ``config.env.type`` names, built from a config, mapping or YAML path."""
+    import importlib
+
+    resolved = resolve_config(config, overrides)
+    module_name, class_name = ENV_TYPES[resolved.env.type].split(":")
+    env_class = getattr(importlib.import_module(module_name), class_name)
+    return env_class(resolved)
+
+
+__all__ = ["ENV_IDS", "ENV_TYPES", "FlowsimEnv", "make_env", "resolve_config"]

@@ -1,0 +1,140 @@
+"""The base Gymnasium env: a scenario in the kernel, warm-up, horizon, collisions and info."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from flowsim.config import FlowsimConfig, apply_overrides, load_config, parse_config
+from flowsim.errors import ConfigError
+from flowsim.sim.simulation import Simulation
+
+
+def resolve_config(
+    config: FlowsimConfig | dict[str, Any] | str | Path | None,
+    overrides: list[str] | None = None,
+    preset: str | None = None,
+) -> FlowsimConfig:
+    """A validated config from a model, a mapping, a YAML path, or a named preset."""
+    if config is None:
+        from flowsim.envs.presets import PRESETS
+
+        if preset is not None and preset not in PRESETS:
+            raise ConfigError(f"unknown preset '{preset}'; valid: {', '.join(sorted(PRESETS))}")
+        config = PRESETS[preset or "ring"]
+    if isinstance(config, (str, Path)):
+        return load_config(config, overrides)
+    if isinstance(config, dict):
+        config = parse_config(config, source="env config")
+    return apply_overrides(config, overrides) if overrides else config
+
+
+class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Base class of flowsim's envs: subclass it and define the task.
+
+    A subclass sets ``observation_space`` and ``action_space`` in ``__init__`` (after calling
+    ``super().__init__``) and implements :meth:`observe`, :meth:`apply_action` and
+    :meth:`compute_reward`. The base class owns the :class:`Simulation` (scenario, kernel and
+    human drivers), seeding, warm-up, the horizon, collisions and ``info``.
+
+    Termination: a collision when ``env.terminate_on_collision`` is set.
+    Truncation: ``env.horizon`` agent steps after warm-up.
+    Info: ``mean_speed``, ``speed_std`` (m/s across vehicles), ``collisions`` (this step),
+    ``teleports``, ``sim_time`` (s) and ``restarts``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - gymnasium's convention
+
+    def __init__(
+        self,
+        config: FlowsimConfig | dict[str, Any] | str | Path | None = None,
+        overrides: list[str] | None = None,
+        preset: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.config = resolve_config(config, overrides, preset)
+        self.render_mode = render_mode
+        self.simulation = Simulation(self.config)
+        self.step_count = 0
+        self._sim_seed: int | None = None
+
+    # -- to implement in a task -----------------------------------------------------------
+    def observe(self) -> np.ndarray:
+        """The observation of the current state."""
+        raise NotImplementedError
+
+    def apply_action(self, action: np.ndarray) -> None:
+        """Send the agent's action to the kernel (before the step)."""
+        raise NotImplementedError
+
+    def compute_reward(self, action: np.ndarray) -> float:
+        """The reward for the step just taken with ``action``."""
+        raise NotImplementedError
+
+    # -- gymnasium API --------------------------------------------------------------------
+    @property
+    def kernel(self):  # noqa: ANN201 - the Kernel, typed in flowsim.sim
+        """The simulation kernel (state reads and commands)."""
+        return self.simulation.kernel
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode: new scenario instance, warm-up with humans driving, first obs."""
+        super().reset(seed=seed)
+        if seed is None and self._sim_seed is None:
+            self.np_random  # noqa: B018 - creates the generator from entropy on first use
+        self._sim_seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.simulation.reset(seed=self._sim_seed)
+        assert isinstance(self.action_space, gym.spaces.Box)
+        self._action_low = self.action_space.low.astype(np.float64)
+        self._action_high = self.action_space.high.astype(np.float64)
+        for _ in range(self.config.env.warmup_steps):
+            self.simulation.step()
+        self.on_reset()
+        self.step_count = 0
+        return self.observe(), self._info(collisions=0)
+
+    def on_reset(self) -> None:
+        """Hook after warm-up, before the first observation (e.g. colour AVs)."""
+
+    def on_vehicles_removed(self) -> None:
+        """Hook after vehicles left the network (kernel indices changed); re-read indices."""
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Apply ``action``, let the humans drive, advance SUMO one step."""
+        action = self.sanitize_action(action)
+        self.apply_action(action)
+        events = self.simulation.step()
+        if events.removed:
+            self.on_vehicles_removed()
+        self.step_count += 1
+        collided = len(events.collisions)
+        terminated = bool(collided and self.config.env.terminate_on_collision)
+        truncated = self.step_count >= self.config.env.horizon and not terminated
+        reward = 0.0 if terminated else float(self.compute_reward(action))
+        return self.observe(), reward, terminated, truncated, self._info(collisions=collided)
+
+    def sanitize_action(self, action: np.ndarray) -> np.ndarray:
+        """Actions outside the box are clipped to it; NaN entries become 0 (no command)."""
+        action = np.asarray(action, dtype=np.float64).reshape(self.action_space.shape)
+        if np.isnan(action).any():
+            action = np.where(np.isnan(action), 0.0, action)
+        return np.clip(action, self._action_low, self._action_high)
+
+    def _info(self, collisions: int) -> dict[str, Any]:
+        metrics = self.simulation.metrics()
+        return {
+            **metrics,
+            "collisions": collisions,
+            "teleports": self.kernel.events.teleports,
+            "sim_time": self.kernel.time,
+            "restarts": self.kernel.restarts,
+        }
+
+    def close(self) -> None:
+        """Close SUMO."""
+        self.simulation.close()

@@ -1,0 +1,167 @@
+"""Ring tasks: one AV damping the Sugiyama wave, and N AVs with a full view of the ring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from flowsim.config import FlowsimConfig
+from flowsim.envs.base import FlowsimEnv
+
+_AV_COLOR = (255, 0, 0, 255)
+
+
+class _RingTask(FlowsimEnv):
+    """Shared set-up: the AVs (``rl`` groups) and acceleration actions in [-max_decel, max_accel]."""
+
+    def __init__(
+        self,
+        config: FlowsimConfig | dict[str, Any] | str | Path | None = None,
+        overrides: list[str] | None = None,
+        preset: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(config, overrides, preset, render_mode)
+        self.num_avs = sum(g.count for g in self.config.vehicles if g.controller.type == "rl")
+        if self.num_avs == 0:
+            from flowsim.errors import ConfigError
+
+            raise ConfigError(
+                f"env.type {self.config.env.type} needs at least one vehicle with controller: rl; "
+                "add a group such as {type: av, count: 1, controller: rl}."
+            )
+        self.max_speed = self.config.scenario.speed_limit
+        length = self.config.scenario.length
+        self.max_length = float(length[1] if isinstance(length, tuple) else length)
+        env = self.config.env
+        self.action_space = spaces.Box(
+            low=np.full(self.num_avs, -env.max_decel, dtype=np.float32),
+            high=np.full(self.num_avs, env.max_accel, dtype=np.float32),
+            dtype=np.float32,
+        )
+        self._av_indices = np.zeros(0, dtype=np.int64)
+
+    def on_reset(self) -> None:
+        """Find the AVs and colour them."""
+        self._av_indices = self.simulation.rl_indices()
+        self.kernel.set_color(self._av_indices, _AV_COLOR)
+
+    def on_vehicles_removed(self) -> None:
+        """Re-read the AVs' indices (a collision may have removed some)."""
+        self._av_indices = self.simulation.rl_indices()
+
+    def apply_action(self, action: np.ndarray) -> None:
+        """Command each AV's acceleration (m/s²); AVs removed by a collision are skipped."""
+        count = self._av_indices.size
+        self.kernel.apply_accelerations(self._av_indices, action[:count])
+
+
+class WaveAttenuationEnv(_RingTask):
+    """One AV on a ring of human drivers learns to dissolve the stop-and-go wave (Flow's ring).
+
+    Observation: ``[v_av / v_max, (v_lead - v_av) / v_max, headway / L_max]`` (3 floats), where
+    ``v_max`` is the speed limit and ``L_max`` the largest ring length.
+    Action: the AV's acceleration in ``[-env.max_decel, env.max_accel]`` m/s².
+    Reward: ``speed_weight * mean(v) / target_speed - accel_penalty * mean|a_av|`` (Flow:
+    ``4 * mean(v) / 20 - 4 * mean|a|``); 0 on a collision.
+    Termination: a collision. Truncation: ``env.horizon`` steps after ``env.warmup_steps``.
+
+    Example:
+        >>> import gymnasium as gym, flowsim
+        >>> env = gym.make("flowsim/Ring-v0", overrides=["env.warmup_steps=10"])
+        >>> obs, info = env.reset(seed=0)
+        >>> obs.shape
+        (3,)
+        >>> env.close()
+    """
+
+    def __init__(
+        self,
+        config: FlowsimConfig | dict[str, Any] | str | Path | None = None,
+        overrides: list[str] | None = None,
+        preset: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(config, overrides, preset, render_mode)
+        self.observation_space = spaces.Box(
+            low=np.array([0.0, -1.0, 0.0], dtype=np.float32),
+            high=np.array([1.0, 1.0, 1.0], dtype=np.float32),
+            dtype=np.float32,
+        )
+
+    def observe(self) -> np.ndarray:
+        """The first AV's speed, speed difference to its leader and headway, normalised."""
+        av = self._av_indices[:1]
+        if av.size == 0:  # the AV was removed by a collision
+            return np.zeros(3, dtype=np.float32)
+        headway, leader_speed, _ = self.kernel.leaders(av)
+        speed = self.kernel.speeds()[av[0]]
+        gap = min(float(headway[0]), self.max_length)
+        obs = np.array(
+            [
+                speed / self.max_speed,
+                (leader_speed[0] - speed) / self.max_speed,
+                gap / self.max_length,
+            ],
+            dtype=np.float32,
+        )
+        return np.clip(obs, self.observation_space.low, self.observation_space.high)
+
+    def compute_reward(self, action: np.ndarray) -> float:
+        """System speed bonus minus the AV's acceleration effort."""
+        env = self.config.env
+        speeds = self.kernel.speeds()
+        mean_speed = float(speeds.sum()) / max(speeds.size, 1)
+        effort = float(np.abs(action).sum()) / max(action.size, 1)
+        return env.speed_weight * mean_speed / env.target_speed - env.accel_penalty * effort
+
+
+class AccelEnv(_RingTask):
+    """N AVs on a (multi-lane) ring, each seeing every vehicle; reward for driving near a target.
+
+    Observation: for every vehicle in id order, ``speed / v_max``, ``position / L`` and
+    ``lane / (lanes - 1)`` (0 on one lane): ``3 * n`` floats in [0, 1].
+    Action: each AV's acceleration in ``[-env.max_decel, env.max_accel]`` m/s².
+    Reward: Flow's desired-velocity reward ``max(‖v*‖ - ‖v - v*‖, 0) / ‖v*‖`` with
+    ``v* = env.target_speed`` for every vehicle (1 when all drive at the target); 0 on a
+    collision.
+    Termination: a collision. Truncation: ``env.horizon`` steps after ``env.warmup_steps``.
+    """
+
+    def __init__(
+        self,
+        config: FlowsimConfig | dict[str, Any] | str | Path | None = None,
+        overrides: list[str] | None = None,
+        preset: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(config, overrides, preset, render_mode)
+        self.num_vehicles = self.config.num_vehicles
+        size = 3 * self.num_vehicles
+        self.observation_space = spaces.Box(
+            low=np.zeros(size, dtype=np.float32),
+            high=np.ones(size, dtype=np.float32),
+            dtype=np.float32,
+        )
+
+    def observe(self) -> np.ndarray:
+        """Speeds, positions and lanes of all vehicles, normalised to [0, 1]."""
+        assert self.simulation.instance is not None
+        lanes = self.simulation.instance.lanes
+        obs = np.zeros((3, self.num_vehicles), dtype=np.float32)
+        count = len(self.kernel.vehicle_ids)
+        obs[0, :count] = self.kernel.speeds() / self.max_speed
+        obs[1, :count] = self.kernel.positions() / self.simulation.instance.length
+        if lanes > 1:
+            obs[2, :count] = self.kernel.lanes() / (lanes - 1)
+        return np.clip(obs.reshape(-1), 0.0, 1.0)
+
+    def compute_reward(self, action: np.ndarray) -> float:
+        """How close all vehicles drive to the target speed, in [0, 1]."""
+        speeds = self.kernel.speeds()
+        target = np.full(speeds.shape, self.config.env.target_speed)
+        best = np.linalg.norm(target)
+        return float(max(best - np.linalg.norm(speeds - target), 0.0) / best)

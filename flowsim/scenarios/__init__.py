@@ -1,0 +1,31 @@
+"""Network and demand generators; each writes SUMO XML once and caches it by its parameters."""
+
+from __future__ import annotations
+
+from flowsim.config import FlowsimConfig
+from flowsim.scenarios.base import PlacedVehicle, ScenarioInstance, cache_dir, sumo_binary
+from flowsim.scenarios.ring import RING_EDGES, RingScenario, ring_network
+
+#: Scenario ``type`` values and the class that generates each.
+SCENARIOS: dict[str, type[RingScenario]] = {
+    "ring": RingScenario,
+    "multilane_ring": RingScenario,
+}
+
+
+def make_scenario(config: FlowsimConfig) -> RingScenario:
+    """The scenario generator that ``config.scenario.type`` names, for ``config.vehicles``."""
+    return SCENARIOS[config.scenario.type](config.scenario, config.vehicles)
+
+
+__all__ = [
+    "RING_EDGES",
+    "SCENARIOS",
+    "PlacedVehicle",
+    "RingScenario",
+    "ScenarioInstance",
+    "cache_dir",
+    "make_scenario",
+    "ring_network",
+    "sumo_binary",
+]

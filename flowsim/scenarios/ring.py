@@ -1,0 +1,190 @@
+"""Single- and multi-lane rings (the Sugiyama experiment), built with netconvert and cached."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from flowsim.config import ScenarioConfig, VehicleGroup
+from flowsim.scenarios.base import (
+    PlacedVehicle,
+    ScenarioInstance,
+    cached_build,
+    cached_text_file,
+    run_netconvert,
+)
+
+#: The four quarter-circle edges of a ring, in driving order (counter-clockwise).
+RING_EDGES: tuple[str, ...] = ("bottom", "right", "top", "left")
+#: Points per quarter arc in the drawn shape (the lane length is set exactly, not from the shape).
+_ARC_POINTS = 16
+
+
+def _write_ring_network(folder: Path, length: float, lanes: int, speed_limit: float) -> None:
+    radius = length / (2 * math.pi)
+    start_angle = {"bottom": -math.pi / 2, "right": 0.0, "top": math.pi / 2, "left": math.pi}
+    nodes = "\n".join(
+        f'  <node id="{name}" x="{radius * math.cos(a):.4f}" y="{radius * math.sin(a):.4f}" '
+        'type="priority"/>'
+        for name, a in start_angle.items()
+    )
+    edges = []
+    for index, name in enumerate(RING_EDGES):
+        to_node = RING_EDGES[(index + 1) % len(RING_EDGES)]
+        a0 = start_angle[name]
+        shape = " ".join(
+            f"{radius * math.cos(a0 + (math.pi / 2) * k / _ARC_POINTS):.4f},"
+            f"{radius * math.sin(a0 + (math.pi / 2) * k / _ARC_POINTS):.4f}"
+            for k in range(_ARC_POINTS + 1)
+        )
+        # An explicit length makes each lane exactly length/4 whatever the drawn shape;
+        # a centred spread keeps multi-lane shapes on the circle.
+        edges.append(
+            f'  <edge id="{name}" from="{name}" to="{to_node}" numLanes="{lanes}" '
+            f'speed="{speed_limit}" length="{length / 4:.6f}" spreadType="center" '
+            f'shape="{shape}"/>'
+        )
+    (folder / "ring.nod.xml").write_text(f"<nodes>\n{nodes}\n</nodes>\n")
+    (folder / "ring.edg.xml").write_text("<edges>\n" + "\n".join(edges) + "\n</edges>\n")
+    run_netconvert(
+        [
+            "--node-files=ring.nod.xml",
+            "--edge-files=ring.edg.xml",
+            "--output-file=ring.net.xml",
+            "--no-internal-links=true",
+            "--no-turnarounds=true",
+            "--offset.disable-normalization=true",
+            "--no-warnings=true",
+        ],
+        cwd=folder,
+    )
+
+
+def ring_network(length: float, lanes: int, speed_limit: float) -> Path:
+    """The ``.net.xml`` of a ring of ``length`` metres (rounded to 0.1 m), built once."""
+    key = {"length": round(length, 1), "lanes": lanes, "speed_limit": speed_limit}
+    folder = cached_build(
+        "ring",
+        key,
+        lambda out: _write_ring_network(out, key["length"], lanes, speed_limit),
+    )
+    return folder / "ring.net.xml"
+
+
+def _vtype_xml(group: VehicleGroup) -> str:
+    attributes = {
+        "id": group.type,
+        "length": group.length,
+        "minGap": group.min_gap,
+        "accel": group.accel,
+        "decel": group.decel,
+        "emergencyDecel": max(9.0, group.decel),
+        "tau": group.tau,
+        "maxSpeed": group.max_speed,
+        "carFollowModel": group.car_follow_model,
+        "sigma": 0.0,
+        "speedFactor": 1.0,
+        "speedDev": 0.0,
+        "laneChangeModel": "LC2013",
+    }
+    if group.color:
+        attributes["color"] = group.color
+    body = " ".join(f"{key}={quoteattr(str(value))}" for key, value in attributes.items())
+    return f"  <vType {body}/>"
+
+
+class RingScenario:
+    """A closed loop of four quarter-circle edges; vehicles drive around it forever.
+
+    Example:
+        >>> from flowsim.config import FlowsimConfig
+        >>> cfg = FlowsimConfig()
+        >>> ring = RingScenario(cfg.scenario, cfg.vehicles)
+        >>> instance = ring.instance(np.random.default_rng(0))
+        >>> round(instance.length, 1), len(instance.vehicles)
+        (230.0, 22)
+    """
+
+    def __init__(
+        self, config: ScenarioConfig, groups: list[VehicleGroup], route_loops: int = 50
+    ) -> None:
+        self.config = config
+        self.groups = list(groups)
+        self.route_loops = route_loops
+
+    def sample_length(self, rng: np.random.Generator) -> float:
+        """The ring length for the next episode (m), rounded to the 0.1 m network cache grid."""
+        if isinstance(self.config.length, tuple):
+            low, high = self.config.length
+            return round(float(rng.uniform(low, high)), 1)
+        return round(float(self.config.length), 1)
+
+    def _positions(self, length: float, rng: np.random.Generator) -> list[tuple[int, float]]:
+        """(lane, position along the ring) for every vehicle, groups in order."""
+        lanes = self.config.lanes
+        spans = [g.length + g.min_gap for g in self.groups for _ in range(g.count)]
+        per_lane: list[list[int]] = [[] for _ in range(lanes)]
+        for index in range(len(spans)):
+            per_lane[index % lanes].append(index)
+        placed: dict[int, tuple[int, float]] = {}
+        for lane, members in enumerate(per_lane):
+            if not members:
+                continue
+            if self.config.placement == "even":
+                gaps = np.full(len(members), length / len(members))
+            else:
+                slack = length - sum(spans[i] for i in members)
+                shares = rng.dirichlet(np.ones(len(members))) * max(slack, 0.0)
+                gaps = np.array([spans[i] for i in members]) + shares
+            offset = float(rng.uniform(0, length)) if self.config.placement == "random" else 0.0
+            front = offset + np.concatenate(([0.0], np.cumsum(gaps)[:-1]))
+            for vehicle_index, position in zip(members, front, strict=True):
+                placed[vehicle_index] = (lane, float(position % length))
+        return [placed[i] for i in range(len(spans))]
+
+    def instance(self, rng: np.random.Generator) -> ScenarioInstance:
+        """Build (or fetch from the cache) the network and demand for one episode."""
+        length = self.sample_length(rng)
+        net_file = ring_network(length, self.config.lanes, self.config.speed_limit)
+        edge_length = length / len(RING_EDGES)
+        offsets = {name: i * edge_length for i, name in enumerate(RING_EDGES)}
+        vehicles: list[PlacedVehicle] = []
+        positions = iter(self._positions(length, rng))
+        for group in self.groups:
+            for number in range(group.count):
+                lane, along = next(positions)
+                edge_index = min(int(along // edge_length), len(RING_EDGES) - 1)
+                on_edge = min(along - edge_index * edge_length, edge_length - 0.01)
+                vehicles.append(
+                    PlacedVehicle(
+                        f"{group.type}_{number}", group.type, RING_EDGES[edge_index], lane, on_edge
+                    )
+                )
+        route_file = cached_text_file("routes", self._routes_xml(vehicles), ".rou.xml")
+        return ScenarioInstance(
+            net_file=net_file,
+            route_file=route_file,
+            length=length,
+            ring_edges=RING_EDGES,
+            edge_offsets=offsets,
+            vehicles=tuple(vehicles),
+            route_loops=self.route_loops,
+            lanes=self.config.lanes,
+        )
+
+    def _routes_xml(self, vehicles: list[PlacedVehicle]) -> str:
+        lines = ["<routes>", *(_vtype_xml(g) for g in self.groups)]
+        for index, name in enumerate(RING_EDGES):
+            loop = " ".join(RING_EDGES[(index + k) % len(RING_EDGES)] for k in range(4))
+            lines.append(f'  <route id="loop_{name}" edges="{loop}" repeat="{self.route_loops}"/>')
+        for vehicle in vehicles:
+            lines.append(
+                f'  <vehicle id="{vehicle.vehicle_id}" type="{vehicle.group}" '
+                f'route="loop_{vehicle.edge}" depart="0" departPos="{vehicle.position:.3f}" '
+                f'departLane="{vehicle.lane}" departSpeed="0"/>'
+            )
+        lines.append("</routes>")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,427 @@
+"""The two ways to talk to SUMO: libsumo (in-process) and TraCI (a socket to a sumo process).
+
+Both expose the same small surface of bulk reads and writes over lists of vehicle ids. libsumo
+answers each getter in well under a microsecond, so it reads directly; TraCI pays about 40 µs
+per call, so it subscribes every vehicle once and reads one subscription result per step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import os
+import subprocess
+from typing import Any
+
+import numpy as np
+
+from flowsim.errors import BackendUnavailable, SimulationCrashed
+
+#: The libsumo simulation of this process is owned by at most one backend at a time.
+_LIBSUMO_OWNER: list[LibsumoBackend] = []
+_LABELS = itertools.count()
+
+
+class Backend:
+    """Common reads and writes over an object with the TraCI domain API (``api.vehicle`` …)."""
+
+    name = "base"
+
+    def __init__(self) -> None:
+        self.api: Any = None
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self, sumo_args: list[str], gui: bool = False) -> None:
+        """Start a simulation with SUMO command-line ``sumo_args`` (no binary name)."""
+        raise NotImplementedError
+
+    def load(self, sumo_args: list[str]) -> None:
+        """Replace the running simulation with one built from ``sumo_args``."""
+        self.api.load(sumo_args)
+        self.on_load()
+
+    def on_load(self) -> None:
+        """Hook after a (re)load; subscriptions are reset here."""
+
+    def close(self) -> None:
+        """End the simulation; safe to call twice or after a crash."""
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        """Whether a simulation is open."""
+        return self.api is not None
+
+    # -- stepping and events --------------------------------------------------------------
+    def step(self) -> None:
+        """Advance one simulation step."""
+        self.api.simulationStep()
+
+    def time(self) -> float:
+        """Simulation time (s)."""
+        return float(self.api.simulation.getTime())
+
+    def vehicle_ids(self) -> tuple[str, ...]:
+        """Ids of the vehicles in the network now."""
+        return tuple(self.api.vehicle.getIDList())
+
+    def departed_ids(self) -> tuple[str, ...]:
+        """Ids of vehicles inserted in the last step."""
+        return tuple(self.api.simulation.getDepartedIDList())
+
+    def colliding_ids(self) -> tuple[str, ...]:
+        """Ids of vehicles involved in a collision in the last step."""
+        return tuple(self.api.simulation.getCollidingVehiclesIDList())
+
+    def teleports(self) -> int:
+        """Vehicles that started teleporting in the last step."""
+        return int(self.api.simulation.getStartingTeleportNumber())
+
+    # -- reads (one array entry per id, in order) -----------------------------------------
+    def speeds(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Speeds (m/s)."""
+        get = self.api.vehicle.getSpeed
+        return np.fromiter((get(i) for i in ids), dtype=np.float64, count=len(ids))
+
+    def leaders(self, ids: tuple[str, ...], lookahead: float) -> list[tuple[str, float]]:
+        """(leader id, gap minus own min gap) per vehicle; ('', inf) where there is none."""
+        get = self.api.vehicle.getLeader
+        result = []
+        for vehicle_id in ids:
+            found = get(vehicle_id, lookahead)
+            result.append(found if found and found[0] else ("", float("inf")))
+        return result
+
+    def distances(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Odometer readings: distance driven since insertion (m)."""
+        get = self.api.vehicle.getDistance
+        return np.fromiter((get(i) for i in ids), dtype=np.float64, count=len(ids))
+
+    def lane_indices(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Lane index (0 = rightmost)."""
+        get = self.api.vehicle.getLaneIndex
+        return np.fromiter((get(i) for i in ids), dtype=np.int64, count=len(ids))
+
+    def edges(self, ids: tuple[str, ...]) -> list[str]:
+        """Edge id each vehicle is on."""
+        get = self.api.vehicle.getRoadID
+        return [get(i) for i in ids]
+
+    def lane_positions(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Position of the front bumper along the current lane (m)."""
+        get = self.api.vehicle.getLanePosition
+        return np.fromiter((get(i) for i in ids), dtype=np.float64, count=len(ids))
+
+    def accelerations(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Acceleration over the last step (m/s²)."""
+        get = self.api.vehicle.getAcceleration
+        return np.fromiter((get(i) for i in ids), dtype=np.float64, count=len(ids))
+
+    def route_indices(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Index of the current edge within each vehicle's route."""
+        get = self.api.vehicle.getRouteIndex
+        return np.fromiter((get(i) for i in ids), dtype=np.int64, count=len(ids))
+
+    def min_gap(self, vehicle_id: str) -> float:
+        """A vehicle's standstill gap (m)."""
+        return float(self.api.vehicle.getMinGap(vehicle_id))
+
+    def allowed_speed(self, vehicle_id: str) -> float:
+        """The speed limit of the vehicle's lane (m/s)."""
+        return float(self.api.vehicle.getAllowedSpeed(vehicle_id))
+
+    # -- writes ---------------------------------------------------------------------------
+    def set_speeds(self, ids: tuple[str, ...], speeds: np.ndarray) -> None:
+        """Command each vehicle's speed for the next step (m/s)."""
+        set_speed = self.api.vehicle.setSpeed
+        for vehicle_id, speed in zip(ids, speeds.tolist(), strict=True):
+            set_speed(vehicle_id, speed)
+
+    def release_speeds(self, ids: tuple[str, ...]) -> None:
+        """Hand speed control back to SUMO's car-following model."""
+        set_speed = self.api.vehicle.setSpeed
+        for vehicle_id in ids:
+            set_speed(vehicle_id, -1.0)
+
+    def set_speed_mode(self, ids: tuple[str, ...], bits: int) -> None:
+        """Set SUMO's speed-mode bit set for each vehicle."""
+        for vehicle_id in ids:
+            self.api.vehicle.setSpeedMode(vehicle_id, bits)
+
+    def change_lanes(self, ids: tuple[str, ...], lanes: np.ndarray, duration: float) -> None:
+        """Ask each vehicle to move to lane ``lanes[i]`` and stay there for ``duration`` s."""
+        change = self.api.vehicle.changeLane
+        for vehicle_id, lane in zip(ids, lanes.tolist(), strict=True):
+            change(vehicle_id, int(lane), duration)
+
+    def set_lane_change_mode(self, ids: tuple[str, ...], bits: int) -> None:
+        """Set SUMO's lane-change-mode bit set for each vehicle."""
+        for vehicle_id in ids:
+            self.api.vehicle.setLaneChangeMode(vehicle_id, bits)
+
+    def set_route(self, vehicle_id: str, edges: list[str]) -> None:
+        """Replace a vehicle's route; it must start with the vehicle's current edge."""
+        self.api.vehicle.setRoute(vehicle_id, edges)
+
+    def set_color(self, vehicle_id: str, rgba: tuple[int, int, int, int]) -> None:
+        """Colour a vehicle in sumo-gui."""
+        self.api.vehicle.setColor(vehicle_id, rgba)
+
+
+class LibsumoBackend(Backend):
+    """SUMO inside this process through libsumo: the fastest, one simulation per process."""
+
+    name = "libsumo"
+
+    def start(self, sumo_args: list[str], gui: bool = False) -> None:
+        """Start the process's libsumo simulation, refusing a second owner."""
+        if gui:
+            raise BackendUnavailable("libsumo cannot open sumo-gui; set sim.backend: traci.")
+        if _LIBSUMO_OWNER and _LIBSUMO_OWNER[0] is not self:
+            raise BackendUnavailable(
+                "libsumo runs one simulation per process and another flowsim env holds it; "
+                "close that env first, run this one in another process, or set "
+                "sim.backend: traci."
+            )
+        import libsumo
+
+        from flowsim.scenarios.base import sumo_binary
+
+        try:
+            libsumo.start([sumo_binary("sumo"), *sumo_args])
+        except libsumo.TraCIException as error:
+            if "already" not in str(error).lower():
+                raise SimulationCrashed(f"libsumo failed to start: {error}") from None
+            # A simulation left open by a crashed owner: replace it.
+            libsumo.load(sumo_args)
+        self.api = libsumo
+        self._raw = _RawLibsumo()
+        _LIBSUMO_OWNER[:] = [self]
+
+    def speeds(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Speeds (m/s)."""
+        get = self._raw.get_speed
+        return np.fromiter(map(get, ids), dtype=np.float64, count=len(ids))
+
+    def leaders(self, ids: tuple[str, ...], lookahead: float) -> list[tuple[str, float]]:
+        """(leader id, gap minus own min gap) per vehicle; ('', inf) where there is none."""
+        get = self._raw.get_leader
+        found = [get(vehicle_id, lookahead) for vehicle_id in ids]
+        return [f if f[0] else ("", float("inf")) for f in found]
+
+    def set_speeds(self, ids: tuple[str, ...], speeds: np.ndarray) -> None:
+        """Command each vehicle's speed for the next step (m/s)."""
+        for _ in map(self._raw.set_speed, ids, speeds.tolist()):
+            pass
+
+    def close(self) -> None:
+        """Close the libsumo simulation and release the process-wide slot."""
+        if self.api is not None:
+            try:
+                self.api.close()
+            except Exception:  # noqa: BLE001 - a crashed simulation may refuse to close
+                pass
+        self.api = None
+        if _LIBSUMO_OWNER and _LIBSUMO_OWNER[0] is self:
+            _LIBSUMO_OWNER.clear()
+
+
+class _RawLibsumo:
+    """libsumo's compiled functions, called without the Python wrapper (half the call cost)."""
+
+    def __init__(self) -> None:
+        from libsumo import _libsumo
+
+        self.get_speed = _libsumo.vehicle_getSpeed
+        self.get_leader = _libsumo.vehicle_getLeader
+        self.set_speed = _libsumo.vehicle_setSpeed
+
+
+class TraciBackend(Backend):
+    """A sumo or sumo-gui process over a TraCI socket, read through subscriptions."""
+
+    name = "traci"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.label = f"flowsim-{os.getpid()}-{next(_LABELS)}"
+        self._subscribed: set[str] = set()
+        self._results: dict[str, dict[int, Any]] | None = None
+        self._lookahead = 0.0
+        self._vars: list[int] = []
+
+    def start(self, sumo_args: list[str], gui: bool = False) -> None:
+        """Launch sumo (or sumo-gui) on a free port and connect to it."""
+        import traci
+        from sumolib.miscutils import getFreeSocketPort
+
+        from flowsim.scenarios.base import sumo_binary
+
+        tc = traci.constants
+        self._vars = [
+            tc.VAR_SPEED,
+            tc.VAR_DISTANCE,
+            tc.VAR_LANE_INDEX,
+            tc.VAR_ROAD_ID,
+            tc.VAR_LANEPOSITION,
+            tc.VAR_ACCELERATION,
+            tc.VAR_ROUTE_INDEX,
+        ]
+        port = getFreeSocketPort()
+        binary = sumo_binary("sumo-gui" if gui else "sumo")
+        self.process = subprocess.Popen(
+            [binary, *sumo_args, "--remote-port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            # traci prints every retry to stdout; keep the user's output (e.g. --json) clean.
+            with contextlib.redirect_stdout(io.StringIO()):
+                traci.connect(
+                    port,
+                    numRetries=200,
+                    proc=self.process,
+                    waitBetweenRetries=0.02,
+                    label=self.label,
+                )
+        except Exception as error:
+            self.close()
+            raise SimulationCrashed(f"could not connect to sumo over TraCI: {error}") from None
+        self.api = traci.getConnection(self.label)
+        self.on_load()
+
+    def on_load(self) -> None:
+        """Forget subscriptions: a reload drops them on SUMO's side."""
+        self._subscribed = set()
+        self._results = None
+
+    def close(self) -> None:
+        """Close the connection and make sure the sumo process is gone."""
+        if self.api is not None:
+            try:
+                self.api.close()
+            except Exception:  # noqa: BLE001 - the process may already be dead
+                pass
+        self.api = None
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=5)
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+        self.process = None
+
+    def step(self) -> None:
+        """Advance one step and invalidate the cached subscription results."""
+        self.api.simulationStep()
+        self._results = None
+
+    def _subscription(self, ids: tuple[str, ...]) -> dict[str, dict[int, Any]]:
+        missing = [i for i in ids if i not in self._subscribed]
+        if missing:
+            for vehicle_id in missing:
+                self.api.vehicle.subscribe(vehicle_id, self._vars)
+                self.api.vehicle.subscribeLeader(vehicle_id, self._lookahead)
+                self._subscribed.add(vehicle_id)
+            self._results = None
+        if self._results is None:
+            self._results = self.api.vehicle.getAllSubscriptionResults()
+            if any(i not in self._results for i in ids):
+                # Freshly subscribed vehicles report from the next step on; read them directly.
+                self._results = {
+                    i: self._results.get(i) or self._direct(i)
+                    for i in set(ids) | set(self._results)
+                }
+        return self._results
+
+    def _direct(self, vehicle_id: str) -> dict[int, Any]:
+        import traci
+
+        tc = traci.constants
+        vehicle = self.api.vehicle
+        return {
+            tc.VAR_SPEED: vehicle.getSpeed(vehicle_id),
+            tc.VAR_DISTANCE: vehicle.getDistance(vehicle_id),
+            tc.VAR_LANE_INDEX: vehicle.getLaneIndex(vehicle_id),
+            tc.VAR_ROAD_ID: vehicle.getRoadID(vehicle_id),
+            tc.VAR_LANEPOSITION: vehicle.getLanePosition(vehicle_id),
+            tc.VAR_ACCELERATION: vehicle.getAcceleration(vehicle_id),
+            tc.VAR_ROUTE_INDEX: vehicle.getRouteIndex(vehicle_id),
+            tc.VAR_LEADER: vehicle.getLeader(vehicle_id, self._lookahead),
+        }
+
+    def _column(self, ids: tuple[str, ...], var: int, dtype: type) -> np.ndarray:
+        results = self._subscription(ids)
+        return np.fromiter((results[i][var] for i in ids), dtype=dtype, count=len(ids))
+
+    def speeds(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Speeds (m/s) from this step's subscription results."""
+        import traci
+
+        return self._column(ids, traci.constants.VAR_SPEED, np.float64)
+
+    def distances(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Odometer readings (m) from this step's subscription results."""
+        import traci
+
+        return self._column(ids, traci.constants.VAR_DISTANCE, np.float64)
+
+    def lane_indices(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Lane indices from this step's subscription results."""
+        import traci
+
+        return self._column(ids, traci.constants.VAR_LANE_INDEX, np.int64)
+
+    def lane_positions(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Lane positions (m) from this step's subscription results."""
+        import traci
+
+        return self._column(ids, traci.constants.VAR_LANEPOSITION, np.float64)
+
+    def accelerations(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Accelerations (m/s²) from this step's subscription results."""
+        import traci
+
+        return self._column(ids, traci.constants.VAR_ACCELERATION, np.float64)
+
+    def route_indices(self, ids: tuple[str, ...]) -> np.ndarray:
+        """Route indices from this step's subscription results."""
+        import traci
+
+        return self._column(ids, traci.constants.VAR_ROUTE_INDEX, np.int64)
+
+    def edges(self, ids: tuple[str, ...]) -> list[str]:
+        """Edge ids from this step's subscription results."""
+        import traci
+
+        results = self._subscription(ids)
+        return [results[i][traci.constants.VAR_ROAD_ID] for i in ids]
+
+    def leaders(self, ids: tuple[str, ...], lookahead: float) -> list[tuple[str, float]]:
+        """Leaders from this step's subscription results (subscribed with ``lookahead``)."""
+        import traci
+
+        if lookahead != self._lookahead:
+            self._lookahead = lookahead
+            self._subscribed = set()  # re-subscribe with the new lookahead
+        results = self._subscription(ids)
+        out = []
+        for vehicle_id in ids:
+            found = results[vehicle_id].get(traci.constants.VAR_LEADER)
+            out.append(found if found and found[0] else ("", float("inf")))
+        return out
+
+
+def make_backend(name: str) -> Backend:
+    """A backend by name: ``libsumo`` or ``traci``."""
+    if name == "libsumo":
+        return LibsumoBackend()
+    if name == "traci":
+        return TraciBackend()
+    raise BackendUnavailable(f"unknown sim.backend '{name}'; use libsumo or traci.")

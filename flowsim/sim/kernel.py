@@ -1,0 +1,378 @@
+"""The kernel: one SUMO simulation behind a backend, read into numpy arrays once per step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flowsim.config import SimConfig
+from flowsim.errors import BackendUnavailable, SimulationCrashed
+from flowsim.scenarios.base import ScenarioInstance
+from flowsim.sim.backends import Backend, make_backend
+
+
+_FATAL: tuple[type[BaseException], ...] = ()
+_REFUSED: tuple[type[BaseException], ...] = ()
+
+
+def _exception_types() -> None:
+    global _FATAL, _REFUSED
+    import libsumo
+    import traci
+
+    _FATAL = (traci.FatalTraCIError, libsumo.FatalTraCIError, ConnectionError, OSError)
+    _REFUSED = (traci.TraCIException, libsumo.TraCIException)
+
+
+class crash_guard:  # noqa: N801 - used like a function: ``with crash_guard("stepping"):``
+    """Turn a dead simulation (closed socket, fatal TraCI error) into :class:`SimulationCrashed`.
+
+    A plain class rather than ``@contextmanager``: it wraps every kernel call, several per step.
+    """
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _tb: object
+    ) -> bool:
+        if kind is None:
+            return False
+        if not _FATAL:
+            _exception_types()
+        if issubclass(kind, _FATAL):
+            raise SimulationCrashed(f"SUMO died while {self.what}: {error}") from None
+        if issubclass(kind, _REFUSED):
+            text = str(error)
+            if "connection" in text.lower() or "not running" in text.lower():
+                raise SimulationCrashed(f"SUMO died while {self.what}: {text}") from None
+            raise SimulationCrashed(f"SUMO refused a command while {self.what}: {text}") from None
+        return False
+
+
+@dataclass
+class StepEvents:
+    """What happened in the last step that an env may want to react to.
+
+    ``removed`` lists vehicles that left the network (e.g. removed after a collision); the
+    kernel's arrays no longer include them, so indices taken before the step are stale.
+    """
+
+    collisions: tuple[str, ...] = ()
+    teleports: int = 0
+    removed: tuple[str, ...] = ()
+
+
+@dataclass
+class _StepCache:
+    speed: np.ndarray | None = None
+    position: np.ndarray | None = None
+    lane: np.ndarray | None = None
+    acceleration: np.ndarray | None = None
+    edges: list[str] | None = None
+    #: per vehicle: leader index (-1 none, -2 not read yet) and gap excluding own min gap
+    leader_index: np.ndarray | None = None
+    leader_gap: np.ndarray | None = None
+    leader_ids: list[str] = field(default_factory=list)
+
+
+class Kernel:
+    """Starts, steps, reloads and closes SUMO; reads state as arrays and applies commands.
+
+    Arrays are indexed like :attr:`vehicle_ids` (the scenario's vehicles in order). Reads are
+    lazy and cached for the current step, so a consumer pays only for what it reads.
+
+    Example:
+        >>> from flowsim.config import FlowsimConfig
+        >>> from flowsim.scenarios import make_scenario
+        >>> cfg = FlowsimConfig()
+        >>> kernel = Kernel(cfg.sim)
+        >>> kernel.load(make_scenario(cfg).instance(np.random.default_rng(0)), seed=0)
+        >>> kernel.speeds().shape
+        (22,)
+        >>> kernel.close()
+    """
+
+    def __init__(self, sim: SimConfig) -> None:
+        self.sim = sim
+        self.backend: Backend = make_backend(sim.backend)
+        self.instance: ScenarioInstance | None = None
+        self.vehicle_ids: tuple[str, ...] = ()
+        self.events = StepEvents()
+        self.restarts = 0
+        self._index: dict[str, int] = {}
+        self._min_gap = np.zeros(0)
+        self._speed_limit = np.zeros(0)
+        self._cache = _StepCache()
+        self._last_args: list[str] | None = None
+        self._route_lengths: dict[str, int] = {}
+        self._leader_watch = np.zeros(0, dtype=np.int64)
+
+    # -- life cycle -----------------------------------------------------------------------
+    def _sumo_args(self, instance: ScenarioInstance, seed: int) -> list[str]:
+        args = [
+            "--net-file",
+            str(instance.net_file),
+            "--route-files",
+            str(instance.route_file),
+            "--step-length",
+            repr(self.sim.step_length),
+            "--seed",
+            str(seed),
+            "--time-to-teleport",
+            repr(self.sim.teleport_time),
+            "--collision.action",
+            self.sim.collision_action,
+            "--no-step-log",
+            "true",
+            "--no-warnings",
+            "true",
+            "--duration-log.disable",
+            "true",
+        ]
+        if self.sim.additional_files:
+            args += ["--additional-files", ",".join(str(p) for p in self.sim.additional_files)]
+        if self.sim.gui:
+            args += ["--start", "true", "--quit-on-end", "true"]
+        return args
+
+    def load(self, instance: ScenarioInstance, seed: int) -> None:
+        """Load ``instance`` (starting SUMO on first use) and insert all its vehicles."""
+        args = self._sumo_args(instance, seed)
+        with crash_guard("loading the scenario"):
+            if not self.backend.running:
+                self.backend.start(args, gui=self.sim.gui)
+            else:
+                self.backend.load(args)
+        self._last_args = args
+        self.instance = instance
+        self.vehicle_ids = instance.vehicle_ids
+        self._index = {vehicle_id: i for i, vehicle_id in enumerate(self.vehicle_ids)}
+        self._route_lengths = {}
+        self._leader_watch = np.zeros(0, dtype=np.int64)
+        self._cache = _StepCache()
+        self.step()  # vehicles depart at t=0 and exist after the first step
+        present = set(self.backend.vehicle_ids())
+        missing = [i for i in self.vehicle_ids if i not in present]
+        if missing:
+            raise SimulationCrashed(
+                f"SUMO could not insert {len(missing)} of {len(self.vehicle_ids)} vehicles "
+                f"(e.g. {missing[0]}); give them more room: fewer vehicles or a longer road."
+            )
+        with crash_guard("reading vehicle attributes"):
+            self._min_gap = np.array([self.backend.min_gap(i) for i in self.vehicle_ids])
+            self._speed_limit = np.array([self.backend.allowed_speed(i) for i in self.vehicle_ids])
+
+    def restart(self) -> None:
+        """Start a fresh SUMO after a crash, with the last scenario and seed."""
+        if self.instance is None or self._last_args is None:
+            raise BackendUnavailable("restart() before any load(): call load() first.")
+        self.backend.close()
+        self.backend = make_backend(self.sim.backend)
+        self.restarts += 1
+        instance, args = self.instance, self._last_args
+        seed = int(args[args.index("--seed") + 1])
+        self.load(instance, seed)
+
+    def close(self) -> None:
+        """Close SUMO; the kernel can be loaded again afterwards."""
+        self.backend.close()
+        self._cache = _StepCache()
+
+    # -- stepping -------------------------------------------------------------------------
+    def step(self) -> StepEvents:
+        """Advance one step; return the collisions and teleports it produced."""
+        with crash_guard("stepping"):
+            self.backend.step()
+            collisions = self.backend.colliding_ids()
+            teleports = self.backend.teleports()
+        self._cache = _StepCache()
+        removed: tuple[str, ...] = ()
+        if collisions or teleports:
+            with crash_guard("listing vehicles"):
+                present = set(self.backend.vehicle_ids())
+            removed = tuple(i for i in self.vehicle_ids if i not in present)
+            if removed:
+                self._drop_missing(present)
+        self.events = StepEvents(collisions=collisions, teleports=teleports, removed=removed)
+        return self.events
+
+    def _drop_missing(self, present: set[str]) -> None:
+        keep = [i for i, vehicle_id in enumerate(self.vehicle_ids) if vehicle_id in present]
+        self.vehicle_ids = tuple(self.vehicle_ids[i] for i in keep)
+        self._index = {vehicle_id: i for i, vehicle_id in enumerate(self.vehicle_ids)}
+        self._min_gap = self._min_gap[keep]
+        self._speed_limit = self._speed_limit[keep]
+        self._leader_watch = np.zeros(0, dtype=np.int64)
+
+    @property
+    def time(self) -> float:
+        """Simulation time (s)."""
+        with crash_guard("reading the time"):
+            return self.backend.time()
+
+    def index_of(self, vehicle_ids: tuple[str, ...]) -> np.ndarray:
+        """Array positions of those ``vehicle_ids`` that are in the network, in order."""
+        return np.array([self._index[i] for i in vehicle_ids if i in self._index], dtype=np.int64)
+
+    # -- reads ----------------------------------------------------------------------------
+    def speeds(self) -> np.ndarray:
+        """Speed of every vehicle (m/s)."""
+        if self._cache.speed is None:
+            with crash_guard("reading speeds"):
+                self._cache.speed = self.backend.speeds(self.vehicle_ids)
+        return self._cache.speed
+
+    def speed_limits(self) -> np.ndarray:
+        """Lane speed limit for every vehicle (m/s)."""
+        return self._speed_limit
+
+    def min_gaps(self) -> np.ndarray:
+        """Standstill gap of every vehicle (m)."""
+        return self._min_gap
+
+    def lanes(self) -> np.ndarray:
+        """Lane index of every vehicle."""
+        if self._cache.lane is None:
+            with crash_guard("reading lanes"):
+                self._cache.lane = self.backend.lane_indices(self.vehicle_ids)
+        return self._cache.lane
+
+    def edges(self) -> list[str]:
+        """Edge id of every vehicle."""
+        if self._cache.edges is None:
+            with crash_guard("reading edges"):
+                self._cache.edges = self.backend.edges(self.vehicle_ids)
+        return self._cache.edges
+
+    def accelerations(self) -> np.ndarray:
+        """Realised acceleration of every vehicle over the last step (m/s²)."""
+        if self._cache.acceleration is None:
+            with crash_guard("reading accelerations"):
+                self._cache.acceleration = self.backend.accelerations(self.vehicle_ids)
+        return self._cache.acceleration
+
+    def positions(self) -> np.ndarray:
+        """Position of every vehicle's front bumper along the loop (m, from the loop's origin)."""
+        if self._cache.position is None:
+            assert self.instance is not None
+            offsets = self.instance.edge_offsets
+            with crash_guard("reading positions"):
+                edges = self.edges()
+                along = self.backend.lane_positions(self.vehicle_ids)
+            start = np.fromiter((offsets.get(e, np.nan) for e in edges), np.float64, len(edges))
+            self._cache.position = np.mod(start + along, self.instance.length)
+        return self._cache.position
+
+    def leaders(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(headway, leader speed, leader id) for the vehicles at ``indices``.
+
+        Headway is the bumper-to-bumper gap (m); where no leader is found within one loop it is
+        ``inf``, the leader speed is the vehicle's own speed and the leader id is ``''``.
+        """
+        cache = self._cache
+        if cache.leader_index is None:
+            count = len(self.vehicle_ids)
+            cache.leader_index = np.full(count, -2, dtype=np.int64)
+            cache.leader_gap = np.full(count, np.inf)
+            cache.leader_ids = [""] * count
+            # The first read of a step fetches every watched vehicle: later reads hit the cache.
+            if self._leader_watch.size:
+                self._read_leaders(self._leader_watch)
+        missing = indices[cache.leader_index[indices] == -2]
+        if missing.size:
+            self._read_leaders(missing)
+        assert cache.leader_gap is not None
+        leader = cache.leader_index[indices]
+        speeds = self.speeds()
+        has_leader = leader >= 0
+        headway = np.where(has_leader, cache.leader_gap[indices] + self._min_gap[indices], np.inf)
+        leader_speed = np.where(has_leader, speeds[leader], speeds[indices])
+        return headway, leader_speed, [cache.leader_ids[i] for i in indices.tolist()]
+
+    def _read_leaders(self, todo: np.ndarray) -> None:
+        assert self.instance is not None
+        cache = self._cache
+        assert cache.leader_index is not None and cache.leader_gap is not None
+        todo_list = todo.tolist()
+        names = self.vehicle_ids
+        with crash_guard("reading leaders"):
+            found = self.backend.leaders(tuple([names[i] for i in todo_list]), self.instance.length)
+        leader_ids = [leader for leader, _ in found]
+        lookup = self._index.get
+        cache.leader_gap[todo] = [gap for _, gap in found]
+        cache.leader_index[todo] = [lookup(leader, -1) for leader in leader_ids]
+        for i, leader in zip(todo_list, leader_ids, strict=True):
+            cache.leader_ids[i] = leader
+
+    def watch_leaders(self, indices: np.ndarray) -> None:
+        """Read the leaders of ``indices`` together whenever any leader is first read in a step."""
+        self._leader_watch = np.unique(np.asarray(indices, dtype=np.int64))
+
+    def route_remaining(self, indices: np.ndarray) -> np.ndarray:
+        """Edges left in each vehicle's route after its current one."""
+        assert self.instance is not None
+        ids = tuple(self.vehicle_ids[i] for i in indices)
+        with crash_guard("reading route indices"):
+            index = self.backend.route_indices(ids)
+        route_length = len(self.instance.ring_edges) * self.instance.route_loops
+        total = np.array([self._route_lengths.get(i, route_length) for i in ids])
+        return total - index - 1
+
+    # -- commands -------------------------------------------------------------------------
+    def apply_accelerations(self, indices: np.ndarray, accelerations: np.ndarray) -> None:
+        """Command vehicles at ``indices`` to reach v + a·dt by the next step (never below 0)."""
+        speeds = self.speeds()[indices]
+        target = np.maximum(speeds + np.asarray(accelerations) * self.sim.step_length, 0.0)
+        self.apply_speeds(indices, target)
+
+    def apply_speeds(self, indices: np.ndarray, speeds: np.ndarray) -> None:
+        """Command the speeds (m/s) of the vehicles at ``indices`` for the next step."""
+        names = self.vehicle_ids
+        ids = tuple([names[i] for i in indices.tolist()])
+        with crash_guard("setting speeds"):
+            self.backend.set_speeds(ids, np.asarray(speeds, dtype=np.float64))
+
+    def release(self, indices: np.ndarray) -> None:
+        """Give the vehicles at ``indices`` back to SUMO's car-following model."""
+        ids = tuple(self.vehicle_ids[i] for i in indices)
+        with crash_guard("releasing speeds"):
+            self.backend.release_speeds(ids)
+
+    def set_speed_mode(self, indices: np.ndarray, bits: int) -> None:
+        """Set SUMO's speed mode for the vehicles at ``indices``."""
+        ids = tuple(self.vehicle_ids[i] for i in indices)
+        with crash_guard("setting speed modes"):
+            self.backend.set_speed_mode(ids, bits)
+
+    def apply_lane_changes(self, indices: np.ndarray, direction: np.ndarray) -> None:
+        """Move vehicles at ``indices`` one lane left (+1), right (-1) or keep (0)."""
+        assert self.instance is not None
+        direction = np.asarray(direction, dtype=np.int64)
+        moving = np.flatnonzero(direction != 0)
+        if moving.size == 0:
+            return
+        chosen = indices[moving]
+        target = np.clip(self.lanes()[chosen] + direction[moving], 0, self.instance.lanes - 1)
+        ids = tuple(self.vehicle_ids[i] for i in chosen)
+        with crash_guard("changing lanes"):
+            self.backend.change_lanes(ids, target, self.sim.step_length)
+
+    def set_route(self, index: int, edges: list[str]) -> None:
+        """Give the vehicle at ``index`` a new route starting at its current edge."""
+        vehicle_id = self.vehicle_ids[index]
+        with crash_guard("setting a route"):
+            self.backend.set_route(vehicle_id, edges)
+        self._route_lengths[vehicle_id] = len(edges)
+
+    def set_color(self, indices: np.ndarray, rgba: tuple[int, int, int, int]) -> None:
+        """Colour the vehicles at ``indices`` in sumo-gui."""
+        with crash_guard("setting colours"):
+            for i in indices.tolist():
+                self.backend.set_color(self.vehicle_ids[i], rgba)

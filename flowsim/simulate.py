@@ -1,0 +1,106 @@
+"""Run a scenario with its configured drivers (no learning) and summarise the traffic."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from flowsim.config import FlowsimConfig, VehicleGroup
+from flowsim.controllers import CONTROLLERS, FollowingState, make_controller
+from flowsim.controllers.car_following import IDM
+from flowsim.sim.simulation import Simulation
+from flowsim.viz.progress import progress_bar
+
+
+def _noiseless_model(group: VehicleGroup):  # noqa: ANN202 - a Controller
+    """The group's car-following model without noise (SUMO's IDM mapped to flowsim's IDM)."""
+    controller = group.controller
+    if controller.type in CONTROLLERS:
+        params = {**controller.params}
+        if "noise" in params:
+            params["noise"] = 0.0
+        return make_controller(controller.type, params)
+    return IDM(
+        v0=group.max_speed, T=group.tau, a=group.accel, b=group.decel, s0=group.min_gap, noise=0.0
+    )
+
+
+def equilibrium_speed(config: FlowsimConfig) -> float:
+    """Speed (m/s) of uniform flow on the ring under the most common human model.
+
+    Every vehicle keeps the same gap ``L·lanes / n − mean length`` and its model's acceleration
+    is zero; found by bisection on the model itself, so it holds for any car-following model.
+    """
+    humans = [g for g in config.vehicles if g.controller.type != "rl" and g.count > 0]
+    group = max(humans or config.vehicles, key=lambda g: g.count)
+    model = _noiseless_model(group)
+    length = config.scenario.min_length * config.scenario.lanes
+    mean_length = np.mean([g.length for g in config.vehicles for _ in range(g.count)])
+    gap = length / config.num_vehicles - float(mean_length)
+    model.reset(1, np.random.default_rng(0))
+
+    def accel(speed: float) -> float:
+        state = FollowingState(
+            speed=np.array([speed]),
+            leader_speed=np.array([speed]),
+            headway=np.array([gap]),
+            speed_limit=np.array([config.scenario.speed_limit]),
+            step_length=config.sim.step_length,
+        )
+        return float(model.accelerations(state)[0])
+
+    low, high = 0.0, min(group.max_speed, config.scenario.speed_limit)
+    if accel(high) >= 0:
+        return high
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if accel(middle) > 0 else (low, middle)
+    return 0.5 * (low + high)
+
+
+def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> dict[str, Any]:
+    """Run ``steps`` steps with humans (and ``rl`` vehicles, driven by SUMO) and summarise.
+
+    ``mean_speed`` and ``speed_std`` (across vehicles) are averaged over the second half of
+    the run, once the traffic has settled; ``final_*`` are the last step's values.
+    """
+    simulation = Simulation(config, rl_as_human=True)
+    started = time.perf_counter()
+    try:
+        simulation.reset(seed=config.sim.seed)
+        means, stds, minimum = [], [], np.inf
+        collisions = teleports = 0
+        with progress_bar("simulating", steps, enabled=show_progress) as advance:
+            for step in range(steps):
+                events = simulation.step()
+                collisions += len(events.collisions)
+                teleports += events.teleports
+                if step >= steps // 2:
+                    speeds = simulation.kernel.speeds()
+                    means.append(speeds.mean())
+                    stds.append(speeds.std())
+                    minimum = min(minimum, float(speeds.min()))
+                advance()
+        final = simulation.metrics()
+        sim_time = simulation.kernel.time
+    finally:
+        simulation.close()
+    wall = time.perf_counter() - started
+    return {
+        "name": config.name,
+        "steps": steps,
+        "sim_time_s": round(sim_time, 6),
+        "vehicles": config.num_vehicles,
+        "mean_speed": float(np.mean(means)) if means else final["mean_speed"],
+        "speed_std": float(np.mean(stds)) if stds else final["speed_std"],
+        "min_speed": float(minimum) if means else final["mean_speed"],
+        "final_mean_speed": final["mean_speed"],
+        "final_speed_std": final["speed_std"],
+        "equilibrium_speed": equilibrium_speed(config),
+        "collisions": collisions,
+        "teleports": teleports,
+        "wall_s": wall,
+        "steps_per_s": steps / wall if wall > 0 else float("inf"),
+    }

@@ -1,0 +1,90 @@
+"""The flowsim command as a user runs it: subprocesses, exit codes, JSON, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def flowsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run the flowsim command."""
+    return subprocess.run(
+        [sys.executable, "-m", "flowsim.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_schema_is_json() -> None:
+    result = flowsim("schema")
+    assert result.returncode == 0
+    assert "scenario" in json.loads(result.stdout)["properties"]
+
+
+def test_simulate_json_keys() -> None:
+    result = flowsim("simulate", "scenarios/ring.yaml", "--steps", "200", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    for key in ("mean_speed", "speed_std", "collisions", "steps", "wall_s", "equilibrium_speed"):
+        assert key in summary
+    assert summary["steps"] == 200 and summary["collisions"] == 0
+
+
+def test_check_prints_resolved_config() -> None:
+    result = flowsim("check", "scenarios/ring.yaml", "--set", "env.horizon=77")
+    assert result.returncode == 0 and "horizon: 77" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("scenario: {length: -5}\n", "scenario.length"),
+        ("env: {horizn: 3}\n", "did you mean 'horizon'"),
+        ("vehicles: [{type: human, count: 99}]\n", "99 vehicles"),
+        ("sim: {backend: carla}\n", "sim.backend"),
+        ("env: [1, 2\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_exits_2_without_traceback(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    result = flowsim("simulate", str(path), "--steps", "10")
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_file_and_bad_flags_exit_2(tmp_path: Path) -> None:
+    missing = flowsim("simulate", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "not found" in missing.stderr
+    bad_steps = flowsim("simulate", "scenarios/ring.yaml", "--steps", "0")
+    assert bad_steps.returncode == 2 and "--steps" in bad_steps.stderr
+    bad_set = flowsim("simulate", "scenarios/ring.yaml", "--set", "nonsense")
+    assert bad_set.returncode == 2 and "key=value" in bad_set.stderr
+    unknown = flowsim("teleport")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+
+
+def test_bench_env_writes_results(tmp_path: Path) -> None:
+    result = flowsim(
+        "bench", "env", "--config", "scenarios/ring.yaml", "--steps", "300", "--json",
+        "--results", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["raw_sumo_steps_per_s"] > 0
+    assert set(figures["env_steps_per_s"]) == {"libsumo", "traci"}
+    assert figures["ratio_to_raw"] == pytest.approx(
+        figures["env_steps_per_s"]["libsumo"] / figures["raw_sumo_steps_per_s"]
+    )
+    written = list(tmp_path.glob("env-ring-*.json"))
+    assert len(written) == 1 and json.loads(written[0].read_text())["reset_ms"] > 0
