@@ -194,23 +194,35 @@ class VehicleGroup(_Section):
         description="SUMO checks on speeds flowsim sets; default right_of_way for flowsim "
         "controllers, obey_safe_speed for rl.",
     )
-    failsafes: list[str] = Field(
-        default_factory=lambda: ["obey_speed_limit"],
-        description="Fail-safes applied in order to flowsim controllers' accelerations.",
+    failsafes: list[str] | None = Field(
+        None,
+        description="Fail-safes applied in order to a flowsim controller's accelerations; "
+        "default [safe_velocity, feasible_accel] for velocity controllers (follower_stopper, "
+        "pi_saturation), [obey_speed_limit] for car-following models.",
     )
     color: str | None = Field(None, description="Colour in sumo-gui as 'r,g,b' (0-255).")
 
     @field_validator("failsafes")
     @classmethod
-    def _check_failsafes(cls, names: list[str]) -> list[str]:
+    def _check_failsafes(cls, names: list[str] | None) -> list[str] | None:
         from flowsim.controllers.failsafe import FAILSAFES
 
-        for name in names:
+        for name in names or []:
             if name not in FAILSAFES:
                 raise ValueError(
                     f"unknown fail-safe '{name}'; valid: {', '.join(sorted(FAILSAFES))}"
                 )
         return names
+
+    @property
+    def effective_failsafes(self) -> list[str]:
+        """The fail-safes in force: the configured ones or the default for the controller."""
+        if self.failsafes is not None:
+            return self.failsafes
+        if self.controller.type in ("follower_stopper", "pi_saturation"):
+            # They return (v_cmd - v)/dt unclipped: bound it by safety and by what a car can do.
+            return ["safe_velocity", "feasible_accel"]
+        return ["obey_speed_limit"]
 
     @property
     def effective_speed_mode(self) -> SpeedMode:

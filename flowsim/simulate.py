@@ -14,7 +14,7 @@ from flowsim.sim.simulation import Simulation
 from flowsim.viz.progress import progress_bar
 
 
-def _noiseless_model(group: VehicleGroup):  # noqa: ANN202 - a Controller
+def _noiseless_model(group: VehicleGroup):
     """The group's car-following model without noise (SUMO's IDM mapped to flowsim's IDM)."""
     controller = group.controller
     if controller.type in CONTROLLERS:

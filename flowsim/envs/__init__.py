@@ -27,7 +27,7 @@ for _env_id, (_entry_point, _preset) in ENV_IDS.items():
     register(id=_env_id, entry_point=_entry_point, kwargs={"preset": _preset})
 
 
-def make_env(config, overrides: list[str] | None = None) -> FlowsimEnv:  # noqa: ANN001
+def make_env(config, overrides: list[str] | None = None) -> FlowsimEnv:
     """The env that ``config.env.type`` names, built from a config, mapping or YAML path."""
     import importlib
 

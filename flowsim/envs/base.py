@@ -76,7 +76,7 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # -- gymnasium API --------------------------------------------------------------------
     @property
-    def kernel(self):  # noqa: ANN201 - the Kernel, typed in flowsim.sim
+    def kernel(self):
         """The simulation kernel (state reads and commands)."""
         return self.simulation.kernel
 

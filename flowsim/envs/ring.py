@@ -15,7 +15,7 @@ _AV_COLOR = (255, 0, 0, 255)
 
 
 class _RingTask(FlowsimEnv):
-    """Shared set-up: the AVs (``rl`` groups) and acceleration actions in [-max_decel, max_accel]."""
+    """Shared set-up: the AVs (``rl`` groups), accelerations in [-max_decel, max_accel]."""
 
     def __init__(
         self,

@@ -12,7 +12,8 @@ import io
 import itertools
 import os
 import subprocess
-from typing import Any
+import tempfile
+from typing import IO, Any
 
 import numpy as np
 
@@ -218,10 +219,8 @@ class LibsumoBackend(Backend):
     def close(self) -> None:
         """Close the libsumo simulation and release the process-wide slot."""
         if self.api is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.api.close()
-            except Exception:  # noqa: BLE001 - a crashed simulation may refuse to close
-                pass
         self.api = None
         if _LIBSUMO_OWNER and _LIBSUMO_OWNER[0] is self:
             _LIBSUMO_OWNER.clear()
@@ -239,7 +238,12 @@ class _RawLibsumo:
 
 
 class TraciBackend(Backend):
-    """A sumo or sumo-gui process over a TraCI socket, read through subscriptions."""
+    """A sumo or sumo-gui process over a TraCI socket, read through subscriptions.
+
+    Each vehicle is subscribed to the variables consumers have asked for so far (speed at
+    first); asking for a new variable adds it to every subscription, so from the next step on
+    it arrives with the one subscription read per step instead of one call per vehicle.
+    """
 
     name = "traci"
 
@@ -247,9 +251,10 @@ class TraciBackend(Backend):
         super().__init__()
         self.process: subprocess.Popen[bytes] | None = None
         self.label = f"flowsim-{os.getpid()}-{next(_LABELS)}"
+        self._log: IO[bytes] | None = None
         self._subscribed: set[str] = set()
         self._results: dict[str, dict[int, Any]] | None = None
-        self._lookahead = 0.0
+        self._lookahead: float | None = None
         self._vars: list[int] = []
 
     def start(self, sumo_args: list[str], gui: bool = False) -> None:
@@ -259,22 +264,14 @@ class TraciBackend(Backend):
 
         from flowsim.scenarios.base import sumo_binary
 
-        tc = traci.constants
-        self._vars = [
-            tc.VAR_SPEED,
-            tc.VAR_DISTANCE,
-            tc.VAR_LANE_INDEX,
-            tc.VAR_ROAD_ID,
-            tc.VAR_LANEPOSITION,
-            tc.VAR_ACCELERATION,
-            tc.VAR_ROUTE_INDEX,
-        ]
+        self._vars = [traci.constants.VAR_SPEED]
         port = getFreeSocketPort()
         binary = sumo_binary("sumo-gui" if gui else "sumo")
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         self.process = subprocess.Popen(
             [binary, *sumo_args, "--remote-port", str(port)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
         )
         try:
             # traci prints every retry to stdout; keep the user's output (e.g. --json) clean.
@@ -287,135 +284,169 @@ class TraciBackend(Backend):
                     label=self.label,
                 )
         except Exception as error:
+            detail = self.error_output()
             self.close()
-            raise SimulationCrashed(f"could not connect to sumo over TraCI: {error}") from None
+            raise SimulationCrashed(
+                f"could not connect to sumo over TraCI: {error}. {detail}".strip()
+            ) from None
         self.api = traci.getConnection(self.label)
         self.on_load()
 
+    def error_output(self) -> str:
+        """The last lines sumo wrote to stderr (for error messages)."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        lines = self._log.read().decode(errors="replace").strip().splitlines()
+        return " | ".join(lines[-3:])
+
     def on_load(self) -> None:
-        """Forget subscriptions: a reload drops them on SUMO's side."""
+        """Re-subscribe: a reload drops subscriptions on SUMO's side."""
+        import traci
+
+        tc = traci.constants
         self._subscribed = set()
         self._results = None
+        # Collisions and teleports then arrive with every step's answer: no extra round trips.
+        self.api.simulation.subscribe(
+            [tc.VAR_COLLIDING_VEHICLES_IDS, tc.VAR_TELEPORT_STARTING_VEHICLES_NUMBER]
+        )
+
+    def colliding_ids(self) -> tuple[str, ...]:
+        """Vehicles in a collision in the last step (from the simulation subscription)."""
+        import traci
+
+        results = self.api.simulation.getSubscriptionResults()
+        return tuple(results.get(traci.constants.VAR_COLLIDING_VEHICLES_IDS, ()))
+
+    def teleports(self) -> int:
+        """Vehicles that started teleporting in the last step (from the subscription)."""
+        import traci
+
+        results = self.api.simulation.getSubscriptionResults()
+        return int(results.get(traci.constants.VAR_TELEPORT_STARTING_VEHICLES_NUMBER, 0))
 
     def close(self) -> None:
         """Close the connection and make sure the sumo process is gone."""
         if self.api is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.api.close()
-            except Exception:  # noqa: BLE001 - the process may already be dead
-                pass
         self.api = None
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=5)
-            if self.process.stderr is not None:
-                self.process.stderr.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
         self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def step(self) -> None:
         """Advance one step and invalidate the cached subscription results."""
         self.api.simulationStep()
         self._results = None
 
+    def _want(self, var: int) -> bool:
+        """Add ``var`` to the subscriptions; True if it was not subscribed before."""
+        if var in self._vars:
+            return False
+        self._vars.append(var)
+        self._subscribed = set()  # re-subscribe everyone with the longer list next read
+        return True
+
     def _subscription(self, ids: tuple[str, ...]) -> dict[str, dict[int, Any]]:
+        """This step's subscription results, subscribing vehicles not yet subscribed."""
         missing = [i for i in ids if i not in self._subscribed]
         if missing:
             for vehicle_id in missing:
                 self.api.vehicle.subscribe(vehicle_id, self._vars)
-                self.api.vehicle.subscribeLeader(vehicle_id, self._lookahead)
+                if self._lookahead is not None:
+                    self.api.vehicle.subscribeLeader(vehicle_id, self._lookahead)
                 self._subscribed.add(vehicle_id)
             self._results = None
         if self._results is None:
             self._results = self.api.vehicle.getAllSubscriptionResults()
-            if any(i not in self._results for i in ids):
-                # Freshly subscribed vehicles report from the next step on; read them directly.
-                self._results = {
-                    i: self._results.get(i) or self._direct(i)
-                    for i in set(ids) | set(self._results)
-                }
         return self._results
 
-    def _direct(self, vehicle_id: str) -> dict[int, Any]:
-        import traci
-
-        tc = traci.constants
-        vehicle = self.api.vehicle
-        return {
-            tc.VAR_SPEED: vehicle.getSpeed(vehicle_id),
-            tc.VAR_DISTANCE: vehicle.getDistance(vehicle_id),
-            tc.VAR_LANE_INDEX: vehicle.getLaneIndex(vehicle_id),
-            tc.VAR_ROAD_ID: vehicle.getRoadID(vehicle_id),
-            tc.VAR_LANEPOSITION: vehicle.getLanePosition(vehicle_id),
-            tc.VAR_ACCELERATION: vehicle.getAcceleration(vehicle_id),
-            tc.VAR_ROUTE_INDEX: vehicle.getRouteIndex(vehicle_id),
-            tc.VAR_LEADER: vehicle.getLeader(vehicle_id, self._lookahead),
-        }
-
-    def _column(self, ids: tuple[str, ...], var: int, dtype: type) -> np.ndarray:
+    def _column(self, ids: tuple[str, ...], var: int, getter: str) -> list[Any]:
+        if self._want(var):  # first request: answer directly, subscriptions serve next steps
+            get = getattr(self.api.vehicle, getter)
+            return [get(i) for i in ids]
         results = self._subscription(ids)
-        return np.fromiter((results[i][var] for i in ids), dtype=dtype, count=len(ids))
+        try:
+            return [results[i][var] for i in ids]
+        except KeyError:  # a vehicle inserted this step reports from the next step on
+            get = getattr(self.api.vehicle, getter)
+            return [get(i) for i in ids]
 
     def speeds(self, ids: tuple[str, ...]) -> np.ndarray:
-        """Speeds (m/s) from this step's subscription results."""
+        """Speeds (m/s)."""
         import traci
 
-        return self._column(ids, traci.constants.VAR_SPEED, np.float64)
+        return np.array(self._column(ids, traci.constants.VAR_SPEED, "getSpeed"), dtype=float)
 
     def distances(self, ids: tuple[str, ...]) -> np.ndarray:
-        """Odometer readings (m) from this step's subscription results."""
+        """Odometer readings (m)."""
         import traci
 
-        return self._column(ids, traci.constants.VAR_DISTANCE, np.float64)
+        values = self._column(ids, traci.constants.VAR_DISTANCE, "getDistance")
+        return np.array(values, dtype=np.float64)
 
     def lane_indices(self, ids: tuple[str, ...]) -> np.ndarray:
-        """Lane indices from this step's subscription results."""
+        """Lane indices."""
         import traci
 
-        return self._column(ids, traci.constants.VAR_LANE_INDEX, np.int64)
+        values = self._column(ids, traci.constants.VAR_LANE_INDEX, "getLaneIndex")
+        return np.array(values, dtype=np.int64)
 
     def lane_positions(self, ids: tuple[str, ...]) -> np.ndarray:
-        """Lane positions (m) from this step's subscription results."""
+        """Lane positions (m)."""
         import traci
 
-        return self._column(ids, traci.constants.VAR_LANEPOSITION, np.float64)
+        values = self._column(ids, traci.constants.VAR_LANEPOSITION, "getLanePosition")
+        return np.array(values, dtype=np.float64)
 
     def accelerations(self, ids: tuple[str, ...]) -> np.ndarray:
-        """Accelerations (m/s²) from this step's subscription results."""
+        """Accelerations (m/s²)."""
         import traci
 
-        return self._column(ids, traci.constants.VAR_ACCELERATION, np.float64)
+        values = self._column(ids, traci.constants.VAR_ACCELERATION, "getAcceleration")
+        return np.array(values, dtype=np.float64)
 
     def route_indices(self, ids: tuple[str, ...]) -> np.ndarray:
-        """Route indices from this step's subscription results."""
+        """Route indices."""
         import traci
 
-        return self._column(ids, traci.constants.VAR_ROUTE_INDEX, np.int64)
+        values = self._column(ids, traci.constants.VAR_ROUTE_INDEX, "getRouteIndex")
+        return np.array(values, dtype=np.int64)
 
     def edges(self, ids: tuple[str, ...]) -> list[str]:
-        """Edge ids from this step's subscription results."""
+        """Edge ids."""
         import traci
 
-        results = self._subscription(ids)
-        return [results[i][traci.constants.VAR_ROAD_ID] for i in ids]
+        return self._column(ids, traci.constants.VAR_ROAD_ID, "getRoadID")
 
     def leaders(self, ids: tuple[str, ...], lookahead: float) -> list[tuple[str, float]]:
-        """Leaders from this step's subscription results (subscribed with ``lookahead``)."""
+        """Leaders within ``lookahead`` m, subscribed after the first request."""
         import traci
 
         if lookahead != self._lookahead:
             self._lookahead = lookahead
-            self._subscribed = set()  # re-subscribe with the new lookahead
-        results = self._subscription(ids)
-        out = []
-        for vehicle_id in ids:
-            found = results[vehicle_id].get(traci.constants.VAR_LEADER)
-            out.append(found if found and found[0] else ("", float("inf")))
-        return out
+            self._subscribed = set()
+            found = [self.api.vehicle.getLeader(i, lookahead) for i in ids]
+        else:
+            results = self._subscription(ids)
+            var = traci.constants.VAR_LEADER
+            found = [results.get(i, {}).get(var) for i in ids]
+            if any(f is None for f in found):
+                found = [
+                    f if f is not None else self.api.vehicle.getLeader(i, lookahead)
+                    for i, f in zip(ids, found, strict=True)
+                ]
+        return [f if f and f[0] else ("", float("inf")) for f in found]
 
 
 def make_backend(name: str) -> Backend:

@@ -138,7 +138,7 @@ class Simulation:
             accel = apply_failsafes(
                 accel,
                 state,
-                handle.config.failsafes,
+                handle.config.effective_failsafes,
                 max_accel=handle.config.accel,
                 max_decel=handle.config.decel,
             )

@@ -121,9 +121,8 @@ def test_unknown_controller_lists_valid_ones() -> None:
 
 
 def test_unknown_controller_param() -> None:
-    message = _error(
-        {"vehicles": [{"type": "h", "count": 5, "controller": {"type": "idm", "params": {"vo": 3}}}]}
-    )
+    controller = {"type": "idm", "params": {"vo": 3}}
+    message = _error({"vehicles": [{"type": "h", "count": 5, "controller": controller}]})
     assert "vo" in message and "v0" in message
 
 

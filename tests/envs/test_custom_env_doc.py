@@ -8,7 +8,7 @@ from pathlib import Path
 DOC = Path(__file__).resolve().parents[2] / "docs" / "custom_env.md"
 
 
-def test_custom_env_example_runs(capsys) -> None:  # noqa: ANN001
+def test_custom_env_example_runs(capsys) -> None:
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
     example = blocks[0]
     namespace: dict[str, object] = {"__name__": "custom_env_example"}

@@ -106,7 +106,7 @@ def test_collision_terminates() -> None:
     try:
         env.reset(seed=0)
         for _ in range(300):
-            _, reward, terminated, truncated, info = env.step(np.array([10.0]))
+            _, reward, terminated, _truncated, info = env.step(np.array([10.0]))
             if terminated:
                 break
         assert terminated and info["collisions"] > 0 and reward == 0.0

@@ -32,7 +32,7 @@ def test_networks_are_cached_by_parameters() -> None:
 
 
 def test_even_placement_spacing() -> None:
-    cfg = parse_config({})
+    cfg = parse_config({"scenario": {"placement": "even"}})
     instance = make_scenario(cfg).instance(np.random.default_rng(0))
     positions = np.sort(instance.start_positions())
     gaps = np.diff(np.append(positions, positions[0] + instance.length))
