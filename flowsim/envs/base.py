@@ -90,6 +90,7 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
         self._sim_seed = int(self.np_random.integers(0, 2**31 - 1))
         self.simulation.reset(seed=self._sim_seed)
         assert isinstance(self.action_space, gym.spaces.Box)
+        self._action_shape = self.action_space.shape
         self._action_low = self.action_space.low.astype(np.float64)
         self._action_high = self.action_space.high.astype(np.float64)
         for _ in range(self.config.env.warmup_steps):
@@ -120,10 +121,10 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def sanitize_action(self, action: np.ndarray) -> np.ndarray:
         """Actions outside the box are clipped to it; NaN entries become 0 (no command)."""
-        action = np.asarray(action, dtype=np.float64).reshape(self.action_space.shape)
-        if np.isnan(action).any():
-            action = np.where(np.isnan(action), 0.0, action)
-        return np.clip(action, self._action_low, self._action_high)
+        action = np.array(action, dtype=np.float64).reshape(self._action_shape)
+        np.copyto(action, 0.0, where=action != action)  # NaN is the only value unequal to itself
+        np.maximum(action, self._action_low, out=action)
+        return np.minimum(action, self._action_high, out=action)
 
     def _info(self, collisions: int) -> dict[str, Any]:
         metrics = self.simulation.metrics()

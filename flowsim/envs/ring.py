@@ -97,18 +97,17 @@ class WaveAttenuationEnv(_RingTask):
         av = self._av_indices[:1]
         if av.size == 0:  # the AV was removed by a collision
             return np.zeros(3, dtype=np.float32)
-        headway, leader_speed, _ = self.kernel.leaders(av)
-        speed = self.kernel.speeds()[av[0]]
-        gap = min(float(headway[0]), self.max_length)
-        obs = np.array(
+        headway, leader_speed = self.kernel.leaders(av)
+        speed = float(self.kernel.speeds()[av[0]])
+        relative = (float(leader_speed[0]) - speed) / self.max_speed
+        return np.array(
             [
-                speed / self.max_speed,
-                (leader_speed[0] - speed) / self.max_speed,
-                gap / self.max_length,
+                min(speed / self.max_speed, 1.0),
+                max(-1.0, min(relative, 1.0)),
+                min(float(headway[0]), self.max_length) / self.max_length,
             ],
             dtype=np.float32,
         )
-        return np.clip(obs, self.observation_space.low, self.observation_space.high)
 
     def compute_reward(self, action: np.ndarray) -> float:
         """System speed bonus minus the AV's acceleration effort."""

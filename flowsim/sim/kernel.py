@@ -75,9 +75,10 @@ class _StepCache:
     lane: np.ndarray | None = None
     acceleration: np.ndarray | None = None
     edges: list[str] | None = None
-    #: per vehicle: leader index (-1 none, -2 not read yet) and gap excluding own min gap
+    #: per vehicle: leader index (-1 none, -2 not read yet), headway and leader speed
     leader_index: np.ndarray | None = None
-    leader_gap: np.ndarray | None = None
+    headway: np.ndarray | None = None
+    leader_speed: np.ndarray | None = None
     leader_ids: list[str] = field(default_factory=list)
 
 
@@ -112,6 +113,8 @@ class Kernel:
         self._last_args: list[str] | None = None
         self._route_lengths: dict[str, int] = {}
         self._leader_watch = np.zeros(0, dtype=np.int64)
+        self._ids_memo: dict[bytes, tuple[str, ...]] = {}
+        self._watched_keys: set[bytes] = set()
         self._start_time = 0.0
         self._steps_since_load = 0
 
@@ -157,6 +160,8 @@ class Kernel:
         self._index = {vehicle_id: i for i, vehicle_id in enumerate(self.vehicle_ids)}
         self._route_lengths = {}
         self._leader_watch = np.zeros(0, dtype=np.int64)
+        self._ids_memo = {}
+        self._watched_keys = set()
         self._cache = _StepCache()
         with crash_guard("reading the time"):
             self._start_time = self.backend.time()
@@ -215,6 +220,8 @@ class Kernel:
         self._min_gap = self._min_gap[keep]
         self._speed_limit = self._speed_limit[keep]
         self._leader_watch = np.zeros(0, dtype=np.int64)
+        self._ids_memo = {}
+        self._watched_keys = set()
 
     @property
     def time(self) -> float:
@@ -274,50 +281,86 @@ class Kernel:
             self._cache.position = np.mod(start + along, self.instance.length)
         return self._cache.position
 
-    def leaders(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """(headway, leader speed, leader id) for the vehicles at ``indices``.
+    def leaders(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(headway, leader speed) for the vehicles at ``indices``.
 
         Headway is the bumper-to-bumper gap (m); where no leader is found within one loop it is
-        ``inf``, the leader speed is the vehicle's own speed and the leader id is ``''``.
+        ``inf`` and the leader speed is the vehicle's own speed.
         """
         cache = self._cache
         if cache.leader_index is None:
             count = len(self.vehicle_ids)
             cache.leader_index = np.full(count, -2, dtype=np.int64)
-            cache.leader_gap = np.full(count, np.inf)
+            cache.headway = np.full(count, np.inf)
+            cache.leader_speed = np.zeros(count)
             cache.leader_ids = [""] * count
             # The first read of a step fetches every watched vehicle: later reads hit the cache.
             if self._leader_watch.size:
                 self._read_leaders(self._leader_watch)
-        missing = indices[cache.leader_index[indices] == -2]
-        if missing.size:
-            self._read_leaders(missing)
-        assert cache.leader_gap is not None
-        leader = cache.leader_index[indices]
-        speeds = self.speeds()
-        has_leader = leader >= 0
-        headway = np.where(has_leader, cache.leader_gap[indices] + self._min_gap[indices], np.inf)
-        leader_speed = np.where(has_leader, speeds[leader], speeds[indices])
-        return headway, leader_speed, [cache.leader_ids[i] for i in indices.tolist()]
+        key = indices.tobytes()
+        if key not in self._watched_keys:
+            if (cache.leader_index[indices] == -2).any():
+                self._read_leaders(indices[cache.leader_index[indices] == -2])
+            if self._leader_watch.size and np.isin(indices, self._leader_watch).all():
+                self._watched_keys.add(key)  # always read with the watch set from now on
+        assert cache.headway is not None and cache.leader_speed is not None
+        return cache.headway[indices], cache.leader_speed[indices]
+
+    def leader_ids(self, indices: np.ndarray) -> list[str]:
+        """Id of the leader of each vehicle at ``indices`` ('' where there is none)."""
+        self.leaders(indices)
+        return [self._cache.leader_ids[i] for i in indices.tolist()]
 
     def _read_leaders(self, todo: np.ndarray) -> None:
         assert self.instance is not None
         cache = self._cache
-        assert cache.leader_index is not None and cache.leader_gap is not None
-        todo_list = todo.tolist()
-        names = self.vehicle_ids
+        assert cache.leader_index is not None
+        assert cache.headway is not None and cache.leader_speed is not None
         with crash_guard("reading leaders"):
-            found = self.backend.leaders(tuple([names[i] for i in todo_list]), self.instance.length)
-        leader_ids = [leader for leader, _ in found]
+            found = self.backend.leaders(self.ids_of(todo), self.instance.length)
         lookup = self._index.get
-        cache.leader_gap[todo] = [gap for _, gap in found]
-        cache.leader_index[todo] = [lookup(leader, -1) for leader in leader_ids]
-        for i, leader in zip(todo_list, leader_ids, strict=True):
-            cache.leader_ids[i] = leader
+        leader = [lookup(name, -1) for name, _ in found]
+        if -1 in leader:  # no leader (or one we do not track): free road
+            self._store_leaders(todo, found, leader)
+            return
+        speeds = self.speeds()
+        cache.leader_index[todo] = leader
+        cache.headway[todo] = [gap for _, gap in found]
+        cache.headway[todo] += self._min_gap[todo]
+        cache.leader_speed[todo] = speeds[leader]
+        for i, (name, _) in zip(todo.tolist(), found, strict=True):
+            cache.leader_ids[i] = name
+
+    def _store_leaders(
+        self, todo: np.ndarray, found: list[tuple[str, float]], leader: list[int]
+    ) -> None:
+        """Store leaders where some vehicles have none (the general, slower path)."""
+        cache = self._cache
+        assert cache.leader_index is not None
+        assert cache.headway is not None and cache.leader_speed is not None
+        index = np.array(leader, dtype=np.int64)
+        gap = np.array([gap for _, gap in found])
+        has_leader = index >= 0
+        speeds = self.speeds()
+        cache.leader_index[todo] = index
+        cache.headway[todo] = np.where(has_leader, gap + self._min_gap[todo], np.inf)
+        cache.leader_speed[todo] = np.where(has_leader, speeds[index], speeds[todo])
+        for i, (name, _) in zip(todo.tolist(), found, strict=True):
+            cache.leader_ids[i] = name
+
+    def ids_of(self, indices: np.ndarray) -> tuple[str, ...]:
+        """Vehicle ids at ``indices`` (memoised: groups ask for the same ids every step)."""
+        key = indices.tobytes()
+        ids = self._ids_memo.get(key)
+        if ids is None:
+            names = self.vehicle_ids
+            ids = self._ids_memo[key] = tuple([names[i] for i in indices.tolist()])
+        return ids
 
     def watch_leaders(self, indices: np.ndarray) -> None:
         """Read the leaders of ``indices`` together whenever any leader is first read in a step."""
         self._leader_watch = np.unique(np.asarray(indices, dtype=np.int64))
+        self._watched_keys = set()
 
     def route_remaining(self, indices: np.ndarray) -> np.ndarray:
         """Edges left in each vehicle's route after its current one."""
@@ -338,8 +381,7 @@ class Kernel:
 
     def apply_speeds(self, indices: np.ndarray, speeds: np.ndarray) -> None:
         """Command the speeds (m/s) of the vehicles at ``indices`` for the next step."""
-        names = self.vehicle_ids
-        ids = tuple([names[i] for i in indices.tolist()])
+        ids = self.ids_of(indices)
         with crash_guard("setting speeds"):
             self.backend.set_speeds(ids, np.asarray(speeds, dtype=np.float64))
 

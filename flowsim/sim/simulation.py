@@ -119,7 +119,7 @@ class Simulation:
 
     def following_state(self, indices: np.ndarray) -> FollowingState:
         """What a longitudinal controller sees of the vehicles at ``indices`` this step."""
-        headway, leader_speed, _ = self.kernel.leaders(indices)
+        headway, leader_speed = self.kernel.leaders(indices)
         return FollowingState(
             speed=self.kernel.speeds()[indices],
             leader_speed=leader_speed,

@@ -50,7 +50,8 @@ def test_state_arrays(backend: str) -> None:
         positions = kernel.positions()
         assert positions.shape == (n,) and np.all((positions >= 0) & (positions < 230.0))
         everyone = np.arange(n)
-        headway, leader_speed, leader_ids = kernel.leaders(everyone)
+        headway, leader_speed = kernel.leaders(everyone)
+        leader_ids = kernel.leader_ids(everyone)
         # On one lane, a vehicle's headway is the distance to the next position minus its length.
         order = np.argsort(positions)
         ahead = np.roll(order, -1)
