@@ -7,6 +7,7 @@ import platform
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -98,16 +99,25 @@ def reset_times_ms(config: FlowsimConfig, resets: int = 20) -> dict[str, float]:
 
 
 def bench_env(
-    config: FlowsimConfig, steps: int = 5000, traci_steps: int | None = None
+    config: FlowsimConfig,
+    steps: int = 5000,
+    traci_steps: int | None = None,
+    report: Callable[[str], None] = lambda phase: None,
 ) -> dict[str, Any]:
-    """Run the env benchmark and return its figures (see ``flowsim bench env``)."""
+    """Run the env benchmark and return its figures (see ``flowsim bench env``).
+
+    ``report`` is called with the name of each phase as it starts (for a progress display).
+    """
     libsumo_config = apply_overrides(config, ["sim.backend=libsumo", "sim.gui=false"])
     traci_config = apply_overrides(config, ["sim.backend=traci", "sim.gui=false"])
+    report(f"raw sumo binary, {steps} steps")
     raw = raw_sumo_steps_per_s(libsumo_config, steps)
-    per_backend = {
-        "libsumo": env_steps_per_s(libsumo_config, steps),
-        "traci": env_steps_per_s(traci_config, traci_steps or max(steps // 5, 200)),
-    }
+    report(f"env on libsumo, {steps} steps")
+    libsumo_rate = env_steps_per_s(libsumo_config, steps)
+    traci_steps = traci_steps or max(steps // 5, 200)
+    report(f"env on traci, {traci_steps} steps")
+    per_backend = {"libsumo": libsumo_rate, "traci": env_steps_per_s(traci_config, traci_steps)}
+    report("env resets")
     humans = sorted({g.controller.type for g in config.vehicles if g.controller.type != "rl"})
     return {
         "benchmark": "env",

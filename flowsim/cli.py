@@ -88,7 +88,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.steps < 100:
         raise ConfigError(f"--steps {args.steps}: use at least 100 steps, e.g. 5000.")
     config = load_config(args.config, args.overrides)
-    result = bench_env(config, steps=args.steps)
+    with _stderr.status("benchmarking") as status:
+        result = bench_env(config, steps=args.steps, report=lambda phase: status.update(phase))
     path = write_result(result, Path(args.results))
     result["written_to"] = str(path)
     if args.json:
@@ -128,6 +129,34 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from flowsim.config import load_config
+    from flowsim.scenarios import SCENARIO_DESCRIPTIONS, SCENARIOS
+
+    table = Table(title="scenario types", header_style="bold")
+    table.add_column("scenario.type")
+    table.add_column("generator")
+    for name in SCENARIOS:
+        table.add_row(name, SCENARIO_DESCRIPTIONS[name])
+    Console().print(table)
+    folder = Path(args.folder)
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    if files:
+        shipped = Table(title=f"experiments in {folder}/", header_style="bold")
+        for column in ("file", "name", "scenario", "vehicles", "env"):
+            shipped.add_column(column)
+        for path in files:
+            try:
+                config = load_config(path)
+            except ConfigError as error:
+                shipped.add_row(path.name, "[red]invalid[/]", str(error).splitlines()[-1], "", "")
+                continue
+            groups = ", ".join(f"{g.count} {g.type} ({g.controller.type})" for g in config.vehicles)
+            shipped.add_row(path.name, config.name, config.scenario.type, groups, config.env.type)
+        Console().print(shipped)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``flowsim`` command."""
     parser = _Parser(prog="flowsim", description="Mixed-autonomy traffic RL on SUMO.")
@@ -158,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a config and print it fully resolved")
     _add_config_args(check)
     check.set_defaults(handler=_cmd_check)
+
+    scenarios = commands.add_parser("scenarios", help="list scenario types and shipped YAMLs")
+    scenarios.add_argument("--folder", default="scenarios", help="folder of experiment YAMLs")
+    scenarios.set_defaults(handler=_cmd_scenarios)
 
     envs = commands.add_parser("envs", help="list the registered Gymnasium env ids")
     envs.set_defaults(handler=_cmd_envs)

@@ -393,8 +393,10 @@ def _format_errors(error: ValidationError, source: str) -> str:
         if len(shown) > 60:
             shown = shown[:57] + "..."
         kind = item.get("type", "")
-        message = item.get("msg", "").removeprefix("Value error, ")
-        if kind == "extra_forbidden":
+        message = item.get("msg", "").removeprefix("Value error, ").rstrip(".")
+        if not loc:  # a whole-file rule (e.g. the vehicles must fit): the message says it all
+            lines.append(message + ".")
+        elif kind == "extra_forbidden":
             valid = _valid_keys(FlowsimConfig, loc)
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
             hint = f"did you mean '{close[0]}'? " if close else ""

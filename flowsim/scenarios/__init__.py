@@ -12,6 +12,12 @@ SCENARIOS: dict[str, type[RingScenario]] = {
     "multilane_ring": RingScenario,
 }
 
+#: One line per scenario type, for listings.
+SCENARIO_DESCRIPTIONS: dict[str, str] = {
+    "ring": "single-lane ring road (the Sugiyama experiment); length fixed or re-sampled",
+    "multilane_ring": "ring road with several lanes; humans change lanes with SUMO's LC2013",
+}
+
 
 def make_scenario(config: FlowsimConfig) -> RingScenario:
     """The scenario generator that ``config.scenario.type`` names, for ``config.vehicles``."""
@@ -21,6 +27,7 @@ def make_scenario(config: FlowsimConfig) -> RingScenario:
 __all__ = [
     "RING_EDGES",
     "SCENARIOS",
+    "SCENARIO_DESCRIPTIONS",
     "PlacedVehicle",
     "RingScenario",
     "ScenarioInstance",

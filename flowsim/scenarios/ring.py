@@ -139,7 +139,10 @@ class RingScenario:
                 slack = length - sum(spans[i] for i in members)
                 shares = rng.dirichlet(np.ones(len(members))) * max(slack, 0.0)
                 gaps = np.array([spans[i] for i in members]) + shares
-            offset = float(rng.uniform(0, length)) if self.config.placement == "random" else 0.0
+            if self.config.placement == "random":
+                offset = float(rng.uniform(0, length))
+            else:  # stagger lanes so that no two vehicles start side by side
+                offset = lane * (length / len(members)) / lanes
             front = offset + np.concatenate(([0.0], np.cumsum(gaps)[:-1]))
             for vehicle_index, position in zip(members, front, strict=True):
                 placed[vehicle_index] = (lane, float(position % length))

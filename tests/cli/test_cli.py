@@ -88,3 +88,11 @@ def test_bench_env_writes_results(tmp_path: Path) -> None:
     )
     written = list(tmp_path.glob("env-ring-*.json"))
     assert len(written) == 1 and json.loads(written[0].read_text())["reset_ms"] > 0
+
+
+def test_listings() -> None:
+    scenarios = flowsim("scenarios")
+    assert scenarios.returncode == 0
+    assert "multilane_ring" in scenarios.stdout and "ring.yaml" in scenarios.stdout
+    envs = flowsim("envs")
+    assert envs.returncode == 0 and "flowsim/Ring-v0" in envs.stdout

@@ -113,6 +113,7 @@ def test_negative_length() -> None:
 def test_too_many_vehicles_for_the_ring() -> None:
     message = _error({"vehicles": [{"type": "human", "count": 40}]})
     assert "40 vehicles" in message and "scenario.length" in message and "lower" in message
+    assert "(top level)" not in message and "{" not in message
 
 
 def test_unknown_controller_lists_valid_ones() -> None:

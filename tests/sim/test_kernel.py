@@ -116,3 +116,24 @@ def test_traci_close_leaves_no_process() -> None:
     process = kernel.backend.process
     kernel.close()
     assert process.poll() is not None
+
+
+def test_lane_change_on_multilane_ring() -> None:
+    cfg = parse_config(
+        {
+            "scenario": {"type": "multilane_ring", "length": 300, "placement": "even"},
+            "vehicles": [{"type": "human", "count": 6, "controller": "sumo"}],
+        }
+    )
+    kernel = Kernel(cfg.sim)
+    kernel.load(make_scenario(cfg).instance(np.random.default_rng(0)), seed=0)
+    try:
+        first = np.array([0])
+        start_lane = int(kernel.lanes()[0])
+        direction = np.array([1 if start_lane == 0 else -1])
+        for _ in range(30):
+            kernel.apply_lane_changes(first, direction)
+            kernel.step()
+        assert int(kernel.lanes()[0]) == start_lane + direction[0]
+    finally:
+        kernel.close()
