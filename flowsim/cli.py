@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flowsim.errors import ConfigError, FlowsimError
@@ -28,7 +30,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(message: str, code: int) -> int:
-    _stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # User text (paths, values, SUMO output) may contain [brackets]: never read it as markup.
+    _stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return code
 
 
@@ -87,11 +90,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.steps < 100:
         raise ConfigError(f"--steps {args.steps}: use at least 100 steps, e.g. 5000.")
+    results = Path(args.results)
+    if results.exists() and not results.is_dir():
+        raise ConfigError(f"--results {results} is a file; give a folder for the JSON results.")
     config = load_config(args.config, args.overrides)
     with _stderr.status("benchmarking") as status:
         result = bench_env(config, steps=args.steps, report=lambda phase: status.update(phase))
-    path = write_result(result, Path(args.results))
-    result["written_to"] = str(path)
+    try:
+        result["written_to"] = str(write_result(result, results))
+    except OSError as error:
+        print(json.dumps(result, indent=2))
+        raise FlowsimError(f"could not write the result under {results}: {error}") from None
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -112,7 +121,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from flowsim.config import dump_config, load_config
 
     config = load_config(args.config, args.overrides)
-    print(dump_config(config), end="")
+    print(dump_config(config, effective=True), end="")
     return 0
 
 
@@ -149,10 +158,12 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
             try:
                 config = load_config(path)
             except ConfigError as error:
-                shipped.add_row(path.name, "[red]invalid[/]", str(error).splitlines()[-1], "", "")
+                reason = escape(str(error).splitlines()[-1])
+                shipped.add_row(escape(path.name), "[red]invalid[/]", reason, "", "")
                 continue
             groups = ", ".join(f"{g.count} {g.type} ({g.controller.type})" for g in config.vehicles)
-            shipped.add_row(path.name, config.name, config.scenario.type, groups, config.env.type)
+            cells = (path.name, config.name, config.scenario.type, groups, config.env.type)
+            shipped.add_row(*(escape(cell) for cell in cells))
         Console().print(shipped)
     return 0
 
@@ -211,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(error), code=1)
     except KeyboardInterrupt:
         return _fail("interrupted", code=130)
+    except BrokenPipeError:  # e.g. `flowsim schema | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

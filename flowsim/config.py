@@ -27,6 +27,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -59,6 +60,8 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
         path = Path(base) / path
     if not path.exists():
         raise ValueError(f"file not found: {path} (paths resolve relative to the YAML file)")
+    if not path.is_file():
+        raise ValueError(f"{path} is a folder, not a file")
     return path.resolve()
 
 
@@ -68,7 +71,9 @@ ExistingPath = Annotated[Path, AfterValidator(_resolve_path)]
 class _Section(BaseModel):
     """Strict base: unknown keys are errors, values are checked on assignment too."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, allow_inf_nan=False, frozen=False
+    )
 
 
 class SpeedMode(str, Enum):
@@ -105,7 +110,7 @@ class ScenarioConfig(_Section):
     length: float | tuple[float, float] = Field(
         230.0, description="Ring length (m), or [low, high] re-sampled on every reset."
     )
-    lanes: int = Field(1, ge=1, le=8, description="Lanes on the ring.")
+    lanes: StrictInt = Field(1, ge=1, le=8, description="Lanes on the ring.")
     speed_limit: float = Field(30.0, gt=0, le=100, description="Lane speed limit (m/s).")
     placement: Literal["even", "random"] = Field(
         "random",
@@ -123,6 +128,15 @@ class ScenarioConfig(_Section):
         if isinstance(value, tuple) and value[0] > value[1]:
             raise ValueError("a length range is [low, high] with low <= high")
         return value
+
+    @model_validator(mode="after")
+    def _ring_is_single_lane(self) -> ScenarioConfig:
+        if self.type == "ring" and self.lanes != 1:
+            raise ValueError(
+                f"scenario.type ring has one lane, got lanes: {self.lanes}; "
+                "use type: multilane_ring for several lanes"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -178,7 +192,7 @@ class VehicleGroup(_Section):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Group name, also the SUMO vType id (e.g. human, av).",
     )
-    count: int = Field(..., ge=0, le=10_000, description="Number of vehicles.")
+    count: StrictInt = Field(..., ge=0, le=10_000, description="Number of vehicles.")
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
     length: float = Field(5.0, gt=0, le=30, description="Vehicle length (m).")
     min_gap: float = Field(2.0, ge=0, le=20, description="Standstill gap (m).")
@@ -201,6 +215,16 @@ class VehicleGroup(_Section):
         "pi_saturation), [obey_speed_limit] for car-following models.",
     )
     color: str | None = Field(None, description="Colour in sumo-gui as 'r,g,b' (0-255).")
+
+    @field_validator("color")
+    @classmethod
+    def _check_color(cls, color: str | None) -> str | None:
+        if color is None:
+            return None
+        parts = [p.strip() for p in str(color).split(",")]
+        if len(parts) not in (3, 4) or not all(p.isdigit() and int(p) <= 255 for p in parts):
+            raise ValueError("a colour is 'r,g,b' with each part 0-255, e.g. '255,0,0'")
+        return ",".join(parts)
 
     @field_validator("failsafes")
     @classmethod
@@ -240,8 +264,8 @@ class EnvConfig(_Section):
     type: Literal["wave_attenuation", "accel"] = Field(
         "wave_attenuation", description="Registered env: wave_attenuation or accel."
     )
-    horizon: int = Field(3000, ge=1, le=10_000_000, description="Steps per episode.")
-    warmup_steps: int = Field(
+    horizon: StrictInt = Field(3000, ge=1, le=10_000_000, description="Steps per episode.")
+    warmup_steps: StrictInt = Field(
         750, ge=0, le=1_000_000, description="Steps simulated at reset before the agent acts."
     )
     max_accel: float = Field(1.0, gt=0, le=20, description="Largest AV acceleration (m/s²).")
@@ -257,14 +281,19 @@ class EnvConfig(_Section):
 class SimConfig(_Section):
     """How SUMO runs."""
 
-    step_length: float = Field(0.1, gt=0, le=10, description="Simulation step (s).")
+    step_length: float = Field(0.1, ge=0.001, le=10, description="Simulation step (s).")
     backend: Literal["libsumo", "traci"] = Field(
         "libsumo", description="libsumo (in-process, fastest) or traci (needed for sumo-gui)."
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="Seed for SUMO and flowsim's noise.")
+    seed: StrictInt = Field(
+        0, ge=0, le=2**31 - 1, description="Seed for SUMO, flowsim's noise and unseeded resets."
+    )
     gui: bool = Field(False, description="Run sumo-gui (needs backend traci).")
     teleport_time: float = Field(
-        -1.0, description="SUMO --time-to-teleport (s); -1 disables teleporting jams."
+        -1.0,
+        ge=-1,
+        le=1e9,
+        description="SUMO --time-to-teleport (s); -1 disables teleporting jams.",
     )
     collision_action: Literal["warn", "remove", "teleport", "none"] = Field(
         "remove", description="SUMO --collision.action."
@@ -289,6 +318,15 @@ class SamplerConfig(_Section):
         1000, ge=1, description="Steps each env contributes per sample call."
     )
     address: str | None = Field(None, description="Ray address: null (local), auto, ray://…")
+
+
+#: Extra room (m) per vehicle at placement, so rounding never squeezes a gap below min_gap.
+PLACEMENT_MARGIN = 0.01
+
+
+def vehicle_spans(groups: list[VehicleGroup]) -> list[float]:
+    """Road each vehicle needs at placement (m): length + min gap + margin, groups in order."""
+    return [g.length + g.min_gap + PLACEMENT_MARGIN for g in groups for _ in range(g.count)]
 
 
 def _default_vehicles() -> list[VehicleGroup]:
@@ -329,15 +367,19 @@ class FlowsimConfig(_Section):
 
     @model_validator(mode="after")
     def _vehicles_fit(self) -> FlowsimConfig:
-        needed = sum(group.count * (group.length + group.min_gap) for group in self.vehicles)
-        capacity = self.scenario.min_length * self.scenario.lanes
-        if needed > capacity:
+        lanes = self.scenario.lanes
+        needed = [0.0] * lanes
+        for index, span in enumerate(vehicle_spans(self.vehicles)):
+            needed[index % lanes] += span  # vehicles are dealt to lanes in turn
+        fullest = max(needed)
+        if fullest > self.scenario.min_length:
             total = sum(group.count for group in self.vehicles)
+            per_lane = f" on the fullest of {lanes} lanes" if lanes > 1 else ""
             raise ConfigError(
-                f"vehicles: {total} vehicles need {needed:.1f} m of lane (length + min_gap each) "
-                f"but scenario.length {self.scenario.min_length:g} m x {self.scenario.lanes} "
-                "lane(s) holds less; lower a group's count, or raise scenario.length or "
-                "scenario.lanes."
+                f"vehicles: {total} vehicles need {fullest:.1f} m of lane{per_lane} (length + "
+                f"min_gap + {PLACEMENT_MARGIN} m each) but scenario.length is "
+                f"{self.scenario.min_length:g} m; lower a group's count, or raise "
+                "scenario.length or scenario.lanes."
             )
         return self
 
@@ -385,15 +427,21 @@ def _valid_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]
 
 def _format_errors(error: ValidationError, source: str) -> str:
     lines = []
+    seen: set[str] = set()
     for item in error.errors():
         loc = tuple(item.get("loc", ()))
         key = _location(loc)
+        if key in seen and loc:  # one message per key (a union reports once per branch)
+            continue
+        seen.add(key)
         value = item.get("input")
         shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{…}"
         if len(shown) > 60:
             shown = shown[:57] + "..."
         kind = item.get("type", "")
         message = item.get("msg", "").removeprefix("Value error, ").rstrip(".")
+        if key == "scenario.length" and "valid" in message and "between" not in message:
+            message = "expected a length in metres or a range [low, high]"
         if not loc:  # a whole-file rule (e.g. the vehicles must fit): the message says it all
             lines.append(message + ".")
         elif kind == "extra_forbidden":
@@ -432,6 +480,22 @@ def parse_config(
         raise ConfigError(f"invalid configuration in {source}: {error}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping", mark
+                )
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> Any:
     if not path.exists():
         raise ConfigError(
@@ -444,7 +508,7 @@ def _read_yaml(path: Path) -> Any:
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text; save the YAML file as UTF-8.") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -478,6 +542,8 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, defaults: Any = N
             continue
         if not isinstance(node, dict):
             raise ConfigError(f"--set {dotted}: '{part}' is not inside a mapping.")
+        if isinstance(node.get(part), str) and part == "controller":
+            node[part] = {"type": node[part]}  # expand the shorthand `controller: idm`
         if part not in node or node[part] is None:
             fresh = default if default is not None else None
             node[part] = fresh if fresh is not None else ([] if parts[index + 1].isdigit() else {})
@@ -541,9 +607,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Flowsim
     return parse_config(data, source=source, base_dir=path.resolve().parent)
 
 
-def dump_config(config: FlowsimConfig) -> str:
-    """The resolved configuration as YAML text (saved beside every run)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+def dump_config(config: FlowsimConfig, effective: bool = False) -> str:
+    """The resolved configuration as YAML text (saved beside every run).
+
+    With ``effective``, per-group defaults that depend on the controller (speed mode,
+    fail-safes) are written as the values in force instead of ``null``.
+    """
+    data = config.model_dump(mode="json")
+    if effective:
+        for group, raw in zip(config.vehicles, data["vehicles"], strict=True):
+            raw["speed_mode"] = group.effective_speed_mode.value
+            raw["failsafes"] = group.effective_failsafes
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def config_schema() -> dict[str, Any]:

@@ -27,16 +27,17 @@ def _noiseless_model(group: VehicleGroup):
     )
 
 
-def equilibrium_speed(config: FlowsimConfig) -> float:
-    """Speed (m/s) of uniform flow on the ring under the most common human model.
+def equilibrium_speed(config: FlowsimConfig, length: float | None = None) -> float:
+    """Speed (m/s) of uniform flow on a ring of ``length`` m under the most common human model.
 
     Every vehicle keeps the same gap ``L·lanes / n − mean length`` and its model's acceleration
     is zero; found by bisection on the model itself, so it holds for any car-following model.
+    ``length`` defaults to the scenario's (shortest) ring length.
     """
     humans = [g for g in config.vehicles if g.controller.type != "rl" and g.count > 0]
     group = max(humans or config.vehicles, key=lambda g: g.count)
     model = _noiseless_model(group)
-    length = config.scenario.min_length * config.scenario.lanes
+    length = (length or config.scenario.min_length) * config.scenario.lanes
     mean_length = np.mean([g.length for g in config.vehicles for _ in range(g.count)])
     gap = length / config.num_vehicles - float(mean_length)
     model.reset(1, np.random.default_rng(0))
@@ -65,22 +66,26 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
 
     ``mean_speed`` and ``speed_std`` (across vehicles) are averaged over the second half of
     the run, once the traffic has settled; ``final_*`` are the last step's values.
+    ``sim_time_s`` includes the one step that inserts the vehicles.
     """
     simulation = Simulation(config, rl_as_human=True)
     started = time.perf_counter()
     try:
-        simulation.reset(seed=config.sim.seed)
-        means, stds, minimum = [], [], np.inf
+        instance = simulation.reset(seed=config.sim.seed)
+        settled = 0
+        mean_sum = std_sum = 0.0
+        minimum = np.inf
         collisions = teleports = 0
         with progress_bar("simulating", steps, enabled=show_progress) as advance:
             for step in range(steps):
                 events = simulation.step()
                 collisions += len(events.collisions)
                 teleports += events.teleports
-                if step >= steps // 2:
+                if step >= steps // 2 and simulation.kernel.vehicle_ids:
                     speeds = simulation.kernel.speeds()
-                    means.append(speeds.mean())
-                    stds.append(speeds.std())
+                    settled += 1
+                    mean_sum += float(speeds.mean())
+                    std_sum += float(speeds.std())
                     minimum = min(minimum, float(speeds.min()))
                 advance()
         final = simulation.metrics()
@@ -93,12 +98,13 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
         "steps": steps,
         "sim_time_s": round(sim_time, 6),
         "vehicles": config.num_vehicles,
-        "mean_speed": float(np.mean(means)) if means else final["mean_speed"],
-        "speed_std": float(np.mean(stds)) if stds else final["speed_std"],
-        "min_speed": float(minimum) if means else final["mean_speed"],
+        "ring_length": instance.length,
+        "mean_speed": mean_sum / settled if settled else final["mean_speed"],
+        "speed_std": std_sum / settled if settled else final["speed_std"],
+        "min_speed": minimum if settled else final["mean_speed"],
         "final_mean_speed": final["mean_speed"],
         "final_speed_std": final["speed_std"],
-        "equilibrium_speed": equilibrium_speed(config),
+        "equilibrium_speed": equilibrium_speed(config, instance.length),
         "collisions": collisions,
         "teleports": teleports,
         "wall_s": wall,

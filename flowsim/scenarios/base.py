@@ -110,20 +110,6 @@ def cached_build(kind: str, params: dict[str, object], build: Callable[[Path], N
     return target
 
 
-def cached_text_file(kind: str, text: str, suffix: str) -> Path:
-    """Write ``text`` once to a content-addressed file in the cache and return its path."""
-    digest = hashlib.sha256(text.encode()).hexdigest()[:20]
-    target = cache_dir() / kind / f"{digest}{suffix}"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=".", suffix=suffix, dir=target.parent)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(staging, target)
-    return target
-
-
 def sumo_binary(name: str) -> str:
     """Path of a SUMO executable (``sumo``, ``sumo-gui``, ``netconvert``) from eclipse-sumo."""
     import sumo

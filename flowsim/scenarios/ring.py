@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from flowsim.config import ScenarioConfig, VehicleGroup
-from flowsim.scenarios.base import (
-    PlacedVehicle,
-    ScenarioInstance,
-    cached_build,
-    cached_text_file,
-    run_netconvert,
-)
+from flowsim.config import PLACEMENT_MARGIN, ScenarioConfig, VehicleGroup
+from flowsim.scenarios.base import PlacedVehicle, ScenarioInstance, cached_build, run_netconvert
 
 #: The four quarter-circle edges of a ring, in driving order (counter-clockwise).
 RING_EDGES: tuple[str, ...] = ("bottom", "right", "top", "left")
@@ -114,6 +112,8 @@ class RingScenario:
         self.config = config
         self.groups = list(groups)
         self.route_loops = route_loops
+        self._route_dir: Path | None = None
+        self._route_text = ""
 
     def sample_length(self, rng: np.random.Generator) -> float:
         """The ring length for the next episode (m), rounded to the 0.1 m network cache grid."""
@@ -125,10 +125,11 @@ class RingScenario:
     def _positions(self, length: float, rng: np.random.Generator) -> list[tuple[int, float]]:
         """(lane, position along the ring) for every vehicle, groups in order."""
         lanes = self.config.lanes
-        spans = [g.length + g.min_gap for g in self.groups for _ in range(g.count)]
+        lengths = [g.length for g in self.groups for _ in range(g.count)]
+        min_gaps = [g.min_gap + PLACEMENT_MARGIN for g in self.groups for _ in range(g.count)]
         per_lane: list[list[int]] = [[] for _ in range(lanes)]
-        for index in range(len(spans)):
-            per_lane[index % lanes].append(index)
+        for index in range(len(lengths)):
+            per_lane[index % lanes].append(index)  # the config's capacity check deals the same way
         placed: dict[int, tuple[int, float]] = {}
         for lane, members in enumerate(per_lane):
             if not members:
@@ -136,9 +137,14 @@ class RingScenario:
             if self.config.placement == "even":
                 gaps = np.full(len(members), length / len(members))
             else:
-                slack = length - sum(spans[i] for i in members)
-                shares = rng.dirichlet(np.ones(len(members))) * max(slack, 0.0)
-                gaps = np.array([spans[i] for i in members]) + shares
+                # Front-to-front distance from each vehicle to the next one ahead: at least the
+                # leader's length plus the follower's min gap, plus a random share of the slack.
+                ahead = members[1:] + members[:1]
+                needed = np.array(
+                    [lengths[j] + min_gaps[i] for i, j in zip(members, ahead, strict=True)]
+                )
+                slack = max(length - float(needed.sum()), 0.0)
+                gaps = needed + rng.dirichlet(np.ones(len(members))) * slack
             if self.config.placement == "random":
                 offset = float(rng.uniform(0, length))
             else:  # stagger lanes so that no two vehicles start side by side
@@ -146,7 +152,7 @@ class RingScenario:
             front = offset + np.concatenate(([0.0], np.cumsum(gaps)[:-1]))
             for vehicle_index, position in zip(members, front, strict=True):
                 placed[vehicle_index] = (lane, float(position % length))
-        return [placed[i] for i in range(len(spans))]
+        return [placed[i] for i in range(len(lengths))]
 
     def instance(self, rng: np.random.Generator) -> ScenarioInstance:
         """Build (or fetch from the cache) the network and demand for one episode."""
@@ -160,13 +166,13 @@ class RingScenario:
             for number in range(group.count):
                 lane, along = next(positions)
                 edge_index = min(int(along // edge_length), len(RING_EDGES) - 1)
-                on_edge = min(along - edge_index * edge_length, edge_length - 0.01)
+                on_edge = min(along - edge_index * edge_length, edge_length - 0.001)
                 vehicles.append(
                     PlacedVehicle(
                         f"{group.type}_{number}", group.type, RING_EDGES[edge_index], lane, on_edge
                     )
                 )
-        route_file = cached_text_file("routes", self._routes_xml(vehicles), ".rou.xml")
+        route_file = self._write_routes(self._routes_xml(vehicles))
         return ScenarioInstance(
             net_file=net_file,
             route_file=route_file,
@@ -177,6 +183,23 @@ class RingScenario:
             route_loops=self.route_loops,
             lanes=self.config.lanes,
         )
+
+    def _write_routes(self, text: str) -> Path:
+        """Write this scenario's route file (one per scenario object, replaced atomically).
+
+        Random placement makes new routes every episode: one private file, rewritten only when
+        its text changes, keeps millions of resets from filling the disk.
+        """
+        if self._route_dir is None:
+            self._route_dir = Path(tempfile.mkdtemp(prefix="flowsim-routes-"))
+            weakref.finalize(self, shutil.rmtree, self._route_dir, True)
+        path = self._route_dir / "routes.rou.xml"
+        if text != self._route_text:
+            staging = path.with_suffix(".tmp")
+            staging.write_text(text)
+            os.replace(staging, path)
+            self._route_text = text
+        return path
 
     def _routes_xml(self, vehicles: list[PlacedVehicle]) -> str:
         lines = ["<routes>", *(_vtype_xml(g) for g in self.groups)]

@@ -96,3 +96,34 @@ def test_listings() -> None:
     assert "multilane_ring" in scenarios.stdout and "ring.yaml" in scenarios.stdout
     envs = flowsim("envs")
     assert envs.returncode == 0 and "flowsim/Ring-v0" in envs.stdout
+
+
+def test_brackets_in_messages_are_shown_verbatim(tmp_path: Path) -> None:
+    folder = tmp_path / "a[red]b"
+    folder.mkdir()
+    (folder / "x.yaml").write_text("scenario: {length: [270, 220]}\n")
+    result = flowsim("check", str(folder / "x.yaml"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "[low, high]" in result.stderr and "a[red]b" in result.stderr
+
+
+def test_bench_results_must_be_a_folder(tmp_path: Path) -> None:
+    target = tmp_path / "afile"
+    target.write_text("")
+    result = flowsim("bench", "env", "--config", "scenarios/ring.yaml", "--results", str(target))
+    assert result.returncode == 2 and "is a file" in result.stderr
+
+
+def test_broken_pipe_is_quiet() -> None:
+    shell = f"{sys.executable} -m flowsim.cli schema | head -n 1"
+    result = subprocess.run(
+        shell, shell=True, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.stdout.startswith("{") and "Traceback" not in result.stderr
+
+
+def test_check_shows_effective_defaults() -> None:
+    result = flowsim("check", "scenarios/ring.yaml")
+    assert "speed_mode: right_of_way" in result.stdout  # the IDM humans
+    assert "speed_mode: obey_safe_speed" in result.stdout  # the AV
+    assert "failsafes: null" not in result.stdout

@@ -169,3 +169,54 @@ def test_non_utf8_file(tmp_path: Path) -> None:
 def test_bad_overrides(override: str) -> None:
     with pytest.raises(ConfigError, match="--set"):
         apply_overrides(FlowsimConfig(), [override])
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"sim": {"step_length": 0.0001}}, "sim.step_length"),
+        ({"sim": {"teleport_time": float("inf")}}, "sim.teleport_time"),
+        ({"sim": {"teleport_time": float("nan")}}, "sim.teleport_time"),
+        ({"env": {"speed_weight": float("inf")}}, "env.speed_weight"),
+        ({"vehicles": [{"type": "h", "count": 3, "color": "purple"}]}, "r,g,b"),
+        ({"vehicles": [{"type": "h", "count": 3, "color": "300,0,0"}]}, "0-255"),
+        ({"vehicles": [{"type": "h", "count": True}]}, "vehicles[0].count"),
+        ({"vehicles": [{"type": "h", "count": "5"}]}, "vehicles[0].count"),
+        ({"scenario": {"type": "ring", "lanes": 3}}, "multilane_ring"),
+        ({"scenario": {"length": "long"}}, "a length in metres or a range"),
+    ],
+)
+def test_values_sumo_would_reject_are_config_errors(data: dict, fragment: str) -> None:
+    message = _error(data)
+    assert fragment in message
+    assert message.count("\n") == 1  # one line per bad key, no duplicates from unions
+
+
+def test_capacity_is_checked_per_lane() -> None:
+    # Two lanes hold 2 x 40 m, but vehicles are dealt to lanes in turn: 3 long ones share lane 0.
+    groups = [
+        {"type": "long", "count": 3, "length": 17, "min_gap": 2},
+        {"type": "short", "count": 3, "length": 3, "min_gap": 2},
+    ]
+    message = _error({"scenario": {"type": "multilane_ring", "length": 40}, "vehicles": groups})
+    assert "fullest of 2 lanes" in message
+
+
+def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("scenario:\n  length: 230\n  length: 240\n")
+    with pytest.raises(ConfigError, match="'length' appears twice"):
+        load_config(path)
+
+
+def test_set_into_controller_shorthand() -> None:
+    cfg = apply_overrides(FlowsimConfig(), ["vehicles.0.controller=pi_saturation"])
+    cfg = apply_overrides(cfg, ["vehicles.0.controller.params.v_catch=2"])
+    assert cfg.vehicles[0].controller.params == {"v_catch": 2.0}
+
+
+def test_folder_is_not_an_additional_file(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text("sim: {additional_files: [.]}\n")
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(path)
