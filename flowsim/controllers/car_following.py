@@ -94,8 +94,11 @@ class CarFollowingModel(Controller):
         if self.noise > 0:
             scale = self.noise * math.sqrt(state.step_length)
             accel = accel + scale * self.rng.standard_normal(state.num_vehicles)
-        stop_now = (0.0 - np.maximum(state.speed, 0.0)) / state.step_length
-        return np.where(state.headway <= 0, np.minimum(accel, stop_now), accel)
+        overlapping = state.headway <= 0
+        if np.count_nonzero(overlapping):  # rare (a collision): skip the work otherwise
+            stop_now = (0.0 - np.maximum(state.speed, 0.0)) / state.step_length
+            accel = np.where(overlapping, np.minimum(accel, stop_now), accel)
+        return accel
 
 
 def _headway(state: FollowingState) -> np.ndarray:

@@ -122,19 +122,20 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
     def sanitize_action(self, action: np.ndarray) -> np.ndarray:
         """Actions outside the box are clipped to it; NaN entries become 0 (no command)."""
         action = np.array(action, dtype=np.float64).reshape(self._action_shape)
-        np.copyto(action, 0.0, where=action != action)  # NaN is the only value unequal to itself
-        np.maximum(action, self._action_low, out=action)
-        return np.minimum(action, self._action_high, out=action)
+        is_nan = action != action  # NaN is the only value unequal to itself
+        if np.count_nonzero(is_nan):  # cheaper than .any() on a tiny array
+            action[is_nan] = 0.0
+        # ufuncs without ``out=`` (keyword arguments cost more than the small allocation)
+        return np.minimum(np.maximum(action, self._action_low), self._action_high)
 
     def _info(self, collisions: int) -> dict[str, Any]:
-        metrics = self.simulation.metrics()
-        return {
-            **metrics,
-            "collisions": collisions,
-            "teleports": self.kernel.events.teleports,
-            "sim_time": self.kernel.time,
-            "restarts": self.kernel.restarts,
-        }
+        info: dict[str, Any] = self.simulation.metrics()
+        kernel = self.simulation.kernel
+        info["collisions"] = collisions
+        info["teleports"] = kernel.events.teleports
+        info["sim_time"] = kernel.time
+        info["restarts"] = kernel.restarts
+        return info
 
     def close(self) -> None:
         """Close SUMO."""

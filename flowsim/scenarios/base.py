@@ -53,7 +53,8 @@ class ScenarioInstance:
     vehicles: tuple[PlacedVehicle, ...]
     route_loops: int
     lanes: int = 1
-    extra: dict[str, float] = field(default_factory=dict)
+    #: Keeps alive whatever owns the files (e.g. a private route folder deleted with its owner).
+    files_owner: object = field(default=None, compare=False, repr=False)
 
     @property
     def vehicle_ids(self) -> tuple[str, ...]:

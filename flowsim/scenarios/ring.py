@@ -94,6 +94,30 @@ def _vtype_xml(group: VehicleGroup) -> str:
     return f"  <vType {body}/>"
 
 
+class _RouteFile:
+    """A private route file, deleted with the last object that refers to it.
+
+    Random placement makes new routes every episode: one file per scenario, rewritten only when
+    its text changes, keeps millions of resets from filling the disk. Instances refer to it, so
+    the file outlives the scenario object for as long as an instance is in use.
+    """
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="flowsim-routes-"))
+        self.path = self.folder / "routes.rou.xml"
+        self._text = ""
+        weakref.finalize(self, shutil.rmtree, self.folder, True)
+
+    def write(self, text: str) -> Path:
+        """Replace the file's content with ``text`` atomically (if it changed)."""
+        if text != self._text:
+            staging = self.path.with_suffix(".tmp")
+            staging.write_text(text)
+            os.replace(staging, self.path)
+            self._text = text
+        return self.path
+
+
 class RingScenario:
     """A closed loop of four quarter-circle edges; vehicles drive around it forever.
 
@@ -112,8 +136,7 @@ class RingScenario:
         self.config = config
         self.groups = list(groups)
         self.route_loops = route_loops
-        self._route_dir: Path | None = None
-        self._route_text = ""
+        self._routes: _RouteFile | None = None
 
     def sample_length(self, rng: np.random.Generator) -> float:
         """The ring length for the next episode (m), rounded to the 0.1 m network cache grid."""
@@ -182,24 +205,14 @@ class RingScenario:
             vehicles=tuple(vehicles),
             route_loops=self.route_loops,
             lanes=self.config.lanes,
+            files_owner=self._routes,
         )
 
     def _write_routes(self, text: str) -> Path:
-        """Write this scenario's route file (one per scenario object, replaced atomically).
-
-        Random placement makes new routes every episode: one private file, rewritten only when
-        its text changes, keeps millions of resets from filling the disk.
-        """
-        if self._route_dir is None:
-            self._route_dir = Path(tempfile.mkdtemp(prefix="flowsim-routes-"))
-            weakref.finalize(self, shutil.rmtree, self._route_dir, True)
-        path = self._route_dir / "routes.rou.xml"
-        if text != self._route_text:
-            staging = path.with_suffix(".tmp")
-            staging.write_text(text)
-            os.replace(staging, path)
-            self._route_text = text
-        return path
+        """Write this scenario's route file (one per scenario object, replaced atomically)."""
+        if self._routes is None:
+            self._routes = _RouteFile()
+        return self._routes.write(text)
 
     def _routes_xml(self, vehicles: list[PlacedVehicle]) -> str:
         lines = ["<routes>", *(_vtype_xml(g) for g in self.groups)]

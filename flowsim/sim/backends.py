@@ -200,6 +200,18 @@ class LibsumoBackend(Backend):
         self._raw = _RawLibsumo()
         _LIBSUMO_OWNER[:] = [self]
 
+    def step(self) -> None:
+        """Advance one simulation step (libsumo's step listeners, unused by flowsim, do not run)."""
+        self._raw.step()
+
+    def colliding_ids(self) -> tuple[str, ...]:
+        """Ids of vehicles involved in a collision in the last step."""
+        return tuple(self._raw.colliding_ids())
+
+    def teleports(self) -> int:
+        """Vehicles that started teleporting in the last step."""
+        return self._raw.teleports()
+
     def speeds(self, ids: tuple[str, ...]) -> np.ndarray:
         """Speeds (m/s)."""
         get = self._raw.get_speed
@@ -208,8 +220,9 @@ class LibsumoBackend(Backend):
     def leaders(self, ids: tuple[str, ...], lookahead: float) -> list[tuple[str, float]]:
         """(leader id, gap minus own min gap) per vehicle; ('', inf) where there is none."""
         get = self._raw.get_leader
-        found = [get(vehicle_id, lookahead) for vehicle_id in ids]
-        return [f if f[0] else ("", float("inf")) for f in found]
+        none = ("", float("inf"))
+        # libsumo answers ('', -1.0) where there is no leader
+        return [found if found[0] else none for found in map(get, ids, itertools.repeat(lookahead))]
 
     def set_speeds(self, ids: tuple[str, ...], speeds: np.ndarray) -> None:
         """Command each vehicle's speed for the next step (m/s)."""
@@ -232,6 +245,9 @@ class _RawLibsumo:
     def __init__(self) -> None:
         from libsumo import _libsumo
 
+        self.step = _libsumo.simulation_step
+        self.colliding_ids = _libsumo.simulation_getCollidingVehiclesIDList
+        self.teleports = _libsumo.simulation_getStartingTeleportNumber
         self.get_speed = _libsumo.vehicle_getSpeed
         self.get_leader = _libsumo.vehicle_getLeader
         self.set_speed = _libsumo.vehicle_setSpeed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,7 @@ class crash_guard:
     """Turn a dead simulation (closed socket, fatal TraCI error) into :class:`SimulationCrashed`.
 
     A plain class rather than ``@contextmanager``: it wraps every kernel call, several per step.
+    It holds no state, so the per-step calls share instances made once (``_STEPPING`` …).
     """
 
     __slots__ = ("what",)
@@ -68,18 +70,34 @@ class StepEvents:
     removed: tuple[str, ...] = ()
 
 
-@dataclass
+#: Guards for the calls made every step, built once (see :class:`crash_guard`).
+_STEPPING = crash_guard("stepping")
+_READING_SPEEDS = crash_guard("reading speeds")
+_READING_LEADERS = crash_guard("reading leaders")
+_SETTING_SPEEDS = crash_guard("setting speeds")
+
+
+@dataclass(slots=True)
+class _Leaders:
+    """The leaders of some vehicles read in one step, entry i for the i-th vehicle asked about."""
+
+    headway: np.ndarray
+    leader_speed: np.ndarray
+    #: (leader id, gap) as the backend returned them; ids are only turned into a list on demand
+    found: list[tuple[str, float]]
+
+
+@dataclass(slots=True)
 class _StepCache:
     speed: np.ndarray | None = None
     position: np.ndarray | None = None
     lane: np.ndarray | None = None
     acceleration: np.ndarray | None = None
     edges: list[str] | None = None
-    #: per vehicle: leader index (-1 none, -2 not read yet), headway and leader speed
-    leader_index: np.ndarray | None = None
-    headway: np.ndarray | None = None
-    leader_speed: np.ndarray | None = None
-    leader_ids: list[str] = field(default_factory=list)
+    #: leaders of the watched vehicles (``Kernel.watch_leaders``), read on the first request
+    watched: _Leaders | None = None
+    #: leaders of other index sets asked for in this step, by ``indices.tobytes()``
+    others: dict[bytes, _Leaders] = field(default_factory=dict)
 
 
 class Kernel:
@@ -114,7 +132,8 @@ class Kernel:
         self._route_lengths: dict[str, int] = {}
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo: dict[bytes, tuple[str, ...]] = {}
-        self._watched_keys: set[bytes] = set()
+        #: per ``indices.tobytes()``: their positions in the watch set, None if not all in it
+        self._watch_positions: dict[bytes, np.ndarray | None] = {}
         self._start_time = 0.0
         self._steps_since_load = 0
 
@@ -161,7 +180,7 @@ class Kernel:
         self._route_lengths = {}
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
-        self._watched_keys = set()
+        self._watch_positions = {}
         self._cache = _StepCache()
         with crash_guard("reading the time"):
             self._start_time = self.backend.time()
@@ -197,11 +216,12 @@ class Kernel:
     # -- stepping -------------------------------------------------------------------------
     def step(self) -> StepEvents:
         """Advance one step; return the collisions and teleports it produced."""
-        with crash_guard("stepping"):
-            self.backend.step()
+        backend = self.backend
+        with _STEPPING:
+            backend.step()
             self._steps_since_load += 1
-            collisions = self.backend.colliding_ids()
-            teleports = self.backend.teleports()
+            collisions = backend.colliding_ids()
+            teleports = backend.teleports()
         self._cache = _StepCache()
         removed: tuple[str, ...] = ()
         if collisions or teleports:
@@ -221,7 +241,7 @@ class Kernel:
         self._speed_limit = self._speed_limit[keep]
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
-        self._watched_keys = set()
+        self._watch_positions = {}
 
     @property
     def time(self) -> float:
@@ -236,7 +256,7 @@ class Kernel:
     def speeds(self) -> np.ndarray:
         """Speed of every vehicle (m/s)."""
         if self._cache.speed is None:
-            with crash_guard("reading speeds"):
+            with _READING_SPEEDS:
                 self._cache.speed = self.backend.speeds(self.vehicle_ids)
         return self._cache.speed
 
@@ -287,66 +307,65 @@ class Kernel:
         Headway is the bumper-to-bumper gap (m); where no leader is found within one loop it is
         ``inf`` and the leader speed is the vehicle's own speed.
         """
-        cache = self._cache
-        if cache.leader_index is None:
-            count = len(self.vehicle_ids)
-            cache.leader_index = np.full(count, -2, dtype=np.int64)
-            cache.headway = np.full(count, np.inf)
-            cache.leader_speed = np.zeros(count)
-            cache.leader_ids = [""] * count
-            # The first read of a step fetches every watched vehicle: later reads hit the cache.
-            if self._leader_watch.size:
-                self._read_leaders(self._leader_watch)
         key = indices.tobytes()
-        if key not in self._watched_keys:
-            if (cache.leader_index[indices] == -2).any():
-                self._read_leaders(indices[cache.leader_index[indices] == -2])
-            if self._leader_watch.size and np.isin(indices, self._leader_watch).all():
-                self._watched_keys.add(key)  # always read with the watch set from now on
-        assert cache.headway is not None and cache.leader_speed is not None
-        return cache.headway[indices], cache.leader_speed[indices]
+        if key not in self._watch_positions:
+            self._watch_positions[key] = self._positions_in_watch(indices)
+        within = self._watch_positions[key]
+        if within is not None:
+            # The first read of a step fetches every watched vehicle: later reads hit the cache.
+            watched = self._cache.watched
+            if watched is None:
+                watched = self._cache.watched = self._read_leaders(self._leader_watch)
+            return watched.headway[within], watched.leader_speed[within]
+        read = self._other_leaders(indices, key)
+        return read.headway.copy(), read.leader_speed.copy()
 
     def leader_ids(self, indices: np.ndarray) -> list[str]:
         """Id of the leader of each vehicle at ``indices`` ('' where there is none)."""
         self.leaders(indices)
-        return [self._cache.leader_ids[i] for i in indices.tolist()]
+        key = indices.tobytes()
+        within = self._watch_positions[key]
+        if within is None:
+            return [name for name, _ in self._other_leaders(indices, key).found]
+        assert self._cache.watched is not None
+        found = self._cache.watched.found
+        return [found[i][0] for i in within.tolist()]
 
-    def _read_leaders(self, todo: np.ndarray) -> None:
+    def _positions_in_watch(self, indices: np.ndarray) -> np.ndarray | None:
+        """Where each of ``indices`` sits in the (sorted) watch set; None if one is not in it."""
+        watch = self._leader_watch
+        if watch.size == 0:
+            return None
+        within = np.minimum(np.searchsorted(watch, indices), watch.size - 1)
+        return within if np.array_equal(watch[within], indices) else None
+
+    def _other_leaders(self, indices: np.ndarray, key: bytes) -> _Leaders:
+        """Leaders of vehicles not all watched, read once per step for each index set."""
+        read = self._cache.others.get(key)
+        if read is None:
+            read = self._cache.others[key] = self._read_leaders(indices)
+        return read
+
+    def _read_leaders(self, indices: np.ndarray) -> _Leaders:
+        """Read the leaders of the vehicles at ``indices`` from SUMO."""
         assert self.instance is not None
-        cache = self._cache
-        assert cache.leader_index is not None
-        assert cache.headway is not None and cache.leader_speed is not None
-        with crash_guard("reading leaders"):
-            found = self.backend.leaders(self.ids_of(todo), self.instance.length)
+        with _READING_LEADERS:
+            found = self.backend.leaders(self.ids_of(indices), self.instance.length)
+        # A Python loop: on the few dozen vehicles of a group it beats a dozen numpy calls.
         lookup = self._index.get
-        leader = [lookup(name, -1) for name, _ in found]
-        if -1 in leader:  # no leader (or one we do not track): free road
-            self._store_leaders(todo, found, leader)
-            return
-        speeds = self.speeds()
-        cache.leader_index[todo] = leader
-        cache.headway[todo] = [gap for _, gap in found]
-        cache.headway[todo] += self._min_gap[todo]
-        cache.leader_speed[todo] = speeds[leader]
-        for i, (name, _) in zip(todo.tolist(), found, strict=True):
-            cache.leader_ids[i] = name
-
-    def _store_leaders(
-        self, todo: np.ndarray, found: list[tuple[str, float]], leader: list[int]
-    ) -> None:
-        """Store leaders where some vehicles have none (the general, slower path)."""
-        cache = self._cache
-        assert cache.leader_index is not None
-        assert cache.headway is not None and cache.leader_speed is not None
-        index = np.array(leader, dtype=np.int64)
-        gap = np.array([gap for _, gap in found])
-        has_leader = index >= 0
-        speeds = self.speeds()
-        cache.leader_index[todo] = index
-        cache.headway[todo] = np.where(has_leader, gap + self._min_gap[todo], np.inf)
-        cache.leader_speed[todo] = np.where(has_leader, speeds[index], speeds[todo])
-        for i, (name, _) in zip(todo.tolist(), found, strict=True):
-            cache.leader_ids[i] = name
+        speed = self.speeds().tolist()
+        min_gap = self._min_gap[indices].tolist()
+        headway: list[float] = []
+        leader_speed: list[float] = []
+        for (name, gap), i, own_min_gap in zip(found, indices.tolist(), min_gap, strict=True):
+            leader = lookup(name, -1)
+            if leader < 0:  # no leader (or one we do not track): free road
+                headway.append(math.inf)
+                leader_speed.append(speed[i])
+            else:
+                headway.append(gap + own_min_gap)
+                leader_speed.append(speed[leader])
+        return _Leaders(np.array(headway), np.array(leader_speed), found)
 
     def ids_of(self, indices: np.ndarray) -> tuple[str, ...]:
         """Vehicle ids at ``indices`` (memoised: groups ask for the same ids every step)."""
@@ -358,9 +377,10 @@ class Kernel:
         return ids
 
     def watch_leaders(self, indices: np.ndarray) -> None:
-        """Read the leaders of ``indices`` together whenever any leader is first read in a step."""
+        """Read the leaders of ``indices`` together, the first time one is asked for in a step."""
         self._leader_watch = np.unique(np.asarray(indices, dtype=np.int64))
-        self._watched_keys = set()
+        self._watch_positions = {}
+        self._cache.watched = None
 
     def route_remaining(self, indices: np.ndarray) -> np.ndarray:
         """Edges left in each vehicle's route after its current one."""
@@ -377,12 +397,13 @@ class Kernel:
         """Command vehicles at ``indices`` to reach v + a·dt by the next step (never below 0)."""
         speeds = self.speeds()[indices]
         target = np.maximum(speeds + np.asarray(accelerations) * self.sim.step_length, 0.0)
-        self.apply_speeds(indices, target)
+        with _SETTING_SPEEDS:
+            self.backend.set_speeds(self.ids_of(indices), target)
 
     def apply_speeds(self, indices: np.ndarray, speeds: np.ndarray) -> None:
         """Command the speeds (m/s) of the vehicles at ``indices`` for the next step."""
         ids = self.ids_of(indices)
-        with crash_guard("setting speeds"):
+        with _SETTING_SPEEDS:
             self.backend.set_speeds(ids, np.asarray(speeds, dtype=np.float64))
 
     def release(self, indices: np.ndarray) -> None:

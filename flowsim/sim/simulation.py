@@ -63,6 +63,8 @@ class Simulation:
         self.steps = 0
         self._reroute_every = 1
         self._rng = np.random.default_rng(config.sim.seed)
+        self._metrics: dict[str, float] = {}
+        self._metrics_of: np.ndarray | None = None  # the speed array _metrics was computed from
 
     # -- life cycle -----------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> ScenarioInstance:
@@ -176,9 +178,14 @@ class Simulation:
     def metrics(self) -> dict[str, float]:
         """Mean and standard deviation of speed across vehicles now (m/s)."""
         speeds = self.kernel.speeds()
-        count = speeds.size
-        if count == 0:
-            return {"mean_speed": 0.0, "speed_std": 0.0}
-        mean = float(speeds.sum()) / count
-        variance = max(float(speeds @ speeds) / count - mean * mean, 0.0)
-        return {"mean_speed": mean, "speed_std": variance**0.5}
+        # The kernel reads a new speed array every step: an env's reward and info share one sum.
+        if speeds is not self._metrics_of:
+            count = speeds.size
+            if count == 0:
+                self._metrics = {"mean_speed": 0.0, "speed_std": 0.0}
+            else:
+                mean = float(speeds.sum()) / count
+                variance = max(float(speeds @ speeds) / count - mean * mean, 0.0)
+                self._metrics = {"mean_speed": mean, "speed_std": variance**0.5}
+            self._metrics_of = speeds
+        return dict(self._metrics)
