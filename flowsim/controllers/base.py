@@ -45,6 +45,13 @@ class Controller(ABC):
         """Prepare for a new episode with ``num_vehicles`` vehicles drawing noise from ``rng``."""
         self._rng = rng
 
+    def keep_vehicles(self, keep: np.ndarray) -> None:
+        """Drop per-vehicle state of vehicles that left (``keep``: a boolean mask over them).
+
+        Stateless controllers need nothing; those with per-vehicle memory override this.
+        """
+        return None
+
     @property
     def rng(self) -> np.random.Generator:
         """The generator given at :meth:`reset` (a fixed-seed one before the first reset)."""

@@ -138,6 +138,13 @@ class PISaturation(Controller):
         self._history_filled = 0
         self._history_next = 0
 
+    def keep_vehicles(self, keep: np.ndarray) -> None:
+        """Keep the history and previous command of the vehicles still in the group."""
+        keep = np.asarray(keep, dtype=bool)
+        self._previous_command = self._previous_command[keep]
+        self._speed_history = self._speed_history[keep]
+        self._num_vehicles = int(keep.sum())
+
     def history_steps(self, step_length: float) -> int:
         """Number of steps in the speed history for a simulation step of ``step_length`` s."""
         return max(1, round(self.history_seconds / step_length))

@@ -84,9 +84,9 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode: new scenario instance, warm-up with humans driving, first obs."""
-        super().reset(seed=seed)
         if seed is None and self._sim_seed is None:
-            self.np_random  # noqa: B018 - creates the generator from entropy on first use
+            seed = self.config.sim.seed  # the config's seed makes a run reproducible by default
+        super().reset(seed=seed)
         self._sim_seed = int(self.np_random.integers(0, 2**31 - 1))
         self.simulation.reset(seed=self._sim_seed)
         assert isinstance(self.action_space, gym.spaces.Box)

@@ -146,16 +146,32 @@ class AccelEnv(_RingTask):
         )
 
     def observe(self) -> np.ndarray:
-        """Speeds, positions and lanes of all vehicles, normalised to [0, 1]."""
-        assert self.simulation.instance is not None
-        lanes = self.simulation.instance.lanes
+        """Speeds, positions and lanes of all vehicles, normalised to [0, 1].
+
+        Each vehicle keeps its slot for the whole episode; a vehicle removed after a collision
+        leaves zeros in its slot.
+        """
+        instance = self.simulation.instance
+        assert instance is not None
         obs = np.zeros((3, self.num_vehicles), dtype=np.float32)
-        count = len(self.kernel.vehicle_ids)
-        obs[0, :count] = self.kernel.speeds() / self.max_speed
-        obs[1, :count] = self.kernel.positions() / self.simulation.instance.length
-        if lanes > 1:
-            obs[2, :count] = self.kernel.lanes() / (lanes - 1)
+        slots = self._slots
+        obs[0, slots] = self.kernel.speeds() / self.max_speed
+        obs[1, slots] = self.kernel.positions() / instance.length
+        if instance.lanes > 1:
+            obs[2, slots] = self.kernel.lanes() / (instance.lanes - 1)
         return np.clip(obs.reshape(-1), 0.0, 1.0)
+
+    def on_reset(self) -> None:
+        """Find the AVs and give every vehicle its observation slot."""
+        super().on_reset()
+        self._slots = np.arange(len(self.kernel.vehicle_ids))
+
+    def on_vehicles_removed(self) -> None:
+        """Re-read AV indices; vehicles still present keep their original slots."""
+        super().on_vehicles_removed()
+        assert self.simulation.instance is not None
+        original = {v: k for k, v in enumerate(self.simulation.instance.vehicle_ids)}
+        self._slots = np.array([original[v] for v in self.kernel.vehicle_ids], dtype=np.int64)
 
     def compute_reward(self, action: np.ndarray) -> float:
         """How close all vehicles drive to the target speed, in [0, 1]."""

@@ -8,19 +8,32 @@ per call, so it subscribes every vehicle once and reads one subscription result 
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import itertools
 import os
 import subprocess
 import tempfile
+import weakref
 from typing import IO, Any
 
 import numpy as np
 
 from flowsim.errors import BackendUnavailable, SimulationCrashed
 
-#: The libsumo simulation of this process is owned by at most one backend at a time.
-_LIBSUMO_OWNER: list[LibsumoBackend] = []
+#: The libsumo simulation of this process is owned by at most one backend at a time; a weak
+#: reference, so an env dropped without ``close()`` does not lock libsumo for the process.
+_LIBSUMO_OWNER: list[weakref.ref[LibsumoBackend]] = []
+
+
+def _libsumo_owner() -> LibsumoBackend | None:
+    """The live backend holding this process's libsumo simulation, if any."""
+    owner = _LIBSUMO_OWNER[0]() if _LIBSUMO_OWNER else None
+    if owner is not None and owner.api is None:
+        return None
+    return owner
+
+
 _LABELS = itertools.count()
 
 
@@ -179,7 +192,11 @@ class LibsumoBackend(Backend):
         """Start the process's libsumo simulation, refusing a second owner."""
         if gui:
             raise BackendUnavailable("libsumo cannot open sumo-gui; set sim.backend: traci.")
-        if _LIBSUMO_OWNER and _LIBSUMO_OWNER[0] is not self:
+        owner = _libsumo_owner()
+        if owner is not None and owner is not self:
+            gc.collect()  # an unreachable env (e.g. in a reference cycle) gives the slot up
+            owner = _libsumo_owner()
+        if owner is not None and owner is not self:
             raise BackendUnavailable(
                 "libsumo runs one simulation per process and another flowsim env holds it; "
                 "close that env first, run this one in another process, or set "
@@ -198,7 +215,7 @@ class LibsumoBackend(Backend):
             libsumo.load(sumo_args)
         self.api = libsumo
         self._raw = _RawLibsumo()
-        _LIBSUMO_OWNER[:] = [self]
+        _LIBSUMO_OWNER[:] = [weakref.ref(self)]
 
     def step(self) -> None:
         """Advance one simulation step (libsumo's step listeners, unused by flowsim, do not run)."""
@@ -235,7 +252,7 @@ class LibsumoBackend(Backend):
             with contextlib.suppress(Exception):
                 self.api.close()
         self.api = None
-        if _LIBSUMO_OWNER and _LIBSUMO_OWNER[0] is self:
+        if _LIBSUMO_OWNER and _LIBSUMO_OWNER[0]() is self:
             _LIBSUMO_OWNER.clear()
 
 

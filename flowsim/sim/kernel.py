@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from flowsim.config import SimConfig
-from flowsim.errors import BackendUnavailable, SimulationCrashed
+from flowsim.errors import BackendUnavailable, ConfigError, SimulationCrashed
 from flowsim.scenarios.base import ScenarioInstance
 from flowsim.sim.backends import Backend, make_backend
 
@@ -168,11 +168,18 @@ class Kernel:
     def load(self, instance: ScenarioInstance, seed: int) -> None:
         """Load ``instance`` (starting SUMO on first use) and insert all its vehicles."""
         args = self._sumo_args(instance, seed)
-        with crash_guard("loading the scenario"):
-            if not self.backend.running:
+        if self.backend.running:
+            try:
+                with crash_guard("loading the scenario"):
+                    self.backend.load(args)
+            except SimulationCrashed:
+                # The simulation died earlier (e.g. sumo was killed): start a fresh one.
+                self.backend.close()
+                self.backend = make_backend(self.sim.backend)
+                self.restarts += 1
+        if not self.backend.running:
+            with crash_guard("starting SUMO"):
                 self.backend.start(args, gui=self.sim.gui)
-            else:
-                self.backend.load(args)
         self._last_args = args
         self.instance = instance
         self.vehicle_ids = instance.vehicle_ids
@@ -189,9 +196,10 @@ class Kernel:
         present = set(self.backend.vehicle_ids())
         missing = [i for i in self.vehicle_ids if i not in present]
         if missing:
-            raise SimulationCrashed(
+            raise ConfigError(
                 f"SUMO could not insert {len(missing)} of {len(self.vehicle_ids)} vehicles "
-                f"(e.g. {missing[0]}); give them more room: fewer vehicles or a longer road."
+                f"(e.g. {missing[0]}); give them more room: lower a group's count or raise "
+                "scenario.length."
             )
         with crash_guard("reading vehicle attributes"):
             self._min_gap = np.array([self.backend.min_gap(i) for i in self.vehicle_ids])

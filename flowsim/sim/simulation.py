@@ -18,9 +18,10 @@ from flowsim.sim.kernel import Kernel, StepEvents
 
 @dataclass
 class GroupHandle:
-    """A vehicle group in the running simulation: its config, array indices and controller."""
+    """A vehicle group in the running simulation: config, vehicle ids, array indices, driver."""
 
     config: VehicleGroup
+    ids: tuple[str, ...]
     indices: np.ndarray
     controller: Controller | None
 
@@ -81,12 +82,10 @@ class Simulation:
     def _setup_groups(self) -> None:
         assert self.instance is not None
         self.groups = []
-        self._group_ids: dict[str, tuple[str, ...]] = {}
         for group in self.config.vehicles:
             if group.count == 0:
                 continue
             ids = tuple(v.vehicle_id for v in self.instance.vehicles if v.group == group.type)
-            self._group_ids[group.type] = ids
             indices = self.kernel.index_of(ids)
             controller = None
             driver = group.controller.type
@@ -95,7 +94,7 @@ class Simulation:
                 controller.reset(len(ids), np.random.default_rng(self._rng.integers(2**63)))
             if controller is not None or (driver == "rl" and not self.rl_as_human):
                 self.kernel.set_speed_mode(indices, group.effective_speed_mode.bits)
-            self.groups.append(GroupHandle(group, indices, controller))
+            self.groups.append(GroupHandle(group, ids, indices, controller))
         self._reindex()
         self.router = ContinuousRouter(list(self.instance.ring_edges), self.instance.route_loops)
         # Check routes often enough that no vehicle can cross half a loop between checks.
@@ -165,9 +164,15 @@ class Simulation:
         return events
 
     def _reindex(self) -> None:
-        """Recompute group indices after vehicles left the network."""
+        """Recompute group indices (and controller state) after vehicles left the network."""
+        present = set(self.kernel.vehicle_ids)
         for handle in self.groups:
-            handle.indices = self.kernel.index_of(self._group_ids[handle.name])
+            keep = np.array([i in present for i in handle.ids], dtype=bool)
+            if not keep.all():
+                handle.ids = tuple(i for i in handle.ids if i in present)
+                if handle.controller is not None:
+                    handle.controller.keep_vehicles(keep)
+            handle.indices = self.kernel.index_of(handle.ids)
         followers = [g.indices for g in self.groups if g.controller is not None]
         if not self.rl_as_human:
             followers.append(self.rl_indices())

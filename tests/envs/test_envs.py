@@ -133,3 +133,83 @@ def test_traci_backend_env() -> None:
         assert env.observation_space.contains(obs)
     finally:
         env.close()
+
+
+def test_different_seeds_differ_and_unseeded_resets_vary() -> None:
+    env = make_env(flowsim.FlowsimConfig(), overrides=["env.warmup_steps=5"])
+    try:
+        first, _ = env.reset(seed=1)
+        second, _ = env.reset(seed=2)
+        third, _ = env.reset()
+        assert not np.array_equal(first, second) and not np.array_equal(second, third)
+    finally:
+        env.close()
+
+
+def test_first_unseeded_reset_uses_sim_seed() -> None:
+    observations = []
+    for _ in range(2):
+        env = make_env(flowsim.FlowsimConfig(), overrides=["env.warmup_steps=5", "sim.seed=4"])
+        try:
+            observations.append(env.reset()[0])
+        finally:
+            env.close()
+    assert np.array_equal(*observations)
+
+
+def test_dropped_env_does_not_lock_libsumo() -> None:
+    import gc
+
+    first = gym.make("flowsim/Ring-v0", overrides=FAST)
+    first.reset(seed=0)
+    del first
+    gc.collect()
+    second = gym.make("flowsim/Ring-v0", overrides=FAST)
+    try:
+        obs, _ = second.reset(seed=0)
+        assert second.observation_space.contains(obs)
+    finally:
+        second.close()
+
+
+def test_reset_after_sumo_died_starts_a_fresh_simulation() -> None:
+    env = make_env(flowsim.FlowsimConfig(), overrides=["sim.backend=traci", *FAST])
+    try:
+        env.reset(seed=0)
+        env.kernel.backend.process.kill()
+        env.kernel.backend.process.wait()
+        with pytest.raises(flowsim.SimulationCrashed):
+            for _ in range(5):
+                env.step(np.zeros(1))
+        obs, info = env.reset(seed=0)
+        assert env.observation_space.contains(obs) and info["restarts"] == 1
+    finally:
+        env.close()
+
+
+def test_collisions_keep_stateful_controllers_and_slots_consistent() -> None:
+    # PISaturation humans remember per-vehicle history; an aggressive AV crashes into one.
+    env = make_env(
+        "scenarios/multilane_ring.yaml",
+        overrides=[
+            "vehicles.0.controller=pi_saturation",
+            "vehicles.1.speed_mode=aggressive",
+            "env.max_accel=10",
+            "env.terminate_on_collision=false",
+            "env.warmup_steps=50",
+        ],
+    )
+    try:
+        env.reset(seed=0)
+        removed = 0
+        for _ in range(400):
+            obs, _, terminated, _, info = env.step(np.full(env.action_space.shape, 10.0))
+            removed += info["collisions"]
+            assert not terminated and env.observation_space.contains(obs)
+        assert removed > 0
+        assert len(env.kernel.vehicle_ids) < env.num_vehicles
+        assert np.count_nonzero(obs.reshape(3, -1)[0] == 0) >= env.num_vehicles - len(
+            env.kernel.vehicle_ids
+        )
+    finally:
+        env.close()
