@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from flowsim.config import FlowsimConfig
 from flowsim.envs.base import FlowsimEnv
 
 _AV_COLOR = (255, 0, 0, 255)
@@ -17,14 +15,9 @@ _AV_COLOR = (255, 0, 0, 255)
 class _RingTask(FlowsimEnv):
     """Shared set-up: the AVs (``rl`` groups), accelerations in [-max_decel, max_accel]."""
 
-    def __init__(
-        self,
-        config: FlowsimConfig | dict[str, Any] | str | Path | None = None,
-        overrides: list[str] | None = None,
-        preset: str | None = None,
-        render_mode: str | None = None,
-    ) -> None:
-        super().__init__(config, overrides, preset, render_mode)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Arguments as :class:`FlowsimEnv` (config, overrides, preset, render_mode)."""
+        super().__init__(*args, **kwargs)
         self.num_avs = sum(g.count for g in self.config.vehicles if g.controller.type == "rl")
         if self.num_avs == 0:
             from flowsim.errors import ConfigError
@@ -78,14 +71,9 @@ class WaveAttenuationEnv(_RingTask):
         >>> env.close()
     """
 
-    def __init__(
-        self,
-        config: FlowsimConfig | dict[str, Any] | str | Path | None = None,
-        overrides: list[str] | None = None,
-        preset: str | None = None,
-        render_mode: str | None = None,
-    ) -> None:
-        super().__init__(config, overrides, preset, render_mode)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Arguments as :class:`FlowsimEnv` (config, overrides, preset, render_mode)."""
+        super().__init__(*args, **kwargs)
         self.observation_space = spaces.Box(
             low=np.array([0.0, -1.0, 0.0], dtype=np.float32),
             high=np.array([1.0, 1.0, 1.0], dtype=np.float32),
@@ -129,14 +117,9 @@ class AccelEnv(_RingTask):
     Termination: a collision. Truncation: ``env.horizon`` steps after ``env.warmup_steps``.
     """
 
-    def __init__(
-        self,
-        config: FlowsimConfig | dict[str, Any] | str | Path | None = None,
-        overrides: list[str] | None = None,
-        preset: str | None = None,
-        render_mode: str | None = None,
-    ) -> None:
-        super().__init__(config, overrides, preset, render_mode)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Arguments as :class:`FlowsimEnv` (config, overrides, preset, render_mode)."""
+        super().__init__(*args, **kwargs)
         self.num_vehicles = self.config.num_vehicles
         size = 3 * self.num_vehicles
         self.observation_space = spaces.Box(
