@@ -317,7 +317,23 @@ class SamplerConfig(_Section):
     rollout_fragment_length: int = Field(
         1000, ge=1, description="Steps each env contributes per sample call."
     )
-    address: str | None = Field(None, description="Ray address: null (local), auto, ray://…")
+    address: str | None = Field(
+        None,
+        description="Ray address: null (a local instance), auto, host:port or ray://host:port.",
+    )
+    resources_per_worker: dict[str, float] = Field(
+        default_factory=lambda: {"CPU": 1.0},
+        description="Ray resources each runner actor reserves (e.g. {CPU: 1}).",
+    )
+    allow_oversubscription: bool = Field(
+        False, description="Allow more runner CPUs than the cluster has (runners then queue)."
+    )
+    connect_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="Seconds to wait for a cluster at sampler.address."
+    )
+    max_runner_restarts: int = Field(
+        100, ge=0, description="Runner actors the group may replace before giving up."
+    )
 
 
 #: Extra room (m) per vehicle at placement, so rounding never squeezes a gap below min_gap.
@@ -380,6 +396,16 @@ class FlowsimConfig(_Section):
                 f"min_gap + {PLACEMENT_MARGIN} m each) but scenario.length is "
                 f"{self.scenario.min_length:g} m; lower a group's count, or raise "
                 "scenario.length or scenario.lanes."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_libsumo_per_process(self) -> FlowsimConfig:
+        if self.sampler.envs_per_worker > 1 and self.sim.backend == "libsumo":
+            raise ValueError(
+                f"sampler.envs_per_worker: {self.sampler.envs_per_worker} needs sim.backend: "
+                "traci (libsumo runs one simulation per process); or raise "
+                "sampler.num_workers instead"
             )
         return self
 

@@ -1,0 +1,342 @@
+"""EnvRunner: one process's envs and inference policy, sampling fragments of experience.
+
+The same class runs in-process (:class:`~flowsim.distributed.group.LocalRunnerGroup`) and as a
+Ray actor (:class:`~flowsim.distributed.group.RayRunnerGroup`), so both paths give the same
+rollouts for the same seeds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flowsim.config import FlowsimConfig
+from flowsim.distributed.batch import Batch
+from flowsim.distributed.policy import PolicySpec, build_policy
+from flowsim.errors import SimulationCrashed
+
+#: Attempts to bring a crashed simulation back before the runner gives up.
+MAX_CONSECUTIVE_RESTARTS = 3
+
+
+def env_seed(runner_seed: int, env_number: int) -> int:
+    """Seed of env ``env_number`` in a runner seeded ``runner_seed`` (independent streams)."""
+    return int(np.random.SeedSequence([runner_seed, env_number]).generate_state(1)[0] >> 1)
+
+
+@dataclass
+class _EpisodeTally:
+    """Running statistics of one env's current episode."""
+
+    ret: float = 0.0
+    length: int = 0
+    speed_sum: float = 0.0
+    collisions: int = 0
+
+    def add(self, reward: float, info: dict[str, Any]) -> None:
+        self.ret += reward
+        self.length += 1
+        self.speed_sum += float(info.get("mean_speed", 0.0))
+        self.collisions += int(info.get("collisions", 0))
+
+
+@dataclass
+class _Stream:
+    """One env's transitions in the current sample call."""
+
+    obs: list[np.ndarray]
+    actions: list[np.ndarray]
+    rewards: list[float]
+    terminated: list[bool]
+    truncated: list[bool]
+    logp: list[float]
+    values: list[float]
+    next_obs: list[np.ndarray]
+
+    @classmethod
+    def empty(cls) -> _Stream:
+        return cls([], [], [], [], [], [], [], [])
+
+
+class EnvRunner:
+    """Owns ``sampler.envs_per_worker`` envs and an inference copy of the policy.
+
+    Args:
+        config: the experiment; the envs are built from it.
+        runner_index: this runner's index in its group (names it in metrics).
+        seed: the runner's seed (a group passes ``base_seed + runner_index``); it seeds the
+            envs' first resets and the exploration noise.
+        policy_spec: how to build the inference policy.
+
+    Episodes continue across :meth:`sample` calls. If SUMO crashes in an episode, the runner
+    ends that episode as truncated, restarts the simulation, counts the restart and goes on, so
+    a batch always has the requested size.
+    """
+
+    def __init__(
+        self,
+        config: FlowsimConfig,
+        runner_index: int = 0,
+        seed: int = 0,
+        policy_spec: PolicySpec | None = None,
+    ) -> None:
+        from flowsim.envs import make_env
+
+        _limit_threads()
+        self.config = config
+        self.runner_index = runner_index
+        self.seed = seed
+        self.envs = [make_env(config) for _ in range(config.sampler.envs_per_worker)]
+        first = self.envs[0]
+        self.policy = build_policy(
+            policy_spec or PolicySpec(), first.observation_space, first.action_space, seed
+        )
+        self.rng = np.random.default_rng(seed)
+        self.policy_version = 0
+        self.restarts = 0
+        self._obs: list[np.ndarray | None] = [None] * len(self.envs)
+        self._tallies = [_EpisodeTally() for _ in self.envs]
+        self._seeded = [False] * len(self.envs)
+
+    # -- weights and evaluation -----------------------------------------------------------
+    def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
+        """Load new policy weights; later batches carry ``version``."""
+        self.policy.set_weights(weights)
+        self.policy_version = version
+
+    def evaluate(self, function: Callable[[EnvRunner], Any]) -> Any:
+        """Run ``function(self)`` here (e.g. ES evaluating a perturbation on this runner's env)."""
+        return function(self)
+
+    def describe(self) -> dict[str, Any]:
+        """Where this runner lives: index, process, host and node."""
+        return {
+            "runner_index": self.runner_index,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "node": _ray_node_ip(),
+            "sumo_pids": [
+                env.kernel.backend.process.pid
+                for env in self.envs
+                if getattr(env.kernel.backend, "process", None) is not None
+            ],
+        }
+
+    def ping(self) -> int:
+        """Answer (used to tell when a new actor is placed and ready)."""
+        return self.runner_index
+
+    # -- sampling -------------------------------------------------------------------------
+    def _reset(self, index: int) -> np.ndarray:
+        env = self.envs[index]
+        # The first reset of each env is seeded from the runner; later ones continue its stream.
+        seed = None if self._seeded[index] else env_seed(self.seed, index)
+        self._seeded[index] = True
+        for attempt in range(MAX_CONSECUTIVE_RESTARTS + 1):
+            try:
+                obs, _ = env.reset(seed=seed)
+                break
+            except SimulationCrashed:
+                self.restarts += 1
+                if attempt == MAX_CONSECUTIVE_RESTARTS:
+                    raise
+        self._tallies[index] = _EpisodeTally()
+        self._obs[index] = obs
+        return obs
+
+    def sample(
+        self, num_steps: int | None = None, num_episodes: int | None = None, explore: bool = True
+    ) -> Batch:
+        """Step the envs for ``num_steps`` transitions in all, or until ``num_episodes`` end.
+
+        Envs step in lockstep with one batched policy call per step; each env's transitions
+        are contiguous in the batch.
+        """
+        if (num_steps is None) == (num_episodes is None):
+            raise ValueError("give exactly one of num_steps or num_episodes")
+        count = len(self.envs)
+        if num_steps is not None:
+            quota = [num_steps // count + (k < num_steps % count) for k in range(count)]
+        else:
+            quota = [np.iinfo(np.int64).max] * count
+        streams = [_Stream.empty() for _ in range(count)]
+        episodes: list[tuple[float, int, float, int]] = []
+        started = time.perf_counter()
+        sim_s = inference_s = 0.0
+        restarts_before = self.restarts
+        for k in range(count):
+            if self._obs[k] is None:
+                tick = time.perf_counter()
+                self._reset(k)
+                sim_s += time.perf_counter() - tick
+        while True:
+            active = [k for k in range(count) if len(streams[k].rewards) < quota[k]]
+            if not active or (num_episodes is not None and len(episodes) >= num_episodes):
+                break
+            tick = time.perf_counter()
+            obs_batch = np.stack([self._obs[k] for k in active])
+            actions, logp, values = self.policy.compute_actions(obs_batch, explore, self.rng)
+            inference_s += time.perf_counter() - tick
+            for row, k in enumerate(active):
+                env, stream, obs = self.envs[k], streams[k], self._obs[k]
+                tick = time.perf_counter()
+                try:
+                    next_obs, reward, terminated, truncated, info = env.step(actions[row])
+                except SimulationCrashed:
+                    # The step never happened: end the episode at its last recorded step.
+                    self.restarts += 1
+                    if stream.truncated and not stream.terminated[-1]:
+                        stream.truncated[-1] = True
+                    tally = self._tallies[k]
+                    if tally.length:
+                        episodes.append(_finished(tally))
+                    self._reset(k)
+                    sim_s += time.perf_counter() - tick
+                    continue
+                sim_s += time.perf_counter() - tick
+                stream.obs.append(obs)
+                stream.actions.append(actions[row])
+                stream.rewards.append(reward)
+                stream.terminated.append(terminated)
+                stream.truncated.append(truncated)
+                stream.logp.append(float(logp[row]))
+                stream.values.append(float(values[row]))
+                stream.next_obs.append(next_obs)
+                tally = self._tallies[k]
+                tally.add(reward, info)
+                if terminated or truncated:
+                    episodes.append(_finished(tally))
+                    tick = time.perf_counter()
+                    self._reset(k)
+                    sim_s += time.perf_counter() - tick
+                else:
+                    self._obs[k] = next_obs
+        wall = time.perf_counter() - started
+        return self._assemble(streams, episodes, wall, sim_s, inference_s, restarts_before)
+
+    def _assemble(
+        self,
+        streams: list[_Stream],
+        episodes: list[tuple[float, int, float, int]],
+        wall: float,
+        sim_s: float,
+        inference_s: float,
+        restarts_before: int,
+    ) -> Batch:
+        first = self.envs[0]
+        obs_shape = first.observation_space.shape
+        action_shape = first.action_space.shape
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in _ARRAYS}
+        for k, stream in enumerate(streams):
+            steps = len(stream.rewards)
+            if steps == 0:
+                continue
+            parts["obs"].append(np.asarray(stream.obs, dtype=np.float32).reshape(steps, *obs_shape))
+            parts["next_obs"].append(
+                np.asarray(stream.next_obs, dtype=np.float32).reshape(steps, *obs_shape)
+            )
+            parts["actions"].append(np.asarray(stream.actions).reshape(steps, *action_shape))
+            parts["rewards"].append(np.asarray(stream.rewards, dtype=np.float32))
+            parts["terminated"].append(np.asarray(stream.terminated, dtype=bool))
+            parts["truncated"].append(np.asarray(stream.truncated, dtype=bool))
+            parts["logp"].append(np.asarray(stream.logp, dtype=np.float32))
+            parts["values"].append(np.asarray(stream.values, dtype=np.float32))
+            global_env = self.runner_index * len(self.envs) + k
+            parts["env_index"].append(np.full(steps, global_env, dtype=np.int64))
+            cut = np.zeros(steps, dtype=bool)
+            cut[-1] = not (stream.terminated[-1] or stream.truncated[-1])
+            parts["fragment_end"].append(cut)
+        arrays = {
+            name: np.concatenate(chunks) if chunks else _empty(name, obs_shape, action_shape)
+            for name, chunks in parts.items()
+        }
+        total = int(arrays["rewards"].shape[0])
+        columns = list(zip(*episodes, strict=True)) if episodes else [(), (), (), ()]
+        returns, lengths, speeds, collisions = columns
+        metrics = {
+            "runner_index": self.runner_index,
+            "steps": total,
+            "episodes": len(episodes),
+            "restarts": self.restarts - restarts_before,
+            "wall_s": wall,
+            "sim_s": sim_s,
+            "inference_s": inference_s,
+            "steps_per_s": total / wall if wall > 0 else 0.0,
+            "node": _ray_node_ip(),
+            "pid": os.getpid(),
+        }
+        return Batch(
+            **arrays,
+            episode_returns=np.asarray(returns, dtype=np.float64),
+            episode_lengths=np.asarray(lengths, dtype=np.int64),
+            episode_mean_speeds=np.asarray(speeds, dtype=np.float64),
+            episode_collisions=np.asarray(collisions, dtype=np.int64),
+            policy_version=self.policy_version,
+            metrics=metrics,
+        )
+
+    def close(self) -> None:
+        """Close every env (and its SUMO)."""
+        for env in self.envs:
+            env.close()
+
+
+_ARRAYS = (
+    "obs",
+    "actions",
+    "rewards",
+    "terminated",
+    "truncated",
+    "logp",
+    "values",
+    "next_obs",
+    "env_index",
+    "fragment_end",
+)
+
+
+def _finished(tally: _EpisodeTally) -> tuple[float, int, float, int]:
+    mean_speed = tally.speed_sum / tally.length if tally.length else 0.0
+    return (tally.ret, tally.length, mean_speed, tally.collisions)
+
+
+def _empty(name: str, obs_shape: tuple[int, ...], action_shape: tuple[int, ...]) -> np.ndarray:
+    shapes = {"obs": obs_shape, "next_obs": obs_shape, "actions": action_shape}
+    dtypes = {"terminated": bool, "truncated": bool, "fragment_end": bool, "env_index": np.int64}
+    return np.zeros((0, *shapes.get(name, ())), dtype=dtypes.get(name, np.float32))
+
+
+def _limit_threads() -> None:
+    """One thread for numeric libraries: a runner owns one core."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _ray_node_ip() -> str | None:
+    """This process's Ray node address, or None outside Ray."""
+    import sys
+
+    if "ray" not in sys.modules:
+        return None
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    try:
+        return ray.util.get_node_ip_address()
+    except Exception:
+        return None
