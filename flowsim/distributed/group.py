@@ -147,7 +147,12 @@ class RayRunnerGroup:
                 f"runner {index} died ({reason}) and sampler.max_runner_restarts "
                 f"({self.config.sampler.max_runner_restarts}) replacements are used up."
             )
-        logger.warning("runner %d died (%s); starting a replacement", index, reason)
+        logger.warning(
+            "runner %d died (%s); starting a replacement (generation %d)",
+            index,
+            reason,
+            self._generation[index] + 1,
+        )
         with contextlib.suppress(Exception):
             ray.kill(self._actors[index], no_restart=True)
         self.runner_restarts += 1

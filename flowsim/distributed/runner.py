@@ -120,7 +120,7 @@ class EnvRunner:
             "runner_index": self.runner_index,
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "node": _ray_node_ip(),
+            "node": _ray_node(),
             "sumo_pids": [
                 env.kernel.backend.process.pid
                 for env in self.envs
@@ -268,7 +268,7 @@ class EnvRunner:
             "sim_s": sim_s,
             "inference_s": inference_s,
             "steps_per_s": total / wall if wall > 0 else 0.0,
-            "node": _ray_node_ip(),
+            "node": _ray_node(),
             "pid": os.getpid(),
         }
         return Batch(
@@ -326,8 +326,8 @@ def _limit_threads() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def _ray_node_ip() -> str | None:
-    """This process's Ray node address, or None outside Ray."""
+def _ray_node() -> str | None:
+    """The Ray node this process runs on (first 12 hex digits of its id), or None outside Ray."""
     import sys
 
     if "ray" not in sys.modules:
@@ -337,6 +337,6 @@ def _ray_node_ip() -> str | None:
     if not ray.is_initialized():
         return None
     try:
-        return ray.util.get_node_ip_address()
+        return ray.get_runtime_context().get_node_id()[:12]
     except Exception:
         return None
