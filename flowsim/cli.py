@@ -110,6 +110,32 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_sampler(args: argparse.Namespace) -> int:
+    from flowsim.bench import bench_sampler, write_result
+    from flowsim.config import load_config
+
+    results = Path(args.results)
+    if results.exists() and not results.is_dir():
+        raise ConfigError(f"--results {results} is a file; give a folder for the JSON results.")
+    if args.steps < 100:
+        raise ConfigError(f"--steps {args.steps}: use at least 100 steps per runner, e.g. 2000.")
+    config = load_config(args.config, args.overrides)
+    with _stderr.status("benchmarking the sampler") as status:
+        result = bench_sampler(config, steps=args.steps, report=lambda phase: status.update(phase))
+    try:
+        result["written_to"] = str(write_result(result, results))
+    except OSError as error:
+        print(json.dumps(result, indent=2))
+        raise FlowsimError(f"could not write the result under {results}: {error}") from None
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_table(
+            f"bench sampler {config.name}", {k: v for k, v in result.items() if k != "machine"}
+        )
+    return 0
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from flowsim.config import config_schema
 
@@ -191,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--results", default="benchmarks/results", help="folder for the JSON result file"
     )
     bench_env.set_defaults(handler=_cmd_bench)
+    bench_sampler = bench_kinds.add_parser(
+        "sampler", help="sampler throughput: in-process, 1 Ray worker, all cores"
+    )
+    _add_config_args(bench_sampler, positional=False)
+    bench_sampler.add_argument("--steps", type=int, default=2000, help="steps per runner per call")
+    bench_sampler.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench_sampler.add_argument(
+        "--results", default="benchmarks/results", help="folder for the JSON result file"
+    )
+    bench_sampler.set_defaults(handler=_cmd_bench_sampler)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of experiment YAML files")
     schema.set_defaults(handler=_cmd_schema)

@@ -116,14 +116,31 @@ class MLPPolicy:
             )
         self._pi, self._vf = layers["pi"], layers["vf"]
         self._log_std = None if self.discrete else np.asarray(weights["log_std"], dtype=np.float64)
+        # One block-diagonal network computes both heads: half the numpy calls per step.
+        self._fused = []
+        for (pi_w, pi_b), (vf_w, vf_b) in zip(self._pi, self._vf, strict=True):
+            first = len(self._fused) == 0
+            fused_w = np.zeros((pi_w.shape[0] + vf_w.shape[0], pi_w.shape[1] + vf_w.shape[1]))
+            if first:  # both heads read the same observation
+                fused_w = np.vstack([pi_w, vf_w])
+            else:
+                fused_w[: pi_w.shape[0], : pi_w.shape[1]] = pi_w
+                fused_w[pi_w.shape[0] :, pi_w.shape[1] :] = vf_w
+            self._fused.append((np.ascontiguousarray(fused_w.T), np.concatenate([pi_b, vf_b])))
+        if self._log_std is not None:
+            self._std = np.exp(self._log_std)
+            self._logp_constant = self._log_std.sum() + 0.5 * self.act_dim * math.log(2 * math.pi)
 
     def compute_actions(
         self, obs: np.ndarray, explore: bool, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sampled (or greedy) actions with their log-probabilities and value estimates."""
-        obs = np.asarray(obs, dtype=np.float64).reshape(len(obs), -1)
-        head = _mlp(obs, self._pi)
-        values = _mlp(obs, self._vf)[:, 0]
+        x = np.asarray(obs).reshape(len(obs), -1)
+        for weight_t, bias in self._fused[:-1]:
+            x = np.tanh(x @ weight_t + bias)
+        weight_t, bias = self._fused[-1]
+        out = x @ weight_t + bias
+        head, values = out[:, :-1], out[:, -1]
         if self.discrete:
             shifted = head - head.max(axis=1, keepdims=True)
             log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -134,12 +151,13 @@ class MLPPolicy:
                 actions = np.argmax(log_probs, axis=1)
             logp = log_probs[np.arange(len(actions)), actions]
             return actions, logp, values
-        assert self._log_std is not None
-        std = np.exp(self._log_std)
-        actions = head + std * rng.standard_normal(head.shape) if explore else head
-        logp = -0.5 * (((actions - head) / std) ** 2).sum(axis=1) - (
-            self._log_std.sum() + 0.5 * self.act_dim * math.log(2 * math.pi)
-        )
+        if explore:
+            noise = rng.standard_normal(head.shape)
+            actions = head + self._std * noise
+            logp = -0.5 * np.einsum("ij,ij->i", noise, noise) - self._logp_constant
+        else:
+            actions = head
+            logp = np.full(len(head), -self._logp_constant)
         return actions.astype(np.float32), logp, values
 
 
