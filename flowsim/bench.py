@@ -255,7 +255,8 @@ def bench_sampler(
         "trajectories": completed,
         "trajectory_steps": horizon,
         "warmup_steps": config.env.warmup_steps,
-        "seconds_for_144_trajectories": seconds * trajectories / max(completed, 1),
+        # Runners may finish a few more episodes than asked; scale to exactly 144.
+        "seconds_for_144_trajectories": seconds * 144 / max(completed, 1),
         "machine": machine_description(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

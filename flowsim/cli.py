@@ -119,9 +119,16 @@ def _cmd_bench_sampler(args: argparse.Namespace) -> int:
         raise ConfigError(f"--results {results} is a file; give a folder for the JSON results.")
     if args.steps < 100:
         raise ConfigError(f"--steps {args.steps}: use at least 100 steps per runner, e.g. 2000.")
+    if args.trajectories < 1:
+        raise ConfigError(f"--trajectories {args.trajectories}: give at least 1, e.g. 144.")
     config = load_config(args.config, args.overrides)
     with _stderr.status("benchmarking the sampler") as status:
-        result = bench_sampler(config, steps=args.steps, report=lambda phase: status.update(phase))
+        result = bench_sampler(
+            config,
+            steps=args.steps,
+            trajectories=args.trajectories,
+            report=lambda phase: status.update(phase),
+        )
     try:
         result["written_to"] = str(write_result(result, results))
     except OSError as error:
@@ -222,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(bench_sampler, positional=False)
     bench_sampler.add_argument("--steps", type=int, default=2000, help="steps per runner per call")
+    bench_sampler.add_argument(
+        "--trajectories", type=int, default=144, help="episodes timed on all cores (default 144)"
+    )
     bench_sampler.add_argument("--json", action="store_true", help="print the figures as JSON")
     bench_sampler.add_argument(
         "--results", default="benchmarks/results", help="folder for the JSON result file"
