@@ -6,7 +6,7 @@ import os
 import socket
 from typing import Any
 
-from flowsim.config import SamplerConfig
+from flowsim.config import FlowsimConfig, SamplerConfig
 from flowsim.errors import ConfigError, FlowsimError
 
 #: Object store for a local instance: bounded, so a 24 GiB laptop keeps room for SUMO.
@@ -34,6 +34,18 @@ def _probe(address: str, timeout: float) -> None:
             f"({error}); start one with `ray start --head`, fix the address, or set "
             "sampler.address: null for a local instance."
         ) from None
+
+
+def placement_bundles(config: FlowsimConfig, trainer_cpus: float = 1.0) -> list[dict[str, float]]:
+    """The resources a trainer with its runners needs: one bundle for it, one per runner.
+
+    Give them to Ray Tune as ``PlacementGroupFactory(placement_bundles(config))`` so that each
+    trial's runner actors are placed inside its own placement group and trials never starve
+    each other. A trainer that only waits on its runners can ask for ``trainer_cpus=0``.
+    """
+    runners = max(config.sampler.num_workers, 0)
+    per_runner = dict(config.sampler.resources_per_worker)
+    return [{"CPU": float(trainer_cpus)}, *[dict(per_runner) for _ in range(runners)]]
 
 
 def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ rollouts for the same seeds.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -20,6 +21,8 @@ from flowsim.config import FlowsimConfig
 from flowsim.distributed.batch import Batch
 from flowsim.distributed.policy import PolicySpec, build_policy
 from flowsim.errors import SimulationCrashed
+
+logger = logging.getLogger(__name__)
 
 #: Attempts to bring a crashed simulation back before the runner gives up.
 MAX_CONSECUTIVE_RESTARTS = 3
@@ -103,6 +106,15 @@ class EnvRunner:
         self._obs: list[np.ndarray | None] = [None] * len(self.envs)
         self._tallies = [_EpisodeTally() for _ in self.envs]
         self._seeded = [False] * len(self.envs)
+        logger.info(
+            "runner %d: %d env(s), seed %d, pid %d on %s (Ray node %s)",
+            runner_index,
+            len(self.envs),
+            seed,
+            os.getpid(),
+            socket.gethostname(),
+            _ray_node(),
+        )
 
     # -- weights and evaluation -----------------------------------------------------------
     def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
@@ -188,8 +200,11 @@ class EnvRunner:
                 tick = time.perf_counter()
                 try:
                     next_obs, reward, terminated, truncated, info = env.step(actions[row])
-                except SimulationCrashed:
+                except SimulationCrashed as crash:
                     # The step never happened: end the episode at its last recorded step.
+                    logger.warning(
+                        "runner %d env %d: %s; restarting SUMO", self.runner_index, k, crash
+                    )
                     self.restarts += 1
                     if stream.truncated and not stream.terminated[-1]:
                         stream.truncated[-1] = True
