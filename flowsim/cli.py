@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a runtime failure (e.g. SUMO crashed), 2 bad input (con
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -78,7 +79,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     result = simulate(config, args.steps, show_progress=not args.json)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2), file=args.out)
     else:
         _print_table(f"simulate {config.name}", result)
     return 0
@@ -99,10 +100,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         result["written_to"] = str(write_result(result, results))
     except OSError as error:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2), file=args.out)
         raise FlowsimError(f"could not write the result under {results}: {error}") from None
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2), file=args.out)
     else:
         _print_table(
             f"bench env {config.name}", {k: v for k, v in result.items() if k != "machine"}
@@ -132,10 +133,10 @@ def _cmd_bench_sampler(args: argparse.Namespace) -> int:
     try:
         result["written_to"] = str(write_result(result, results))
     except OSError as error:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2), file=args.out)
         raise FlowsimError(f"could not write the result under {results}: {error}") from None
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2), file=args.out)
     else:
         _print_table(
             f"bench sampler {config.name}", {k: v for k, v in result.items() if k != "machine"}
@@ -259,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.out = sys.stdout
+        if getattr(args, "json", False):
+            # Only our JSON goes to stdout: libraries that print (libsumo, Ray) go to stderr.
+            with contextlib.redirect_stdout(sys.stderr):
+                return int(args.handler(args))
         return int(args.handler(args))
     except SystemExit as exit_:
         return int(exit_.code or 0) if isinstance(exit_.code, int) else 2
