@@ -7,14 +7,14 @@ import socket
 from typing import Any
 
 from flowsim.config import FlowsimConfig, SamplerConfig
-from flowsim.errors import ConfigError, FlowsimError
+from flowsim.errors import ConfigError
 
 #: Object store for a local instance: bounded, so a 24 GiB laptop keeps room for SUMO.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
 
 
-class ClusterUnavailable(FlowsimError, ConnectionError):
-    """The Ray cluster named by ``sampler.address`` cannot be reached."""
+class ClusterUnavailable(ConfigError, ConnectionError):
+    """The Ray cluster named by ``sampler.address`` cannot be reached (a setting to fix)."""
 
 
 def _probe(address: str, timeout: float) -> None:

@@ -143,3 +143,19 @@ def test_bench_sampler_small(tmp_path: Path) -> None:
     split = figures["per_step_us"]["in_process"]
     assert split["simulator_us"] > split["bookkeeping_us"] >= 0
     assert list(tmp_path.glob("sampler-ring-*.json"))
+
+
+def test_unreachable_cluster_exits_2_naming_the_setting() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = flowsim(
+        "bench", "sampler", "--config", "scenarios/ring.yaml",
+        "--set", f"sampler.address=127.0.0.1:{port}", "--set", "sampler.connect_timeout_s=2",
+        "--set", "env.warmup_steps=10", "--set", "env.horizon=50", "--steps", "100",
+        "--trajectories", "1",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "sampler.address" in result.stderr and "Traceback" not in result.stderr
