@@ -233,11 +233,14 @@ def bench_sampler(
     group = RayRunnerGroup(config, cores, policy)
     try:
         group.sample(num_steps=10)  # actors placed; not timed, as in the RLlib figure
-        per_runner = math.ceil(trajectories / cores)
         started = time.perf_counter()
-        batch = group.sample(num_episodes=per_runner)
+        completed = 0
+        while completed < trajectories:  # one episode per runner per call, to show progress
+            completed += group.sample(num_episodes=1).num_episodes
+            report(
+                f"{completed}/{trajectories} trajectories, {time.perf_counter() - started:.0f} s"
+            )
         seconds = time.perf_counter() - started
-        completed = batch.num_episodes
     finally:
         group.close()
 
