@@ -321,7 +321,7 @@ class SamplerConfig(_Section):
         None,
         description="Ray address: null (a local instance), auto, host:port or ray://host:port.",
     )
-    resources_per_worker: dict[str, float] = Field(
+    resources_per_worker: dict[str, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"CPU": 1.0},
         description="Ray resources each runner actor reserves (e.g. {CPU: 1}).",
     )
@@ -334,6 +334,19 @@ class SamplerConfig(_Section):
     max_runner_restarts: int = Field(
         100, ge=0, description="Runner actors the group may replace before giving up."
     )
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, address: str | None) -> str | None:
+        if address is None or address == "auto":
+            return address
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                "an address is null (local Ray), auto, host:port or ray://host:port, "
+                "e.g. 127.0.0.1:6379"
+            )
+        return address
 
 
 #: Extra room (m) per vehicle at placement, so rounding never squeezes a gap below min_gap.

@@ -49,7 +49,8 @@ class LocalRunnerGroup:
             )
         seed = config.sim.seed if base_seed is None else base_seed
         self.runners = [
-            EnvRunner(config, i, runner_seed(seed, i), policy_spec) for i in range(num_runners)
+            EnvRunner(config, i, runner_seed(seed, i), policy_spec, policy_seed=seed)
+            for i in range(num_runners)
         ]
 
     @property
@@ -91,10 +92,11 @@ class RayRunnerGroup:
     """``num_runners`` EnvRunner actors on Ray, one CPU each by default.
 
     Weights go to the object store once per update (``ray.put``) and every runner reads the
-    same copy. ``sample`` hands each runner its share and collects with ``ray.wait``; a runner
-    that dies (its actor killed, its node gone) is replaced, and its share is sampled again by a
-    live runner, so the batch keeps its size and no transition is counted twice. A replacement
-    joins once Ray has placed it; until then the survivors take its share.
+    same copy. ``sample`` hands each runner slot its share and collects with ``ray.wait``; a
+    runner that dies (its actor killed, its node gone) or hangs past the timeout is replaced,
+    and its share is sampled again by a live runner, so the batch keeps its size and no
+    transition is counted twice. A replacement joins once Ray has placed it; until then the
+    survivors take its share.
     """
 
     def __init__(
@@ -112,21 +114,23 @@ class RayRunnerGroup:
             raise ConfigError("sampler.num_workers must be at least 1 for a Ray runner group.")
         resources = init_ray(config.sampler)
         sampler = config.sampler
-        cpus = float(sampler.resources_per_worker.get("CPU", 1.0))
-        needed = cpus * num_runners
-        available = float(resources.get("CPU", 0.0))
-        if needed > available and not sampler.allow_oversubscription:
-            raise ConfigError(
-                f"sampler.num_workers: {num_runners} runners x {cpus:g} CPU need {needed:g} CPUs "
-                f"but the Ray cluster has {available:g}; lower sampler.num_workers, lower "
-                "sampler.resources_per_worker.CPU, or set sampler.allow_oversubscription: true."
-            )
+        for name, amount in sampler.resources_per_worker.items():
+            needed = amount * num_runners
+            available = float(resources.get(name, 0.0))
+            if needed > available and not sampler.allow_oversubscription:
+                raise ConfigError(
+                    f"sampler.num_workers: {num_runners} runners x {amount:g} {name} need "
+                    f"{needed:g} {name} but the Ray cluster has {available:g}; lower "
+                    f"sampler.num_workers, lower sampler.resources_per_worker.{name}, or set "
+                    "sampler.allow_oversubscription: true."
+                )
         self.config = config
         self.policy_spec = policy_spec
         self.base_seed = config.sim.seed if base_seed is None else base_seed
-        other = {k: v for k, v in sampler.resources_per_worker.items() if k != "CPU"}
+        wanted = dict(sampler.resources_per_worker)
+        cpus, gpus = wanted.pop("CPU", 1.0), wanted.pop("GPU", 0.0)
         self._actor_class = ray.remote(EnvRunner).options(
-            num_cpus=cpus, resources=other or None, max_restarts=0, max_concurrency=1
+            num_cpus=cpus, num_gpus=gpus, resources=wanted or None, max_restarts=0
         )
         self._generation = [0] * num_runners
         self._actors = [self._spawn(i) for i in range(num_runners)]
@@ -137,7 +141,10 @@ class RayRunnerGroup:
     # -- actors ---------------------------------------------------------------------------
     def _spawn(self, index: int) -> Any:
         seed = runner_seed(self.base_seed, index, self._generation[index])
-        return self._actor_class.remote(self.config, index, seed, self.policy_spec)
+        # Every runner starts from the same policy (seeded by the group), explores on its own.
+        return self._actor_class.remote(
+            self.config, index, seed, self.policy_spec, policy_seed=self.base_seed
+        )
 
     def _replace(self, index: int, reason: str) -> None:
         import ray
@@ -153,7 +160,7 @@ class RayRunnerGroup:
             reason,
             self._generation[index] + 1,
         )
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # it may be gone already
             ray.kill(self._actors[index], no_restart=True)
         self.runner_restarts += 1
         self._generation[index] += 1
@@ -162,21 +169,39 @@ class RayRunnerGroup:
             self._actors[index].set_weights.remote(*self._weights)
         self._ready[index] = self._actors[index].ping.remote()
 
-    def _live_runners(self, wait_s: float = 0.0) -> list[int]:
-        """Indices of runners that Ray has placed and that answer; waits up to ``wait_s``."""
+    def _check_ping(self, index: int) -> None:
+        """Mark runner ``index`` ready if its start-up ping answered; replace it if it died."""
         import ray
 
-        pending = [ref for ref in self._ready if ref is not True]
+        try:
+            ray.get(self._ready[index])
+        except ray.exceptions.RayError as error:
+            text = str(error)
+            if "creation task" in text or "__init__" in text:
+                # The runner could not even start (bad config, env error): replacing it would
+                # fail the same way, so say why.
+                cause = text.strip().splitlines()[-1]
+                raise FlowsimError(f"runner {index} could not start: {cause}") from None
+            self._replace(index, type(error).__name__)
+            return
+        self._ready[index] = True
+
+    def _live_runners(self, wait_s: float = 0.0, want_all: bool = False) -> list[int]:
+        """Runners that Ray has placed and that answer.
+
+        Waits up to ``wait_s`` for at least one (or, with ``want_all``, for every) runner.
+        """
+        import ray
+
+        pending = {ref: i for i, ref in enumerate(self._ready) if ref is not True}
         if pending:
-            done, _ = ray.wait(pending, num_returns=len(pending), timeout=wait_s)
-            done_set = set(done)
-            for index, ref in enumerate(self._ready):
-                if ref is not True and ref in done_set:
-                    try:
-                        ray.get(ref)
-                        self._ready[index] = True
-                    except ray.exceptions.RayError as error:
-                        self._replace(index, type(error).__name__)
+            wanted = len(pending) if want_all or not any(r is True for r in self._ready) else 0
+            if wanted:
+                done, _ = ray.wait(list(pending), num_returns=wanted, timeout=wait_s)
+            else:
+                done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            for ref in done:
+                self._check_ping(pending[ref])
         return [i for i, ref in enumerate(self._ready) if ref is True]
 
     @property
@@ -186,12 +211,25 @@ class RayRunnerGroup:
 
     # -- the contract ---------------------------------------------------------------------
     def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
-        """Put the weights in the object store once; every runner loads that copy."""
+        """Put the weights in the object store once; every runner loads that copy.
+
+        Waits until the live runners have loaded them, so bad weights fail here, loudly.
+        """
         import ray
 
         self._weights = (ray.put(weights), version)
-        for actor in self._actors:
-            actor.set_weights.remote(*self._weights)
+        refs = {
+            self._actors[i].set_weights.remote(*self._weights): i for i in range(len(self._actors))
+        }
+        for ref, index in refs.items():
+            try:
+                ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                # A dead runner gets the weights with its replacement, at the next sample.
+                self._ready[index] = None
+                self._replace(index, "died before loading weights")
+            except ray.exceptions.RayTaskError as error:
+                raise ValueError(f"runner {index} refused the weights: {error.cause}") from None
 
     def sample(
         self,
@@ -200,45 +238,56 @@ class RayRunnerGroup:
         explore: bool = True,
         timeout_s: float = 600.0,
     ) -> Batch:
-        """One share (``num_steps`` or ``num_episodes``) per runner slot, merged in slot order."""
+        """``num_steps`` (or ``num_episodes``) from every runner slot, merged.
+
+        Sizes are per runner slot: the batch holds ``num_runners`` shares. Shares are ordered
+        by the runner that sampled them and then in time, so each env's steps stay contiguous
+        and in time order even when a survivor samples a dead runner's share.
+        """
         import ray
 
-        shares = self.num_runners
-        live = self._live_runners(
-            wait_s=timeout_s if not any(r is True for r in self._ready) else 0
-        )
-        if not live:
+        if not self._live_runners(wait_s=timeout_s):
             raise FlowsimError(f"no runner could be placed within {timeout_s:g} s.")
-        pending: dict[Any, tuple[int, int]] = {}
-        turn = 0
+        pending: dict[Any, tuple[int, int, Any]] = {}
+        submitted = 0
+        results: list[tuple[int, int, Batch]] = []
 
         def submit(share: int) -> None:
-            nonlocal turn
-            live_now = self._live_runners() or self._live_runners(wait_s=timeout_s)
-            if not live_now:
+            nonlocal submitted
+            live = self._live_runners() or self._live_runners(wait_s=timeout_s)
+            if not live:
                 raise FlowsimError(f"no runner alive to sample on within {timeout_s:g} s.")
-            runner = share if share in live_now else live_now[turn % len(live_now)]
-            turn += 1
-            ref = self._actors[runner].sample.remote(num_steps, num_episodes, explore)
-            pending[ref] = (share, runner)
+            runner = share if share in live else live[submitted % len(live)]
+            actor = self._actors[runner]
+            pending[actor.sample.remote(num_steps, num_episodes, explore)] = (
+                runner,
+                submitted,
+                actor,
+            )
+            submitted += 1
 
-        for share in range(shares):
+        for share in range(self.num_runners):
             submit(share)
-        results: dict[int, Batch] = {}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout_s)
             if not ready:
-                raise FlowsimError(f"no runner returned a batch within {timeout_s:g} s.")
-            ref = ready[0]
-            share, runner = pending.pop(ref)
+                stuck = sorted({runner for runner, _, _ in pending.values()})
+                for runner in stuck:  # hung runners will not answer later calls either
+                    self._ready[runner] = None
+                    self._replace(runner, f"no answer within {timeout_s:g} s")
+                raise FlowsimError(
+                    f"runner(s) {stuck} returned no batch within {timeout_s:g} s; replaced them."
+                )
+            runner, order, actor = pending.pop(ready[0])
             try:
-                results[share] = ray.get(ref)
+                results.append((runner, order, ray.get(ready[0])))
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
-                if self._ready[runner] is True:  # not replaced yet by another failed share
+                if self._actors[runner] is actor:  # a late failure of an old actor is ignored
                     self._ready[runner] = None
                     self._replace(runner, type(error).__name__)
-                submit(share)
-        return Batch.concat([results[share] for share in range(shares)])
+                submit(runner)
+        results.sort(key=lambda item: (item[0], item[1]))
+        return Batch.concat([batch for _, _, batch in results])
 
     def sample_async(
         self, num_steps: int, explore: bool = True, timeout_s: float = 600.0
@@ -246,46 +295,60 @@ class RayRunnerGroup:
         """Batches of ``num_steps`` as each runner finishes; the runner starts again at once.
 
         Each batch carries the policy version it was sampled with: a learner consuming this
-        stream may be a version or two ahead of the runners (asynchronous sampling).
+        stream may be a version or two ahead of the runners (asynchronous sampling). Runners
+        that die are replaced and rejoin the stream once placed. Tasks still running when the
+        stream is closed finish on their own; their batches are dropped.
         """
         import ray
 
-        pending = {
-            self._actors[i].sample.remote(num_steps, None, explore): i
-            for i in self._live_runners(wait_s=timeout_s)
-        }
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout_s)
-                if not ready:
-                    raise FlowsimError(f"no runner returned a batch within {timeout_s:g} s.")
-                runner = pending.pop(ready[0])
-                try:
-                    batch = ray.get(ready[0])
-                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
+        pending: dict[Any, tuple[int, Any]] = {}
+
+        def launch(runner: int) -> None:
+            actor = self._actors[runner]
+            pending[actor.sample.remote(num_steps, None, explore)] = (runner, actor)
+
+        for runner in self._live_runners(wait_s=timeout_s):
+            launch(runner)
+        joining: dict[Any, int] = {}
+        while pending or joining:
+            ready, _ = ray.wait([*pending, *joining], num_returns=1, timeout=timeout_s)
+            if not ready:
+                raise FlowsimError(f"no runner returned a batch within {timeout_s:g} s.")
+            ref = ready[0]
+            if ref in joining:  # a replacement answered its ping: it joins the stream
+                runner = joining.pop(ref)
+                self._check_ping(runner)
+                if self._ready[runner] is True:
+                    launch(runner)
+                else:
+                    joining[self._ready[runner]] = runner
+                continue
+            runner, actor = pending.pop(ref)
+            try:
+                batch = ray.get(ref)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
+                if self._actors[runner] is actor:
                     self._ready[runner] = None
-                    self._replace(runner, type(e).__name__)
-                    batch = None
-                if self._ready[runner] is True or self._live_runners(wait_s=timeout_s):
-                    target = runner if self._ready[runner] is True else self._live_runners()[0]
-                    pending[self._actors[target].sample.remote(num_steps, None, explore)] = target
-                if batch is not None:
-                    yield batch
-        finally:
-            for ref in pending:
-                ray.cancel(ref, force=False)
+                    self._replace(runner, type(error).__name__)
+                joining[self._ready[runner]] = runner
+                continue
+            launch(runner)
+            yield batch
+        raise FlowsimError("every runner died and none could be replaced.")
 
-    def evaluate(self, function: Callable[[EnvRunner], Any]) -> list[Any]:
-        """``function(runner)`` on every live runner, in runner order."""
+    def evaluate(self, function: Callable[[EnvRunner], Any], timeout_s: float = 600.0) -> list[Any]:
+        """``function(runner)`` on every runner, in runner order (waits for them to start)."""
         import ray
 
-        return ray.get([self._actors[i].evaluate.remote(function) for i in self._live_runners()])
+        live = self._live_runners(wait_s=timeout_s, want_all=True)
+        return ray.get([self._actors[i].evaluate.remote(function) for i in live])
 
-    def describe(self) -> list[dict[str, Any]]:
-        """Where each live runner lives (process, host, Ray node, SUMO processes)."""
+    def describe(self, timeout_s: float = 600.0) -> list[dict[str, Any]]:
+        """Where each runner lives (process, host, Ray node, SUMO processes)."""
         import ray
 
-        return ray.get([self._actors[i].describe.remote() for i in self._live_runners()])
+        live = self._live_runners(wait_s=timeout_s, want_all=True)
+        return ray.get([self._actors[i].describe.remote() for i in live])
 
     def actor(self, index: int) -> Any:
         """The Ray actor handle of runner ``index`` (for tests and fault injection)."""
@@ -295,11 +358,12 @@ class RayRunnerGroup:
         """Close every runner's envs and end the actors (Ray itself keeps running)."""
         import ray
 
-        closing = [self._actors[i].close.remote() for i in self._live_runners()]
+        live = [i for i, ready in enumerate(self._ready) if ready is True]
+        closing = [self._actors[i].close.remote() for i in live]
         with contextlib.suppress(ray.exceptions.RayError):
             ray.get(closing, timeout=30)
         for actor in self._actors:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # it may be gone already
                 ray.kill(actor, no_restart=True)
 
 

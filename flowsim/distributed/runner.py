@@ -76,6 +76,8 @@ class EnvRunner:
         seed: the runner's seed (a group passes ``base_seed + runner_index``); it seeds the
             envs' first resets and the exploration noise.
         policy_spec: how to build the inference policy.
+        policy_seed: seed of the policy's initial weights; a group gives every runner the same
+            one, so all runners start from the same policy (default: ``seed``).
 
     Episodes continue across :meth:`sample` calls. If SUMO crashes in an episode, the runner
     ends that episode as truncated, restarts the simulation, counts the restart and goes on, so
@@ -88,6 +90,7 @@ class EnvRunner:
         runner_index: int = 0,
         seed: int = 0,
         policy_spec: PolicySpec | None = None,
+        policy_seed: int | None = None,
     ) -> None:
         from flowsim.envs import make_env
 
@@ -98,7 +101,10 @@ class EnvRunner:
         self.envs = [make_env(config) for _ in range(config.sampler.envs_per_worker)]
         first = self.envs[0]
         self.policy = build_policy(
-            policy_spec or PolicySpec(), first.observation_space, first.action_space, seed
+            policy_spec or PolicySpec(),
+            first.observation_space,
+            first.action_space,
+            seed if policy_seed is None else policy_seed,
         )
         self.rng = np.random.default_rng(seed)
         self.policy_version = 0
@@ -150,14 +156,18 @@ class EnvRunner:
         # The first reset of each env is seeded from the runner; later ones continue its stream.
         seed = None if self._seeded[index] else env_seed(self.seed, index)
         self._seeded[index] = True
+        self._obs[index] = None  # if every attempt fails, the next call starts with a reset
         for attempt in range(MAX_CONSECUTIVE_RESTARTS + 1):
             try:
                 obs, _ = env.reset(seed=seed)
                 break
-            except SimulationCrashed:
+            except SimulationCrashed as crash:
                 self.restarts += 1
                 if attempt == MAX_CONSECUTIVE_RESTARTS:
-                    raise
+                    raise SimulationCrashed(
+                        f"runner {self.runner_index} env {index}: SUMO could not be restarted, "
+                        f"{attempt + 1} attempts in a row failed ({crash})"
+                    ) from None
         self._tallies[index] = _EpisodeTally()
         self._obs[index] = obs
         return obs
@@ -172,6 +182,10 @@ class EnvRunner:
         """
         if (num_steps is None) == (num_episodes is None):
             raise ValueError("give exactly one of num_steps or num_episodes")
+        if (num_steps if num_steps is not None else num_episodes) < 1:  # type: ignore[operator]
+            raise ValueError(
+                f"num_steps / num_episodes must be at least 1, got {num_steps or num_episodes}"
+            )
         count = len(self.envs)
         if num_steps is not None:
             quota = [num_steps // count + (k < num_steps % count) for k in range(count)]
@@ -182,6 +196,7 @@ class EnvRunner:
         started = time.perf_counter()
         sim_s = inference_s = 0.0
         restarts_before = self.restarts
+        crashes = [0] * count
         for k in range(count):
             if self._obs[k] is None:
                 tick = time.perf_counter()
@@ -202,6 +217,12 @@ class EnvRunner:
                     next_obs, reward, terminated, truncated, info = env.step(actions[row])
                 except SimulationCrashed as crash:
                     # The step never happened: end the episode at its last recorded step.
+                    crashes[k] += 1
+                    if crashes[k] > MAX_CONSECUTIVE_RESTARTS:
+                        raise SimulationCrashed(
+                            f"runner {self.runner_index} env {k}: SUMO crashed {crashes[k]} times "
+                            f"in a row without a successful step ({crash})"
+                        ) from None
                     logger.warning(
                         "runner %d env %d: %s; restarting SUMO", self.runner_index, k, crash
                     )
@@ -215,6 +236,7 @@ class EnvRunner:
                     sim_s += time.perf_counter() - tick
                     continue
                 sim_s += time.perf_counter() - tick
+                crashes[k] = 0
                 stream.obs.append(obs)
                 stream.actions.append(actions[row])
                 stream.rewards.append(reward)
@@ -227,6 +249,9 @@ class EnvRunner:
                 tally.add(reward, info)
                 if terminated or truncated:
                     episodes.append(_finished(tally))
+                    if num_episodes is not None and len(episodes) >= num_episodes:
+                        self._obs[k] = None  # reset at the start of the next call
+                        break
                     tick = time.perf_counter()
                     self._reset(k)
                     sim_s += time.perf_counter() - tick

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
 
 from flowsim.config import FlowsimConfig, apply_overrides
-from flowsim.distributed import LocalRunnerGroup, MLPPolicy, RayRunnerGroup
+from flowsim.distributed import Batch, LocalRunnerGroup, MLPPolicy, RayRunnerGroup
+from flowsim.distributed.batch import EPISODE_FIELDS, STEP_FIELDS
 from flowsim.errors import ConfigError
 
 SHORT = ["env.warmup_steps=10", "env.horizon=150"]
@@ -45,7 +48,7 @@ def test_ray_and_local_give_the_same_rollouts(local_ray) -> None:
         got = group.sample(num_steps=300)
     finally:
         group.close()
-    for name in ("obs", "actions", "rewards", "terminated", "truncated", "logp", "values"):
+    for name in (*STEP_FIELDS, "fragment_end", *EPISODE_FIELDS):
         assert np.array_equal(getattr(expected, name), getattr(got, name)), name
 
 
@@ -62,9 +65,8 @@ def test_two_runners_match_two_local_runners(local_ray) -> None:
         assert {m["pid"] for m in got.metrics["runners"]} != {os.getpid()}
     finally:
         group.close()
-    assert np.array_equal(expected.obs, got.obs) and np.array_equal(
-        expected.env_index, got.env_index
-    )
+    for name in (*STEP_FIELDS, "fragment_end", *EPISODE_FIELDS):
+        assert np.array_equal(getattr(expected, name), getattr(got, name)), name
 
 
 def test_weights_are_broadcast_with_their_version(local_ray) -> None:
@@ -75,29 +77,76 @@ def test_weights_are_broadcast_with_their_version(local_ray) -> None:
         group.set_weights(weights, version=7)
         batch = group.sample(num_steps=20, explore=False)
         assert batch.policy_version == 7
-        assert np.allclose(batch.actions[:1], batch.actions[:1])  # shapes line up
-        results = group.evaluate(lambda runner: runner.policy_version)
-        assert results == [7, 7]
+        # Greedy actions are the broadcast policy's output for each observation.
+        reference = MLPPolicy(3, 1)
+        reference.set_weights(weights)
+        expected, _, _ = reference.compute_actions(batch.obs, False, np.random.default_rng())
+        assert np.allclose(batch.actions, expected, atol=1e-5)
+        assert group.evaluate(lambda runner: runner.policy_version) == [7, 7]
+        with pytest.raises(ValueError, match="refused the weights"):
+            group.set_weights(MLPPolicy(5, 1).initial_weights(0), version=8)
     finally:
         group.close()
 
 
-def test_killed_runner_actor_is_replaced_and_batch_is_full(local_ray) -> None:
+def _assert_streams_contiguous(batch: Batch) -> None:
+    """Each env's rows are one block, and each row follows the previous one in time."""
+    ended = batch.terminated | batch.truncated | batch.fragment_end
+    for env in np.unique(batch.env_index):
+        rows = np.flatnonzero(batch.env_index == env)
+        assert np.array_equal(rows, np.arange(rows[0], rows[-1] + 1)), f"env {env} is split"
+        for a, b in itertools.pairwise(rows):
+            if not ended[a]:
+                assert np.array_equal(batch.obs[b], batch.next_obs[a]), f"env {env} row {b}"
+
+
+def test_runner_killed_mid_sampling_is_replaced_and_batch_is_full(local_ray) -> None:
     import ray
 
     group = RayRunnerGroup(_config(), 2)
     try:
         group.sample(num_steps=50)
-        ray.kill(group.actor(1))
-        batch = group.sample(num_steps=200)
-        assert len(batch) == 400
-        assert group.runner_restarts == 1
-        # No transition twice: rows are distinct, and a share re-run by the survivor continues
-        # its own stream rather than repeating another's.
-        assert len(np.unique(batch.obs, axis=0)) == len(batch)
-        group._live_runners(wait_s=60)  # the replacement is placed (2 CPUs here)
+        killer = threading.Timer(0.3, ray.kill, args=(group.actor(0),))
+        killer.start()
+        batch = group.sample(num_steps=3000)  # runner 0 dies while sampling this
+        killer.join()
+        assert len(batch) == 6000 and group.runner_restarts == 1
+        assert len(np.unique(batch.obs, axis=0)) == len(batch)  # nothing counted twice
+        _assert_streams_contiguous(batch)
+        group.describe()  # waits until the replacement is placed (2 CPUs here)
         again = group.sample(num_steps=10)
         assert len(again) == 20 and set(np.unique(again.env_index)) == {0, 1}
+    finally:
+        group.close()
+
+
+def test_runner_killed_during_async_sampling_rejoins(local_ray) -> None:
+    import ray
+
+    group = RayRunnerGroup(_config(), 2)
+    try:
+        stream = group.sample_async(num_steps=200)
+        next(stream)
+        ray.kill(group.actor(1))
+        pids: set[int] = set()
+        for _ in range(200):
+            pids.add(next(stream).metrics["pid"])
+            if group.runner_restarts == 1 and len(pids) >= 2:
+                break
+        stream.close()
+        assert group.runner_restarts == 1 and len(pids) >= 2
+    finally:
+        group.close()
+
+
+def test_runner_that_cannot_start_says_why(local_ray) -> None:
+    from flowsim.distributed import PolicySpec
+    from flowsim.errors import FlowsimError
+
+    group = RayRunnerGroup(_config(), 1, PolicySpec(kind="categorical_mlp"))
+    try:
+        with pytest.raises(FlowsimError, match=r"could not start: .*Discrete"):
+            group.sample(num_steps=10)
     finally:
         group.close()
 
@@ -136,5 +185,5 @@ def test_async_sampling_yields_versioned_batches(local_ray) -> None:
 
 
 def test_more_workers_than_cpus_is_a_clear_error(local_ray) -> None:
-    with pytest.raises(ConfigError, match=r"sampler.num_workers: 5 runners .* need 5 CPUs"):
+    with pytest.raises(ConfigError, match=r"sampler.num_workers: 5 runners .* need 5 CPU"):
         RayRunnerGroup(_config(), 5)

@@ -109,3 +109,40 @@ def test_constant_policy_and_empty_concat() -> None:
         runner.close()
     with pytest.raises(ValueError, match="at least one"):
         Batch.concat([])
+
+
+def test_sample_sizes_are_validated(runner: EnvRunner) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        runner.sample(num_steps=0)
+    with pytest.raises(ValueError, match="exactly one"):
+        runner.sample(num_steps=5, num_episodes=1)
+
+
+def test_sumo_crashing_on_every_step_gives_up(runner: EnvRunner) -> None:
+    import libsumo
+
+    from flowsim.errors import SimulationCrashed
+
+    runner.sample(num_steps=5)
+
+    def always_dies() -> None:
+        raise libsumo.FatalTraCIError("injected: simulation died")
+
+    runner.envs[0].kernel.backend.step = always_dies
+    with pytest.raises(SimulationCrashed, match="in a row"):
+        runner.sample(num_steps=50)
+
+
+def test_num_episodes_is_exact_with_several_envs() -> None:
+    config = apply_overrides(
+        FlowsimConfig(), [*SHORT, "sim.backend=traci", "sampler.envs_per_worker=2"]
+    )
+    runner = EnvRunner(config)
+    try:
+        batch = runner.sample(num_episodes=1)
+        assert batch.num_episodes == 1
+        assert sorted(np.unique(batch.env_index)) == [0, 1]
+        following = runner.sample(num_steps=10)
+        assert len(following) == 10
+    finally:
+        runner.close()
