@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format simulate bench clean
+.PHONY: install test lint format simulate train bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ format: $(STAMP)
 
 simulate: $(STAMP)
 	$(BIN)/flowsim simulate scenarios/ring.yaml --steps 3000
+
+train: $(STAMP)
+	$(BIN)/flowsim train scenarios/ring.yaml
 
 bench: $(STAMP)
 	$(BIN)/flowsim bench env --config scenarios/ring.yaml

@@ -79,7 +79,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     result = simulate(config, args.steps, show_progress=not args.json)
     if args.json:
-        print(json.dumps(result, indent=2), file=args.out)
+        print(json.dumps(result, indent=2), file=args.json_stream)
     else:
         _print_table(f"simulate {config.name}", result)
     return 0
@@ -100,10 +100,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         result["written_to"] = str(write_result(result, results))
     except OSError as error:
-        print(json.dumps(result, indent=2), file=args.out)
+        print(json.dumps(result, indent=2), file=args.json_stream)
         raise FlowsimError(f"could not write the result under {results}: {error}") from None
     if args.json:
-        print(json.dumps(result, indent=2), file=args.out)
+        print(json.dumps(result, indent=2), file=args.json_stream)
     else:
         _print_table(
             f"bench env {config.name}", {k: v for k, v in result.items() if k != "machine"}
@@ -133,14 +133,40 @@ def _cmd_bench_sampler(args: argparse.Namespace) -> int:
     try:
         result["written_to"] = str(write_result(result, results))
     except OSError as error:
-        print(json.dumps(result, indent=2), file=args.out)
+        print(json.dumps(result, indent=2), file=args.json_stream)
         raise FlowsimError(f"could not write the result under {results}: {error}") from None
     if args.json:
-        print(json.dumps(result, indent=2), file=args.out)
+        print(json.dumps(result, indent=2), file=args.json_stream)
     else:
         _print_table(
             f"bench sampler {config.name}", {k: v for k, v in result.items() if k != "machine"}
         )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from flowsim.config import load_config
+    from flowsim.training import train
+
+    if args.resume is None and args.config is None:
+        raise ConfigError("flowsim train needs a CONFIG.yaml, or --resume RUN_DIR.")
+    if args.resume is not None:
+        run = train(None, resume=args.resume, show_progress=True)
+    else:
+        config = load_config(args.config, args.overrides)
+        run = train(config, out=args.out, show_progress=True)
+    last = run.rows[-1] if run.rows else {}
+    _print_table(
+        f"trained {run.directory}",
+        {
+            "iterations": int(last.get("iteration", 0)),
+            "env_steps": int(last.get("env_steps", 0)),
+            "return_mean": last.get("return_mean", float("nan")),
+            "mean_speed": last.get("mean_speed", float("nan")),
+            "wall_s": last.get("wall_s", 0.0),
+            "run": str(run.directory),
+        },
+    )
     return 0
 
 
@@ -239,6 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_sampler.set_defaults(handler=_cmd_bench_sampler)
 
+    train = commands.add_parser("train", help="train a policy (PPO) on an experiment")
+    train.add_argument("config", type=Path, nargs="?", help="experiment YAML")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=0.001 (repeatable)",
+    )
+    train.add_argument("--out", type=Path, default=Path("runs"), help="folder for run directories")
+    train.add_argument("--resume", type=Path, help="continue the run in this directory")
+    train.set_defaults(handler=_cmd_train)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of experiment YAML files")
     schema.set_defaults(handler=_cmd_schema)
 
@@ -260,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        args.out = sys.stdout
+        args.json_stream = sys.stdout
         if getattr(args, "json", False):
             # Only our JSON goes to stdout: libraries that print (libsumo, Ray) go to stderr.
             with contextlib.redirect_stdout(sys.stderr):

@@ -43,6 +43,7 @@ __all__ = [
     "SamplerConfig",
     "ScenarioConfig",
     "SimConfig",
+    "TrainConfig",
     "VehicleGroup",
     "apply_overrides",
     "config_schema",
@@ -261,9 +262,11 @@ class VehicleGroup(_Section):
 class EnvConfig(_Section):
     """The reinforcement-learning task on top of the scenario."""
 
-    type: Literal["wave_attenuation", "accel"] = Field(
-        "wave_attenuation", description="Registered env: wave_attenuation or accel."
+    type: Literal["wave_attenuation", "accel", "gym"] = Field(
+        "wave_attenuation",
+        description="Registered env: wave_attenuation, accel, or gym (a Gymnasium id, env.id).",
     )
+    id: str | None = Field(None, description="Gymnasium env id when type is gym, e.g. CartPole-v1.")
     horizon: StrictInt = Field(3000, ge=1, le=10_000_000, description="Steps per episode.")
     warmup_steps: StrictInt = Field(
         750, ge=0, le=1_000_000, description="Steps simulated at reset before the agent acts."
@@ -276,6 +279,14 @@ class EnvConfig(_Section):
     speed_weight: float = Field(4.0, ge=0, description="Weight of mean speed in the reward.")
     accel_penalty: float = Field(4.0, ge=0, description="Weight of mean |AV accel| penalty.")
     terminate_on_collision: bool = Field(True, description="End the episode on a collision.")
+
+    @model_validator(mode="after")
+    def _gym_needs_id(self) -> EnvConfig:
+        if self.type == "gym" and not self.id:
+            raise ValueError("env.type gym needs env.id, a Gymnasium id such as CartPole-v1")
+        if self.type != "gym" and self.id:
+            raise ValueError(f"env.id is only for env.type gym (env.type is {self.type})")
+        return self
 
 
 class SimConfig(_Section):
@@ -358,6 +369,33 @@ def vehicle_spans(groups: list[VehicleGroup]) -> list[float]:
     return [g.length + g.min_gap + PLACEMENT_MARGIN for g in groups for _ in range(g.count)]
 
 
+class TrainConfig(_Section):
+    """The learning algorithm and its hyper-parameters (PPO for now)."""
+
+    algo: Literal["ppo"] = Field("ppo", description="Trainer: ppo (trpo and es to come).")
+    iterations: StrictInt = Field(100, ge=1, le=10_000_000, description="Training iterations.")
+    seed: StrictInt = Field(0, ge=0, le=2**31 - 1, description="Seed of the learner.")
+    lr: float = Field(3e-4, gt=0, le=1, description="Adam learning rate.")
+    lr_schedule: Literal["constant", "linear"] = Field(
+        "constant", description="Learning rate over iterations: constant or linear to 0."
+    )
+    gamma: float = Field(0.99, gt=0, le=1, description="Discount factor.")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
+    clip: float = Field(0.2, gt=0, le=1, description="PPO ratio clip range.")
+    clip_value: bool = Field(False, description="Clip the value loss like the policy loss.")
+    epochs: StrictInt = Field(10, ge=1, le=1000, description="Passes over each batch.")
+    minibatch_size: StrictInt = Field(64, ge=1, description="Transitions per gradient step.")
+    entropy_coef: float = Field(0.0, ge=0, description="Entropy bonus weight.")
+    vf_coef: float = Field(0.5, ge=0, description="Value loss weight.")
+    max_grad_norm: float = Field(0.5, gt=0, description="Gradient norm clip.")
+    target_kl: float | None = Field(
+        None, gt=0, description="Stop an update's epochs once the KL exceeds this."
+    )
+    hidden: tuple[StrictInt, ...] = Field((64, 64), description="Hidden layer sizes.")
+    normalize_obs: bool = Field(True, description="Running mean/std observation normalisation.")
+    keep_checkpoints: StrictInt = Field(3, ge=1, description="Latest checkpoints kept.")
+
+
 def _default_vehicles() -> list[VehicleGroup]:
     return [
         VehicleGroup(type="human", count=21, controller={"type": "idm", "params": {"noise": 0.2}}),
@@ -379,7 +417,7 @@ class FlowsimConfig(_Section):
     env: EnvConfig = Field(default_factory=EnvConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
-    train: dict[str, Any] = Field(default_factory=dict, description="Trainer settings.")
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig())
     tune: dict[str, Any] = Field(default_factory=dict, description="Ray Tune settings.")
     hierarchy: dict[str, Any] = Field(default_factory=dict, description="Imitation settings.")
 
@@ -413,8 +451,24 @@ class FlowsimConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _batch_fits_minibatch(self) -> FlowsimConfig:
+        per_iteration = (
+            self.sampler.rollout_fragment_length
+            * self.sampler.envs_per_worker
+            * max(self.sampler.num_workers, 1)
+        )
+        if per_iteration < self.train.minibatch_size:
+            raise ValueError(
+                f"train.minibatch_size {self.train.minibatch_size} is larger than the batch of "
+                f"{per_iteration} steps per iteration (sampler.rollout_fragment_length x "
+                "envs_per_worker x num_workers); lower the minibatch or raise the fragment"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _one_libsumo_per_process(self) -> FlowsimConfig:
-        if self.sampler.envs_per_worker > 1 and self.sim.backend == "libsumo":
+        uses_sumo = self.env.type != "gym"
+        if uses_sumo and self.sampler.envs_per_worker > 1 and self.sim.backend == "libsumo":
             raise ValueError(
                 f"sampler.envs_per_worker: {self.sampler.envs_per_worker} needs sim.backend: "
                 "traci (libsumo runs one simulation per process); or raise "

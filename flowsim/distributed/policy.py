@@ -9,6 +9,7 @@ Weights layout of :class:`MLPPolicy` (``L`` hidden layers)::
     pi.{i}.weight (out, in), pi.{i}.bias (out,)   for i in 0..L   (last: the action head)
     vf.{i}.weight, vf.{i}.bias                    for i in 0..L   (last: 1 output)
     log_std (act_dim,)                            Gaussian policies only
+    obs_mean, obs_std (obs_dim,)                  optional: inputs clip((obs - mean) / std, ±10)
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import numpy as np
+
+#: Normalised observations are clipped to ±OBS_CLIP (the learner applies the same rule).
+OBS_CLIP = 10.0
 
 
 class InferencePolicy(Protocol):
@@ -115,6 +119,11 @@ class MLPPolicy:
                 f"{self.act_dim}"
             )
         self._pi, self._vf = layers["pi"], layers["vf"]
+        if "obs_mean" in weights:
+            self._obs_mean = np.asarray(weights["obs_mean"], dtype=np.float64)
+            self._obs_std = np.asarray(weights["obs_std"], dtype=np.float64)
+        else:
+            self._obs_mean = self._obs_std = None
         self._log_std = None if self.discrete else np.asarray(weights["log_std"], dtype=np.float64)
         # One block-diagonal network computes both heads: half the numpy calls per step.
         self._fused = []
@@ -136,6 +145,8 @@ class MLPPolicy:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sampled (or greedy) actions with their log-probabilities and value estimates."""
         x = np.asarray(obs).reshape(len(obs), -1)
+        if self._obs_mean is not None:
+            x = np.clip((x - self._obs_mean) / self._obs_std, -OBS_CLIP, OBS_CLIP)
         for weight_t, bias in self._fused[:-1]:
             x = np.tanh(x @ weight_t + bias)
         weight_t, bias = self._fused[-1]

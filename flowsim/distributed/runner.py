@@ -142,7 +142,8 @@ class EnvRunner:
             "sumo_pids": [
                 env.kernel.backend.process.pid
                 for env in self.envs
-                if getattr(env.kernel.backend, "process", None) is not None
+                if getattr(getattr(env, "kernel", None), "backend", None) is not None
+                and getattr(env.kernel.backend, "process", None) is not None
             ],
         }
 

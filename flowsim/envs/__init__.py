@@ -32,9 +32,23 @@ def make_env(config, overrides: list[str] | None = None) -> FlowsimEnv:
     import importlib
 
     resolved = resolve_config(config, overrides)
+    if resolved.env.type == "gym":
+        return _make_gym_env(resolved.env.id or "")
     module_name, class_name = ENV_TYPES[resolved.env.type].split(":")
     env_class = getattr(importlib.import_module(module_name), class_name)
     return env_class(resolved)
+
+
+def _make_gym_env(env_id: str):
+    """A Gymnasium env by id (``env.type: gym``), with a clear error for an unknown id."""
+    import gymnasium
+
+    from flowsim.errors import ConfigError
+
+    try:
+        return gymnasium.make(env_id)
+    except gymnasium.error.Error as error:
+        raise ConfigError(f"env.id {env_id!r}: {error}; use a registered Gymnasium id.") from None
 
 
 __all__ = ["ENV_IDS", "ENV_TYPES", "FlowsimEnv", "make_env", "resolve_config"]

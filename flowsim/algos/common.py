@@ -1,0 +1,133 @@
+"""Pieces every trainer shares: the torch actor-critic, observation statistics, GAE."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from flowsim.distributed.batch import Batch
+from flowsim.distributed.policy import OBS_CLIP
+
+
+class RunningMeanStd:
+    """Running mean and variance of observations (Chan et al.'s parallel update)."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.mean = np.zeros(shape)
+        self.var = np.ones(shape)
+        self.count = 1e-4
+
+    def update(self, values: np.ndarray) -> None:
+        """Fold a batch of observations (first axis: samples) into the statistics."""
+        batch_mean, batch_var, n = values.mean(axis=0), values.var(axis=0), values.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean = self.mean + delta * n / total
+        self.var = (
+            self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        ) / total
+        self.count = total
+
+    @property
+    def std(self) -> np.ndarray:
+        """Standard deviation, floored so that constant inputs do not divide by zero."""
+        return np.sqrt(self.var) + 1e-8
+
+    def normalize(self, values: np.ndarray) -> np.ndarray:
+        """Normalised, clipped values (the same rule the runners' policies apply)."""
+        return np.clip((values - self.mean) / self.std, -OBS_CLIP, OBS_CLIP)
+
+    def state_dict(self) -> dict[str, np.ndarray | float]:
+        """Statistics for a checkpoint."""
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, np.ndarray | float]) -> None:
+        """Restore statistics from a checkpoint."""
+        self.mean, self.var, self.count = state["mean"], state["var"], float(state["count"])
+
+
+def _mlp(sizes: list[int], last_gain: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        linear = nn.Linear(n_in, n_out)
+        last = i == len(sizes) - 2
+        nn.init.orthogonal_(linear.weight, gain=last_gain if last else math.sqrt(2))
+        nn.init.zeros_(linear.bias)
+        layers += [linear] if last else [linear, nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Separate tanh MLPs for the policy (Gaussian or categorical) and the value function."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], discrete: bool) -> None:
+        super().__init__()
+        self.discrete = discrete
+        self.pi = _mlp([obs_dim, *hidden, act_dim], last_gain=0.01)
+        self.vf = _mlp([obs_dim, *hidden, 1], last_gain=1.0)
+        self.log_std = None if discrete else nn.Parameter(torch.zeros(act_dim))
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """The action distribution at ``obs``."""
+        head = self.pi(obs)
+        if self.discrete:
+            return torch.distributions.Categorical(logits=head)
+        assert self.log_std is not None
+        return torch.distributions.Normal(head, self.log_std.exp())
+
+    def log_prob(
+        self, dist: torch.distributions.Distribution, actions: torch.Tensor
+    ) -> torch.Tensor:
+        """Log-probability of ``actions`` (summed over action dimensions)."""
+        if self.discrete:
+            return dist.log_prob(actions.long().reshape(-1))
+        return dist.log_prob(actions).sum(-1)
+
+    def entropy(self, dist: torch.distributions.Distribution) -> torch.Tensor:
+        """Entropy per sample."""
+        return dist.entropy() if self.discrete else dist.entropy().sum(-1)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """State values, shape (n,)."""
+        return self.vf(obs).squeeze(-1)
+
+    def export(self, normalizer: RunningMeanStd | None) -> dict[str, np.ndarray]:
+        """Weights in the runners' numpy layout (see ``flowsim.distributed.policy``)."""
+        weights: dict[str, np.ndarray] = {}
+        for head in ("pi", "vf"):
+            linears = [m for m in getattr(self, head) if isinstance(m, nn.Linear)]
+            for i, linear in enumerate(linears):
+                weights[f"{head}.{i}.weight"] = linear.weight.detach().numpy().astype(np.float64)
+                weights[f"{head}.{i}.bias"] = linear.bias.detach().numpy().astype(np.float64)
+        if self.log_std is not None:
+            weights["log_std"] = self.log_std.detach().numpy().astype(np.float64)
+        if normalizer is not None:
+            weights["obs_mean"], weights["obs_std"] = normalizer.mean.copy(), normalizer.std
+        return weights
+
+
+def gae(
+    batch: Batch, values: np.ndarray, next_values: np.ndarray, gamma: float, lam: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised advantage estimates and value targets for a batch.
+
+    A terminated step has no future; a truncated step (time limit, crash) or the last step of a
+    fragment bootstraps from the value of its ``next_obs``. Streams of different envs are
+    contiguous, so one backward pass that restarts at every cut handles them all.
+    """
+    steps = len(batch)
+    advantages = np.zeros(steps, dtype=np.float64)
+    boundary = batch.terminated | batch.truncated | batch.fragment_end
+    boundary[-1:] = True
+    boundary[:-1] |= batch.env_index[1:] != batch.env_index[:-1]
+    bootstrap = np.where(batch.terminated, 0.0, next_values)
+    deltas = batch.rewards + gamma * bootstrap - values
+    last = 0.0
+    for t in range(steps - 1, -1, -1):
+        last = deltas[t] + (0.0 if boundary[t] else gamma * lam * last)
+        advantages[t] = last
+    return advantages, advantages + values

@@ -1,0 +1,184 @@
+"""Proximal Policy Optimisation (Schulman et al. 2017), reading top to bottom.
+
+One iteration: broadcast weights -> sample a batch through the sampler -> GAE -> several
+epochs of minibatch updates of the clipped surrogate, the value loss and the entropy bonus.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from flowsim.algos.common import ActorCritic, RunningMeanStd, gae
+from flowsim.config import FlowsimConfig
+from flowsim.distributed import PolicySpec
+
+
+def policy_spec_for(action_space: Any, hidden: tuple[int, ...]) -> PolicySpec:
+    """The runners' inference policy matching the learner's network."""
+    kind = "categorical_mlp" if isinstance(action_space, spaces.Discrete) else "gaussian_mlp"
+    return PolicySpec(kind=kind, hidden=tuple(hidden))
+
+
+class PPOTrainer:
+    """PPO on batches from a runner group (which it never creates itself).
+
+    Args:
+        config: the experiment; ``config.train`` holds the hyper-parameters.
+        group: a runner group built with :func:`policy_spec_for` for these spaces.
+        observation_space, action_space: the env's spaces.
+    """
+
+    def __init__(
+        self, config: FlowsimConfig, group: Any, observation_space: Any, action_space: Any
+    ) -> None:
+        train = config.train
+        self.config, self.train, self.group = config, train, group
+        torch.manual_seed(train.seed)
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        obs_dim = int(np.prod(observation_space.shape))
+        act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self.model = ActorCritic(obs_dim, act_dim, tuple(train.hidden), self.discrete)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, eps=1e-5)
+        self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
+        self.rng = np.random.default_rng(train.seed)
+        self.iteration = 0
+        self.env_steps = 0
+        self.steps_per_call = (
+            config.sampler.rollout_fragment_length * config.sampler.envs_per_worker
+        )
+
+    # -- one iteration --------------------------------------------------------------------
+    def train_iteration(self) -> dict[str, float]:
+        """Sample one batch and update the policy; return the iteration's metrics."""
+        started = time.perf_counter()
+        self.group.set_weights(self.model.export(self.normalizer), self.iteration)
+        batch = self.group.sample(num_steps=self.steps_per_call)
+        sample_s = time.perf_counter() - started
+
+        obs = self._prepare(batch.obs)
+        next_obs = self._prepare(batch.next_obs)
+        with torch.no_grad():
+            values = self.model.value(torch.as_tensor(obs)).numpy()
+            next_values = self.model.value(torch.as_tensor(next_obs)).numpy()
+        advantages, returns = gae(batch, values, next_values, self.train.gamma, self.train.lam)
+        if self.normalizer is not None:  # after GAE: the batch was sampled with the old stats
+            self.normalizer.update(batch.obs.reshape(len(batch), -1))
+
+        losses = self._update(obs, batch.actions, batch.logp, advantages, returns, values)
+        self.iteration += 1
+        self.env_steps += len(batch)
+        wall = time.perf_counter() - started
+        returns_seen = batch.episode_returns
+        return {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "episodes": batch.num_episodes,
+            "return_mean": float(returns_seen.mean()) if len(returns_seen) else float("nan"),
+            "return_min": float(returns_seen.min()) if len(returns_seen) else float("nan"),
+            "return_max": float(returns_seen.max()) if len(returns_seen) else float("nan"),
+            "mean_speed": float(batch.episode_mean_speeds.mean())
+            if len(returns_seen)
+            else float("nan"),
+            **losses,
+            "sample_s": sample_s,
+            "iteration_s": wall,
+            "steps_per_s": len(batch) / wall,
+        }
+
+    def _prepare(self, obs: np.ndarray) -> np.ndarray:
+        flat = obs.reshape(len(obs), -1).astype(np.float64)
+        normalized = self.normalizer.normalize(flat) if self.normalizer is not None else flat
+        return normalized.astype(np.float32)
+
+    def _update(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        old_logp: np.ndarray,
+        advantages: np.ndarray,
+        returns: np.ndarray,
+        old_values: np.ndarray,
+    ) -> dict[str, float]:
+        train = self.train
+        if train.lr_schedule == "linear":
+            for group in self.optimizer.param_groups:
+                group["lr"] = train.lr * max(1.0 - self.iteration / train.iterations, 0.0)
+        obs_t = torch.as_tensor(obs)
+        actions_t = torch.as_tensor(actions if not self.discrete else actions.astype(np.int64))
+        old_logp_t = torch.as_tensor(old_logp, dtype=torch.float32)
+        adv_t = torch.as_tensor(advantages, dtype=torch.float32)
+        returns_t = torch.as_tensor(returns, dtype=torch.float32)
+        old_values_t = torch.as_tensor(old_values, dtype=torch.float32)
+        count = len(obs)
+        stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "kl": 0.0, "clip_frac": 0.0}
+        updates = 0
+        for _ in range(train.epochs):
+            order = self.rng.permutation(count)
+            epoch_kl = []
+            for start in range(0, count, train.minibatch_size):
+                index = torch.as_tensor(order[start : start + train.minibatch_size])
+                dist = self.model.distribution(obs_t[index])
+                logp = self.model.log_prob(dist, actions_t[index])
+                log_ratio = logp - old_logp_t[index]
+                ratio = log_ratio.exp()
+                adv = adv_t[index]
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)  # advantage normalisation
+                surrogate = torch.min(
+                    ratio * adv, ratio.clamp(1 - train.clip, 1 + train.clip) * adv
+                )
+                policy_loss = -surrogate.mean()
+                value = self.model.value(obs_t[index])
+                value_loss = (value - returns_t[index]) ** 2
+                if train.clip_value:
+                    clipped = old_values_t[index] + (value - old_values_t[index]).clamp(
+                        -train.clip, train.clip
+                    )
+                    value_loss = torch.max(value_loss, (clipped - returns_t[index]) ** 2)
+                value_loss = 0.5 * value_loss.mean()
+                entropy = self.model.entropy(dist).mean()
+                loss = policy_loss + train.vf_coef * value_loss - train.entropy_coef * entropy
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    kl = ((ratio - 1) - log_ratio).mean().item()  # the low-variance estimator
+                epoch_kl.append(kl)
+                stats["policy_loss"] += policy_loss.item()
+                stats["value_loss"] += value_loss.item()
+                stats["entropy"] += entropy.item()
+                stats["kl"] += kl
+                stats["clip_frac"] += ((ratio - 1).abs() > train.clip).float().mean().item()
+                updates += 1
+            if train.target_kl is not None and np.mean(epoch_kl) > train.target_kl:
+                break  # KL early stop
+        return {key: value / max(updates, 1) for key, value in stats.items()}
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this trainer is."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "normalizer": self.normalizer.state_dict() if self.normalizer else None,
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a trainer saved by :meth:`state_dict`."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.normalizer is not None and state["normalizer"] is not None:
+            self.normalizer.load_state_dict(state["normalizer"])
+        self.iteration = int(state["iteration"])
+        self.env_steps = int(state["env_steps"])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])

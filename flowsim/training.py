@@ -1,0 +1,275 @@
+"""``flowsim train``: a run directory, the training loop, checkpoints and resume.
+
+A run directory holds the resolved ``config.yaml``, ``progress.csv`` (one row per iteration),
+TensorBoard events, ``checkpoints/`` (written atomically; the last K and the best are kept)
+and ``summary.json`` at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from flowsim.config import FlowsimConfig, dump_config, load_config
+from flowsim.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_COLUMNS = (
+    "iteration",
+    "env_steps",
+    "wall_s",
+    "episodes",
+    "return_mean",
+    "return_min",
+    "return_max",
+    "mean_speed",
+    "policy_loss",
+    "value_loss",
+    "kl",
+    "entropy",
+    "clip_frac",
+    "steps_per_s",
+)
+
+
+@dataclass
+class Run:
+    """A finished (or interrupted) training run: where it lives and what it learned."""
+
+    directory: Path
+    trainer: Any
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def policy(self) -> Any:
+        """The trained torch actor-critic (``policy.distribution(obs)``, ``policy.value``)."""
+        return self.trainer.model
+
+
+def _atomic_save(state: dict[str, Any], path: Path) -> None:
+    """Write a checkpoint to a temporary file, flush it to disk, then rename it into place."""
+    staging = path.with_suffix(".tmp")
+    with open(staging, "wb") as stream:
+        torch.save(state, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(staging, path)
+
+
+def _checkpoints(directory: Path) -> list[Path]:
+    return sorted(directory.glob("checkpoint-*.pt"))
+
+
+def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
+    """The newest checkpoint of a run that loads; a damaged one falls back to the previous."""
+    folder = run_dir / "checkpoints"
+    candidates = _checkpoints(folder) if folder.is_dir() else []
+    if not candidates:
+        raise ConfigError(
+            f"--resume {run_dir}: no checkpoints/checkpoint-*.pt there; give a run directory "
+            "written by `flowsim train`."
+        )
+    for path in reversed(candidates):
+        try:
+            return torch.load(path, weights_only=False, map_location="cpu"), path
+        except Exception as error:
+            logger.warning("checkpoint %s is damaged (%s); using the previous one", path, error)
+            print(
+                f"warning: checkpoint {path.name} is damaged; falling back to the previous one",
+                file=sys.stderr,
+            )
+    raise ConfigError(f"--resume {run_dir}: every checkpoint is damaged; start a new run.")
+
+
+def _make_trainer(config: FlowsimConfig) -> tuple[Any, Any]:
+    from flowsim.algos.ppo import PPOTrainer, policy_spec_for
+    from flowsim.distributed import LocalRunnerGroup, RayRunnerGroup
+    from flowsim.envs import make_env
+
+    probe = make_env(config)  # spaces only: a flowsim env starts SUMO at reset, not here
+    observation_space, action_space = probe.observation_space, probe.action_space
+    probe.close()
+    spec = policy_spec_for(action_space, tuple(config.train.hidden))
+    seed = config.train.seed
+    workers = config.sampler.num_workers
+    if workers == 0:
+        group: Any = LocalRunnerGroup(config, 1, spec, base_seed=seed)
+    else:
+        group = RayRunnerGroup(config, workers, spec, base_seed=seed)
+    return PPOTrainer(config, group, observation_space, action_space), group
+
+
+def train(
+    config: FlowsimConfig | None,
+    out: Path | None = None,
+    resume: Path | None = None,
+    show_progress: bool = False,
+) -> Run:
+    """Train ``config`` (or continue the run at ``resume``) and return the run.
+
+    A resumed run reads its own ``config.yaml``, restores the trainer (network, optimiser,
+    normaliser, learner RNG) from the newest intact checkpoint and rewrites ``progress.csv``
+    to the rows saved with it, so no iteration is lost or duplicated.
+    """
+    if resume is not None:
+        resume = Path(resume)
+        if not (resume / "config.yaml").is_file():
+            raise ConfigError(
+                f"--resume {resume}: not a run directory (no config.yaml); give a folder "
+                "written by `flowsim train`."
+            )
+        state, checkpoint = load_latest_checkpoint(resume)
+        config = load_config(resume / "config.yaml")
+        directory = resume
+    else:
+        if config is None:
+            raise ConfigError("train() needs a config unless it resumes a run.")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        root = Path(out) if out is not None else Path("runs")
+        directory = root / f"{config.name}-{stamp}"
+        suffix = 1
+        while directory.exists():
+            suffix += 1
+            directory = root / f"{config.name}-{stamp}-{suffix}"
+        (directory / "checkpoints").mkdir(parents=True)
+        (directory / "config.yaml").write_text(dump_config(config))
+        state = None
+
+    assert config is not None
+    trainer, group = _make_trainer(config)
+    rows: list[dict[str, float]] = []
+    if state is not None:
+        trainer.load_state_dict(state["trainer"])
+        rows = list(state["rows"])
+        logger.info("resuming %s from %s (iteration %d)", directory, checkpoint, trainer.iteration)
+    _write_progress(directory / "progress.csv", rows)  # drops rows a crash left past the ckpt
+    best = max((r["return_mean"] for r in rows if not math.isnan(r["return_mean"])), default=None)
+    writer = _tensorboard(directory)
+    started = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
+    try:
+        with _progress(config.train.iterations, trainer.iteration, show_progress) as update:
+            while trainer.iteration < config.train.iterations:
+                metrics = trainer.train_iteration()
+                row: dict[str, float] = {
+                    key: float(metrics.get(key, float("nan"))) for key in PROGRESS_COLUMNS
+                }
+                for key in ("iteration", "env_steps", "episodes"):
+                    row[key] = int(row[key])
+                row["wall_s"] = time.perf_counter() - started
+                rows.append(row)
+                improved = not math.isnan(row["return_mean"]) and (
+                    best is None or row["return_mean"] > best
+                )
+                best = row["return_mean"] if improved else best
+                _save(directory, trainer, rows, config.train.keep_checkpoints, improved)
+                _append_progress(directory / "progress.csv", row)
+                if writer is not None:
+                    for key, value in row.items():
+                        writer.add_scalar(key, value, int(row["env_steps"]))
+                update(row)
+    finally:
+        group.close()
+        if writer is not None:
+            writer.close()
+    summary = {
+        "iterations": trainer.iteration,
+        "env_steps": trainer.env_steps,
+        "wall_s": rows[-1]["wall_s"] if rows else 0.0,
+        "final_return_mean": rows[-1]["return_mean"] if rows else None,
+        "best_return_mean": best,
+    }
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return Run(directory, trainer, rows)
+
+
+def _save(
+    directory: Path, trainer: Any, rows: list[dict[str, float]], keep: int, best: bool
+) -> None:
+    """Checkpoint this iteration (with the progress rows), keep the last ``keep`` and the best."""
+    folder = directory / "checkpoints"
+    state = {"trainer": trainer.state_dict(), "rows": rows}
+    path = folder / f"checkpoint-{trainer.iteration:06d}.pt"
+    _atomic_save(state, path)
+    if best:
+        _atomic_save(state, folder / "best.pt")
+    for old in _checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def _write_progress(path: Path, rows: list[dict[str, float]]) -> None:
+    staging = path.with_suffix(".tmp")
+    with open(staging, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=PROGRESS_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(staging, path)
+
+
+def _append_progress(path: Path, row: dict[str, float]) -> None:
+    with open(path, "a", newline="") as stream:
+        csv.DictWriter(stream, fieldnames=PROGRESS_COLUMNS).writerow(row)
+
+
+def _tensorboard(directory: Path) -> Any:
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:  # optional: progress.csv has the same numbers
+        return None
+    return SummaryWriter(str(directory / "tensorboard"))
+
+
+class _progress:
+    """A rich progress bar over iterations with steps/s, return and mean speed."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total, done, enabled
+        self._progress: Any = None
+
+    def __enter__(self) -> Any:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        console = Console(stderr=True)
+        if not self.enabled or not console.is_terminal:
+            return lambda row: None
+        self._progress = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._progress.__enter__()
+        task = self._progress.add_task("train", total=self.total, completed=self.done, status="")
+
+        def update(row: dict[str, float]) -> None:
+            status = (
+                f"{row['steps_per_s']:,.0f} steps/s  return {row['return_mean']:.1f}"
+                f"  speed {row['mean_speed']:.2f} m/s"
+            )
+            self._progress.update(task, completed=int(row["iteration"]), status=status)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
