@@ -134,7 +134,14 @@ def test_resume_of_a_folder_that_is_not_a_run_exits_2(tmp_path: Path) -> None:
 def test_ppo_improves_the_ring_in_a_few_iterations(tmp_path: Path) -> None:
     config = load_config(
         ROOT / "scenarios" / "ring.yaml",
-        ["train.iterations=12", "env.horizon=500", "env.warmup_steps=100"],
+        [
+            "train.iterations=12",
+            "env.horizon=500",
+            "env.warmup_steps=100",
+            "sampler.num_workers=0",
+            "sampler.rollout_fragment_length=1000",
+            "train.minibatch_size=64",
+        ],
     )
     rows = train(config, out=tmp_path).rows
     returns = [r["return_mean"] for r in rows if not np.isnan(r["return_mean"])]
