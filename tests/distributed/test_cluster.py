@@ -43,12 +43,18 @@ def test_node_loss_is_survived_and_capacity_comes_back(cluster) -> None:
         nodes = {m["node"] for m in first.metrics["runners"]}
         assert len(nodes) == 2  # one runner per node
 
-        remover = threading.Timer(0.5, cluster.remove_node, args=(worker,))
+        remover = threading.Timer(0.3, cluster.remove_node, args=(worker,))
         remover.start()
-        batch = group.sample(num_steps=3000)  # the worker node goes away meanwhile
+        batch = group.sample(num_steps=10_000)  # the worker node goes away meanwhile
         remover.join()
-        assert len(batch) == 6000 and group.runner_restarts == 1
-        assert len(np.unique(batch.obs, axis=0)) == len(batch)  # nothing counted twice
+        assert len(batch) == 20_000 and group.runner_restarts == 1
+        # Nothing counted twice: each env's rows form one block that follows itself in time.
+        ended = batch.terminated | batch.truncated | batch.fragment_end
+        for env in np.unique(batch.env_index):
+            rows = np.flatnonzero(batch.env_index == env)
+            assert np.array_equal(rows, np.arange(rows[0], rows[-1] + 1))
+            inner = rows[:-1][~ended[rows[:-1]]]
+            assert np.array_equal(batch.obs[inner + 1], batch.next_obs[inner])
 
         cluster.add_node(num_cpus=1)  # capacity returns: the replacement gets placed
         deadline = time.monotonic() + 60

@@ -106,13 +106,12 @@ def test_runner_killed_mid_sampling_is_replaced_and_batch_is_full(local_ray) -> 
     group = RayRunnerGroup(_config(), 2)
     try:
         group.sample(num_steps=50)
-        killer = threading.Timer(0.3, ray.kill, args=(group.actor(0),))
+        killer = threading.Timer(0.2, ray.kill, args=(group.actor(0),))
         killer.start()
-        batch = group.sample(num_steps=3000)  # runner 0 dies while sampling this
+        batch = group.sample(num_steps=10_000)  # runner 0 dies while sampling this
         killer.join()
-        assert len(batch) == 6000 and group.runner_restarts == 1
-        assert len(np.unique(batch.obs, axis=0)) == len(batch)  # nothing counted twice
-        _assert_streams_contiguous(batch)
+        assert len(batch) == 20_000 and group.runner_restarts == 1
+        _assert_streams_contiguous(batch)  # nothing counted twice, nothing out of order
         group.describe()  # waits until the replacement is placed (2 CPUs here)
         again = group.sample(num_steps=10)
         assert len(again) == 20 and set(np.unique(again.env_index)) == {0, 1}
