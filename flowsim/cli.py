@@ -85,18 +85,18 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from flowsim.bench import bench_env, write_result
-    from flowsim.config import load_config
-
-    if args.steps < 100:
-        raise ConfigError(f"--steps {args.steps}: use at least 100 steps, e.g. 5000.")
+def _results_folder(args: argparse.Namespace) -> Path:
+    """The ``--results`` folder, refused up front if it is a file (before minutes of work)."""
     results = Path(args.results)
     if results.exists() and not results.is_dir():
         raise ConfigError(f"--results {results} is a file; give a folder for the JSON results.")
-    config = load_config(args.config, args.overrides)
-    with _stderr.status("benchmarking") as status:
-        result = bench_env(config, steps=args.steps, report=lambda phase: status.update(phase))
+    return results
+
+
+def _report_bench(args: argparse.Namespace, result: dict[str, Any], results: Path) -> int:
+    """Write a benchmark's JSON under ``results`` and show it (JSON or a table)."""
+    from flowsim.bench import write_result
+
     try:
         result["written_to"] = str(write_result(result, results))
     except OSError as error:
@@ -105,19 +105,29 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2), file=args.json_stream)
     else:
-        _print_table(
-            f"bench env {config.name}", {k: v for k, v in result.items() if k != "machine"}
-        )
+        title = f"bench {result['benchmark']} {result['config']}"
+        _print_table(title, {k: v for k, v in result.items() if k != "machine"})
     return 0
 
 
-def _cmd_bench_sampler(args: argparse.Namespace) -> int:
-    from flowsim.bench import bench_sampler, write_result
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from flowsim.bench import bench_env
     from flowsim.config import load_config
 
-    results = Path(args.results)
-    if results.exists() and not results.is_dir():
-        raise ConfigError(f"--results {results} is a file; give a folder for the JSON results.")
+    if args.steps < 100:
+        raise ConfigError(f"--steps {args.steps}: use at least 100 steps, e.g. 5000.")
+    results = _results_folder(args)
+    config = load_config(args.config, args.overrides)
+    with _stderr.status("benchmarking") as status:
+        result = bench_env(config, steps=args.steps, report=lambda phase: status.update(phase))
+    return _report_bench(args, result, results)
+
+
+def _cmd_bench_sampler(args: argparse.Namespace) -> int:
+    from flowsim.bench import bench_sampler
+    from flowsim.config import load_config
+
+    results = _results_folder(args)
     if args.steps < 100:
         raise ConfigError(f"--steps {args.steps}: use at least 100 steps per runner, e.g. 2000.")
     if args.trajectories < 1:
@@ -130,18 +140,7 @@ def _cmd_bench_sampler(args: argparse.Namespace) -> int:
             trajectories=args.trajectories,
             report=lambda phase: status.update(phase),
         )
-    try:
-        result["written_to"] = str(write_result(result, results))
-    except OSError as error:
-        print(json.dumps(result, indent=2), file=args.json_stream)
-        raise FlowsimError(f"could not write the result under {results}: {error}") from None
-    if args.json:
-        print(json.dumps(result, indent=2), file=args.json_stream)
-    else:
-        _print_table(
-            f"bench sampler {config.name}", {k: v for k, v in result.items() if k != "machine"}
-        )
-    return 0
+    return _report_bench(args, result, results)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from flowsim.config import FlowsimConfig
-from flowsim.distributed.batch import Batch
+from flowsim.distributed.batch import STEP_FIELDS, Batch
 from flowsim.distributed.policy import PolicySpec, build_policy
 from flowsim.errors import SimulationCrashed
 
@@ -328,18 +328,8 @@ class EnvRunner:
             env.close()
 
 
-_ARRAYS = (
-    "obs",
-    "actions",
-    "rewards",
-    "terminated",
-    "truncated",
-    "logp",
-    "values",
-    "next_obs",
-    "env_index",
-    "fragment_end",
-)
+#: The step arrays a runner fills: the batch's step fields plus the fragment-cut marks.
+_ARRAYS = (*STEP_FIELDS, "fragment_end")
 
 
 def _finished(tally: _EpisodeTally) -> tuple[float, int, float, int]:
