@@ -18,51 +18,30 @@ from flowsim.errors import ConfigError
 SHORT = ["env.warmup_steps=10", "env.horizon=150"]
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """A local Ray instance for the module (2 CPUs here), shut down afterwards."""
-    import ray
-
-    from flowsim.distributed.cluster import init_ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    init_ray(FlowsimConfig().sampler)
-    yield
-    ray.shutdown()
-
-
 def _config(*overrides: str) -> FlowsimConfig:
     return apply_overrides(FlowsimConfig(), [*SHORT, *overrides])
 
 
-def test_ray_and_local_give_the_same_rollouts(local_ray) -> None:
-    config = _config()
-    local = LocalRunnerGroup(config, 1)
+@pytest.mark.parametrize(
+    ("runners", "overrides", "steps"),
+    [(1, (), 300), (2, ("sim.backend=traci",), 100)],  # several local runners need TraCI
+)
+def test_ray_and_local_give_the_same_rollouts(
+    local_ray,
+    runners: int,
+    overrides: tuple[str, ...],
+    steps: int,
+) -> None:
+    config = _config(*overrides)
+    local = LocalRunnerGroup(config, runners)
     try:
-        expected = local.sample(num_steps=300)
+        expected = local.sample(num_steps=steps)
     finally:
         local.close()
-    group = RayRunnerGroup(config, 1)
+    group = RayRunnerGroup(config, runners)
     try:
-        got = group.sample(num_steps=300)
-    finally:
-        group.close()
-    for name in (*STEP_FIELDS, "fragment_end", *EPISODE_FIELDS):
-        assert np.array_equal(getattr(expected, name), getattr(got, name)), name
-
-
-def test_two_runners_match_two_local_runners(local_ray) -> None:
-    config = _config("sim.backend=traci")
-    local = LocalRunnerGroup(config, 2)
-    try:
-        expected = local.sample(num_steps=100)
-    finally:
-        local.close()
-    group = RayRunnerGroup(config, 2)
-    try:
-        got = group.sample(num_steps=100)
-        assert {m["pid"] for m in got.metrics["runners"]} != {os.getpid()}
+        got = group.sample(num_steps=steps)
+        assert os.getpid() not in {m["pid"] for m in got.metrics["runners"]}
     finally:
         group.close()
     for name in (*STEP_FIELDS, "fragment_end", *EPISODE_FIELDS):

@@ -4,21 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from flowsim.config import FlowsimConfig, apply_overrides
-from flowsim.distributed.cluster import init_ray, placement_bundles
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    init_ray(FlowsimConfig().sampler)
-    yield
-    ray.shutdown()
+from flowsim.distributed.cluster import placement_bundles
 
 
 def test_two_trials_with_their_own_runner_run_at_once(local_ray, tmp_path: Path) -> None:
