@@ -369,10 +369,46 @@ def vehicle_spans(groups: list[VehicleGroup]) -> list[float]:
     return [g.length + g.min_gap + PLACEMENT_MARGIN for g in groups for _ in range(g.count)]
 
 
-class TrainConfig(_Section):
-    """The learning algorithm and its hyper-parameters (PPO for now)."""
+class TRPOConfig(_Section):
+    """TRPO's trust region and its separately fitted value function."""
 
-    algo: Literal["ppo"] = Field("ppo", description="Trainer: ppo (trpo and es to come).")
+    max_kl: float = Field(0.01, gt=0, le=1, description="KL bound of each policy step.")
+    cg_iters: StrictInt = Field(10, ge=1, le=1000, description="Conjugate-gradient iterations.")
+    cg_damping: float = Field(0.1, ge=0, description="Damping added to Fisher-vector products.")
+    backtrack_iters: StrictInt = Field(
+        10, ge=1, le=100, description="Line-search halvings before the step is reverted."
+    )
+    backtrack_coef: float = Field(0.8, gt=0, lt=1, description="Line-search shrink factor.")
+    vf_epochs: StrictInt = Field(5, ge=1, le=1000, description="Value-function epochs per batch.")
+    vf_lr: float = Field(1e-3, gt=0, le=1, description="Value-function Adam learning rate.")
+
+
+class ESConfig(_Section):
+    """Evolution strategies (Salimans et al. 2017): antithetic noise from a shared table."""
+
+    sigma: float = Field(0.02, gt=0, le=10, description="Std of parameter perturbations.")
+    perturbations: StrictInt = Field(
+        32, ge=1, le=1_000_000, description="Antithetic pairs evaluated per iteration."
+    )
+    episodes_per_perturbation: StrictInt = Field(
+        1, ge=1, le=1000, description="Episodes averaged per perturbed policy."
+    )
+    noise_table_size: StrictInt = Field(
+        25_000_000,
+        ge=1_000,
+        le=2_000_000_000,
+        description="float32 entries in the shared noise table (25M = 100 MB in Ray's store).",
+    )
+    weight_decay: float = Field(0.005, ge=0, description="L2 coefficient in the Adam update.")
+    eval_episodes: StrictInt = Field(
+        0, ge=0, le=1000, description="Unperturbed episodes per iteration for the metrics."
+    )
+
+
+class TrainConfig(_Section):
+    """The learning algorithm and its hyper-parameters."""
+
+    algo: Literal["ppo", "trpo", "es"] = Field("ppo", description="Trainer: ppo, trpo or es.")
     iterations: StrictInt = Field(100, ge=1, le=10_000_000, description="Training iterations.")
     seed: StrictInt = Field(0, ge=0, le=2**31 - 1, description="Seed of the learner.")
     lr: float = Field(3e-4, gt=0, le=1, description="Adam learning rate.")
@@ -394,6 +430,8 @@ class TrainConfig(_Section):
     hidden: tuple[StrictInt, ...] = Field((64, 64), description="Hidden layer sizes.")
     normalize_obs: bool = Field(True, description="Running mean/std observation normalisation.")
     keep_checkpoints: StrictInt = Field(3, ge=1, description="Latest checkpoints kept.")
+    trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="TRPO settings.")
+    es: ESConfig = Field(default_factory=ESConfig, description="ES settings (lr is Adam's).")
 
 
 def _default_vehicles() -> list[VehicleGroup]:
@@ -457,7 +495,7 @@ class FlowsimConfig(_Section):
             * self.sampler.envs_per_worker
             * max(self.sampler.num_workers, 1)
         )
-        if per_iteration < self.train.minibatch_size:
+        if self.train.algo != "es" and per_iteration < self.train.minibatch_size:
             raise ValueError(
                 f"train.minibatch_size {self.train.minibatch_size} is larger than the batch of "
                 f"{per_iteration} steps per iteration (sampler.rollout_fragment_length x "

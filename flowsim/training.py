@@ -93,8 +93,19 @@ def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
     raise ConfigError(f"--resume {run_dir}: every checkpoint is damaged; start a new run.")
 
 
-def _make_trainer(config: FlowsimConfig) -> tuple[Any, Any]:
-    from flowsim.algos.ppo import PPOTrainer, policy_spec_for
+#: ``train.algo`` -> (module, trainer class); imported on demand.
+TRAINERS = {
+    "ppo": ("flowsim.algos.ppo", "PPOTrainer"),
+    "trpo": ("flowsim.algos.trpo", "TRPOTrainer"),
+    "es": ("flowsim.algos.es", "ESTrainer"),
+}
+
+
+def make_trainer(config: FlowsimConfig) -> tuple[Any, Any]:
+    """The trainer for ``config.train.algo`` and the runner group it samples from."""
+    import importlib
+
+    from flowsim.algos.common import policy_spec_for
     from flowsim.distributed import LocalRunnerGroup, RayRunnerGroup
     from flowsim.envs import make_env
 
@@ -108,7 +119,14 @@ def _make_trainer(config: FlowsimConfig) -> tuple[Any, Any]:
         group: Any = LocalRunnerGroup(config, 1, spec, base_seed=seed)
     else:
         group = RayRunnerGroup(config, workers, spec, base_seed=seed)
-    return PPOTrainer(config, group, observation_space, action_space), group
+    module, name = TRAINERS[config.train.algo]
+    trainer_class = getattr(importlib.import_module(module), name)
+    try:
+        trainer = trainer_class(config, group, observation_space, action_space)
+    except BaseException:
+        group.close()
+        raise
+    return trainer, group
 
 
 def train(
@@ -148,7 +166,7 @@ def train(
         state = None
 
     assert config is not None
-    trainer, group = _make_trainer(config)
+    trainer, group = make_trainer(config)
     rows: list[dict[str, float]] = []
     if state is not None:
         trainer.load_state_dict(state["trainer"])

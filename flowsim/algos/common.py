@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
+from flowsim.distributed import PolicySpec
 from flowsim.distributed.batch import Batch
 from flowsim.distributed.policy import OBS_CLIP
 
@@ -131,3 +134,9 @@ def gae(
         last = deltas[t] + (0.0 if boundary[t] else gamma * lam * last)
         advantages[t] = last
     return advantages, advantages + values
+
+
+def policy_spec_for(action_space: Any, hidden: tuple[int, ...]) -> PolicySpec:
+    """The runners' inference policy matching the learners' :class:`ActorCritic`."""
+    kind = "categorical_mlp" if isinstance(action_space, spaces.Discrete) else "gaussian_mlp"
+    return PolicySpec(kind=kind, hidden=tuple(hidden))

@@ -15,13 +15,6 @@ from gymnasium import spaces
 
 from flowsim.algos.common import ActorCritic, RunningMeanStd, gae
 from flowsim.config import FlowsimConfig
-from flowsim.distributed import PolicySpec
-
-
-def policy_spec_for(action_space: Any, hidden: tuple[int, ...]) -> PolicySpec:
-    """The runners' inference policy matching the learner's network."""
-    kind = "categorical_mlp" if isinstance(action_space, spaces.Discrete) else "gaussian_mlp"
-    return PolicySpec(kind=kind, hidden=tuple(hidden))
 
 
 class PPOTrainer:

@@ -41,7 +41,7 @@ def test_ppo_solves_cartpole(tmp_path: Path) -> None:
     run = train(load_config(CARTPOLE), out=tmp_path)  # 200 iterations, 51,200 env steps
     assert run.trainer.env_steps <= 100_000
     group_config = apply_overrides(load_config(CARTPOLE), [])
-    from flowsim.algos.ppo import policy_spec_for
+    from flowsim.algos.common import policy_spec_for
     from flowsim.distributed import LocalRunnerGroup
     from flowsim.envs import make_env
 
