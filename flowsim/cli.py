@@ -143,6 +143,66 @@ def _cmd_bench_sampler(args: argparse.Namespace) -> int:
     return _report_bench(args, result, results)
 
 
+def _cmd_bench_train(args: argparse.Namespace) -> int:
+    from flowsim.bench import bench_train, write_result
+    from flowsim.config import load_config
+    from flowsim.training import TRAINERS
+
+    results = _results_folder(args)
+    algos = tuple(a.strip() for a in args.algos.split(",") if a.strip())
+    unknown = [a for a in algos if a not in TRAINERS]
+    if not algos or unknown:
+        raise ConfigError(f"--algos {args.algos}: choose from {', '.join(TRAINERS)}, e.g. ppo,es.")
+    if args.budget_s <= 0 or args.eval_every < 1 or args.episodes < 1:
+        raise ConfigError("--budget-s, --eval-every and --episodes must be positive.")
+    config = load_config(args.config, args.overrides)
+    with _stderr.status("benchmarking training") as status:
+        result = bench_train(
+            config,
+            algos=algos,
+            budget_s=args.budget_s,
+            eval_every=args.eval_every,
+            episodes=args.episodes,
+            final_episodes=args.final_episodes,
+            out=args.out,
+            report=lambda phase: status.update(phase),
+        )
+    try:
+        result["written_to"] = str(write_result(result, results))
+    except OSError as error:
+        print(json.dumps(result, indent=2), file=args.json_stream)
+        raise FlowsimError(f"could not write the result under {results}: {error}") from None
+    if args.json:
+        print(json.dumps(result, indent=2), file=args.json_stream)
+        return 0
+    table = Table(title=f"bench train {config.name}", header_style="bold")
+    for column in ("driver", "speed / equilibrium", "speed std", "collisions", "to target"):
+        table.add_column(column, justify="left" if column == "driver" else "right")
+    for name, entry in result["baselines"].items():
+        table.add_row(
+            name,
+            f"{entry['speed_ratio']:.3f}",
+            f"{entry['speed_std']:.2f}",
+            str(entry["collisions"]),
+            "",
+        )
+    for name, entry in result["algos"].items():
+        final = entry["final"]
+        to_target = entry["wall_s_to_target"]
+        table.add_row(
+            name,
+            f"{final['speed_ratio']:.3f}",
+            f"{final['speed_std']:.2f}",
+            str(final["collisions"]),
+            "not reached"
+            if to_target is None
+            else f"{to_target:.0f} s, {entry['env_steps_to_target']:,} steps",
+        )
+    Console().print(table)
+    _stderr.print(f"written to {result['written_to']}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from flowsim.config import load_config
     from flowsim.training import train
@@ -167,6 +227,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
         },
     )
     return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from flowsim.evaluation import evaluate_run
+
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes {args.episodes}: give at least 1 episode, e.g. 5.")
+    baselines = tuple(b for b in args.baselines.split(",") if b) if args.baselines else ()
+    with _stderr.status("evaluating") as status:
+        result = evaluate_run(
+            args.run_dir,
+            episodes=args.episodes,
+            seed=args.seed,
+            checkpoint=args.checkpoint,
+            overrides=args.overrides,
+            baselines=baselines,
+            progress=lambda name: status.update(f"evaluating {name}"),
+        )
+    if args.json:
+        print(json.dumps(_flat_evaluation(result), indent=2), file=args.json_stream)
+        return 0
+    title = f"evaluate {result['run_dir']} ({result['checkpoint']})"
+    table = Table(title=title, header_style="bold")
+    columns = ("mean_return", "mean_speed", "speed_std", "min_speed", "speed_ratio", "collisions")
+    table.add_column("driver")
+    for column in columns:
+        table.add_column(column, justify="right")
+    entries = {"policy": result["policy"], **result["baselines"]}
+    for name, entry in entries.items():
+        cells = [entry.get(c) for c in columns]
+        table.add_row(name, *(f"{c:,.3f}" if isinstance(c, float) else str(c) for c in cells))
+    Console().print(table)
+    return 0
+
+
+def _flat_evaluation(result: dict[str, Any]) -> dict[str, Any]:
+    """The policy's metrics at the top level, baselines under ``baselines``."""
+    return {**result["policy"], **{k: v for k, v in result.items() if k != "policy"}}
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -264,7 +362,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_sampler.set_defaults(handler=_cmd_bench_sampler)
 
-    train = commands.add_parser("train", help="train a policy (PPO) on an experiment")
+    bench_train = bench_kinds.add_parser(
+        "train", help="time to dissolve the ring's wave: PPO, TRPO and ES against baselines"
+    )
+    _add_config_args(bench_train, positional=False)
+    bench_train.add_argument("--algos", default="ppo,trpo,es", help="comma-separated trainers")
+    bench_train.add_argument(
+        "--budget-s", type=float, default=900.0, help="training seconds per algorithm"
+    )
+    bench_train.add_argument(
+        "--eval-every", type=int, default=5, help="iterations between evaluations"
+    )
+    bench_train.add_argument("--episodes", type=int, default=3, help="episodes per evaluation")
+    bench_train.add_argument(
+        "--final-episodes", type=int, default=5, help="episodes of the final evaluation"
+    )
+    bench_train.add_argument(
+        "--out", type=Path, default=Path("runs/bench"), help="folder for the run directories"
+    )
+    bench_train.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench_train.add_argument(
+        "--results", default="benchmarks/results", help="folder for the JSON result file"
+    )
+    bench_train.set_defaults(handler=_cmd_bench_train)
+
+    train = commands.add_parser("train", help="train a policy (PPO, TRPO or ES)")
     train.add_argument("config", type=Path, nargs="?", help="experiment YAML")
     train.add_argument(
         "--set",
@@ -277,6 +399,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=Path("runs"), help="folder for run directories")
     train.add_argument("--resume", type=Path, help="continue the run in this directory")
     train.set_defaults(handler=_cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="run a trained policy deterministically against human baselines"
+    )
+    evaluate.add_argument("run_dir", type=Path, help="a run directory written by flowsim train")
+    evaluate.add_argument("--episodes", type=int, default=5, help="episodes per driver")
+    evaluate.add_argument("--seed", type=int, default=1000, help="seed of the first episode")
+    evaluate.add_argument(
+        "--checkpoint", choices=("latest", "best"), default="latest", help="which checkpoint"
+    )
+    evaluate.add_argument(
+        "--baselines",
+        default="human,pi_saturation",
+        help="comma-separated: human, pi_saturation, follower_stopper ('' for none)",
+    )
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the run's config for evaluation, e.g. --set env.horizon=6000",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(handler=_cmd_evaluate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of experiment YAML files")
     schema.set_defaults(handler=_cmd_schema)

@@ -271,6 +271,9 @@ class EnvConfig(_Section):
     warmup_steps: StrictInt = Field(
         750, ge=0, le=1_000_000, description="Steps simulated at reset before the agent acts."
     )
+    sims_per_step: StrictInt = Field(
+        1, ge=1, le=1000, description="SUMO steps each action is held for (one agent step)."
+    )
     max_accel: float = Field(1.0, gt=0, le=20, description="Largest AV acceleration (m/s²).")
     max_decel: float = Field(1.0, gt=0, le=20, description="Largest AV deceleration (m/s²).")
     target_speed: float = Field(
@@ -278,6 +281,9 @@ class EnvConfig(_Section):
     )
     speed_weight: float = Field(4.0, ge=0, description="Weight of mean speed in the reward.")
     accel_penalty: float = Field(4.0, ge=0, description="Weight of mean |AV accel| penalty.")
+    wave_penalty: float = Field(
+        0.0, ge=0, description="Weight of the speed std across vehicles (the wave) in the reward."
+    )
     terminate_on_collision: bool = Field(True, description="End the episode on a collision.")
 
     @model_validator(mode="after")
@@ -428,6 +434,9 @@ class TrainConfig(_Section):
         None, gt=0, description="Stop an update's epochs once the KL exceeds this."
     )
     hidden: tuple[StrictInt, ...] = Field((64, 64), description="Hidden layer sizes.")
+    init_log_std: float = Field(
+        0.0, ge=-10, le=5, description="Initial log std of Gaussian policies (exploration)."
+    )
     normalize_obs: bool = Field(True, description="Running mean/std observation normalisation.")
     keep_checkpoints: StrictInt = Field(3, ge=1, description="Latest checkpoints kept.")
     trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="TRPO settings.")

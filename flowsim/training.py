@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +94,21 @@ def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
     raise ConfigError(f"--resume {run_dir}: every checkpoint is damaged; start a new run.")
 
 
+def load_checkpoint(run_dir: Path, which: str = "latest") -> tuple[dict[str, Any], Path]:
+    """A run's ``latest`` intact checkpoint or its ``best`` one (by mean training return)."""
+    if which == "latest":
+        return load_latest_checkpoint(run_dir)
+    if which != "best":
+        raise ConfigError(f"checkpoint '{which}': choose latest or best.")
+    path = Path(run_dir) / "checkpoints" / "best.pt"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; use the latest checkpoint instead.")
+    try:
+        return torch.load(path, weights_only=False, map_location="cpu"), path
+    except Exception as error:
+        raise ConfigError(f"{path} is damaged ({error}); use the latest checkpoint.") from error
+
+
 #: ``train.algo`` -> (module, trainer class); imported on demand.
 TRAINERS = {
     "ppo": ("flowsim.algos.ppo", "PPOTrainer"),
@@ -134,8 +150,12 @@ def train(
     out: Path | None = None,
     resume: Path | None = None,
     show_progress: bool = False,
+    callback: Callable[[dict[str, float], Any], bool | None] | None = None,
 ) -> Run:
     """Train ``config`` (or continue the run at ``resume``) and return the run.
+
+    ``callback(row, trainer)`` runs after every iteration (once its checkpoint is written);
+    returning ``False`` stops training there, as if ``train.iterations`` were reached.
 
     A resumed run reads its own ``config.yaml``, restores the trainer (network, optimiser,
     normaliser, learner RNG) from the newest intact checkpoint and rewrites ``progress.csv``
@@ -197,6 +217,8 @@ def train(
                     for key, value in row.items():
                         writer.add_scalar(key, value, int(row["env_steps"]))
                 update(row)
+                if callback is not None and callback(row, trainer) is False:
+                    break
     finally:
         group.close()
         if writer is not None:
@@ -217,7 +239,11 @@ def _save(
 ) -> None:
     """Checkpoint this iteration (with the progress rows), keep the last ``keep`` and the best."""
     folder = directory / "checkpoints"
-    state = {"trainer": trainer.state_dict(), "rows": rows}
+    state = {
+        "trainer": trainer.state_dict(),
+        "rows": rows,
+        "policy": trainer.model.export(trainer.normalizer),  # the runners' numpy layout
+    }
     path = folder / f"checkpoint-{trainer.iteration:06d}.pt"
     _atomic_save(state, path)
     if best:

@@ -67,12 +67,21 @@ def _mlp(sizes: list[int], last_gain: float) -> nn.Sequential:
 class ActorCritic(nn.Module):
     """Separate tanh MLPs for the policy (Gaussian or categorical) and the value function."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], discrete: bool) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...],
+        discrete: bool,
+        init_log_std: float = 0.0,
+    ) -> None:
         super().__init__()
         self.discrete = discrete
         self.pi = _mlp([obs_dim, *hidden, act_dim], last_gain=0.01)
         self.vf = _mlp([obs_dim, *hidden, 1], last_gain=1.0)
-        self.log_std = None if discrete else nn.Parameter(torch.zeros(act_dim))
+        self.log_std = (
+            None if discrete else nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+        )
 
     def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         """The action distribution at ``obs``."""

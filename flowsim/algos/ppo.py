@@ -35,7 +35,9 @@ class PPOTrainer:
         self.discrete = isinstance(action_space, spaces.Discrete)
         obs_dim = int(np.prod(observation_space.shape))
         act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.model = ActorCritic(obs_dim, act_dim, tuple(train.hidden), self.discrete)
+        self.model = ActorCritic(
+            obs_dim, act_dim, tuple(train.hidden), self.discrete, train.init_log_std
+        )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, eps=1e-5)
         self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
         self.rng = np.random.default_rng(train.seed)

@@ -106,14 +106,18 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
         """Hook after vehicles left the network (kernel indices changed); re-read indices."""
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Apply ``action``, let the humans drive, advance SUMO one step."""
+        """Hold ``action`` for ``env.sims_per_step`` SUMO steps while the humans drive."""
         action = self.sanitize_action(action)
-        self.apply_action(action)
-        events = self.simulation.step()
-        if events.removed:
-            self.on_vehicles_removed()
+        collided = 0
+        for _ in range(self.config.env.sims_per_step):
+            self.apply_action(action)
+            events = self.simulation.step()
+            if events.removed:
+                self.on_vehicles_removed()
+            collided += len(events.collisions)
+            if collided:
+                break
         self.step_count += 1
-        collided = len(events.collisions)
         terminated = bool(collided and self.config.env.terminate_on_collision)
         truncated = self.step_count >= self.config.env.horizon and not terminated
         reward = 0.0 if terminated else float(self.compute_reward(action))

@@ -58,8 +58,9 @@ class WaveAttenuationEnv(_RingTask):
     Observation: ``[v_av / v_max, (v_lead - v_av) / v_max, headway / L_max]`` (3 floats), where
     ``v_max`` is the speed limit and ``L_max`` the largest ring length.
     Action: the AV's acceleration in ``[-env.max_decel, env.max_accel]`` m/s².
-    Reward: ``speed_weight * mean(v) / target_speed - accel_penalty * mean|a_av|`` (Flow:
-    ``4 * mean(v) / 20 - 4 * mean|a|``); 0 on a collision.
+    Reward: ``(speed_weight * mean(v) - wave_penalty * std(v)) / target_speed
+    - accel_penalty * mean|a_av|`` over all vehicles' speeds ``v`` (Flow's reward is
+    ``4 * mean(v) / 20 - 4 * mean|a|``, i.e. ``wave_penalty: 0``); 0 on a collision.
     Termination: a collision. Truncation: ``env.horizon`` steps after ``env.warmup_steps``.
 
     Example:
@@ -98,11 +99,15 @@ class WaveAttenuationEnv(_RingTask):
         )
 
     def compute_reward(self, action: np.ndarray) -> float:
-        """System speed bonus minus the AV's acceleration effort."""
+        """System speed bonus minus the wave's amplitude and the AV's acceleration effort."""
         env = self.config.env
-        mean_speed = self.simulation.metrics()["mean_speed"]
+        metrics = self.simulation.metrics()
         effort = float(np.abs(action).sum()) / max(action.size, 1)
-        return env.speed_weight * mean_speed / env.target_speed - env.accel_penalty * effort
+        return (
+            env.speed_weight * metrics["mean_speed"] / env.target_speed
+            - env.wave_penalty * metrics["speed_std"] / env.target_speed
+            - env.accel_penalty * effort
+        )
 
 
 class AccelEnv(_RingTask):

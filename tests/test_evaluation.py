@@ -1,0 +1,113 @@
+"""Deterministic evaluation, `flowsim evaluate` and `flowsim bench train` on the real ring."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowsim.config import apply_overrides, load_config
+from flowsim.evaluation import controller_actor, evaluate, run_episode
+from flowsim.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+RING = ROOT / "scenarios" / "ring.yaml"
+#: A short ring run: in-process sampler, short episodes, two PPO iterations.
+TINY = [
+    "sampler.num_workers=0",
+    "env.horizon=100",
+    "env.warmup_steps=50",
+    "sampler.rollout_fragment_length=200",
+    "train.iterations=2",
+    "train.minibatch_size=64",
+]
+
+
+def _flowsim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flowsim.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_pi_saturation_dissolves_the_wave_that_humans_form() -> None:
+    results = evaluate(load_config(RING), None, episodes=1, seed=7)
+    human, pi = results["baselines"]["human"], results["baselines"]["pi_saturation"]
+    assert human["speed_std"] > 1.0 and human["min_speed"] < 0.5  # stop-and-go
+    assert pi["speed_std"] < 0.5 and pi["speed_ratio"] > human["speed_ratio"] + 0.1
+    assert human["equilibrium_speed"] == pytest.approx(pi["equilibrium_speed"])
+    assert human["collisions"] == pi["collisions"] == 0
+
+
+def test_same_seed_same_episode() -> None:
+    from flowsim.envs import make_env
+
+    config = apply_overrides(load_config(RING), ["env.horizon=300"])
+    env = make_env(config)
+    try:
+        actor = controller_actor(config.vehicles[0].controller, config)
+        first, second = run_episode(env, actor, 3), run_episode(env, actor, 3)
+        other = run_episode(env, actor, 4)
+    finally:
+        env.close()
+    assert first == second
+    assert first != other
+
+
+def test_evaluate_command_compares_the_policy_with_baselines(tmp_path: Path) -> None:
+    run = train(apply_overrides(load_config(RING), TINY), out=tmp_path)
+    result = _flowsim(
+        "evaluate", str(run.directory), "--episodes", "2", "--json", "--set", "env.horizon=200"
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    for key in ("mean_return", "mean_speed", "speed_std", "equilibrium_speed", "collisions"):
+        assert np.isfinite(metrics[key])
+        for baseline in ("human", "pi_saturation"):
+            assert np.isfinite(metrics["baselines"][baseline][key])
+    assert metrics["seeds"] == [1000, 1001]
+    table = _flowsim("evaluate", str(run.directory), "--episodes", "1", "--baselines", "")
+    assert table.returncode == 0, table.stderr
+    assert "policy" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["evaluate", "scenarios"], "not a run directory"),
+        (["evaluate", "scenarios", "--episodes", "0"], "--episodes 0"),
+        (["bench", "train", "--config", "scenarios/ring.yaml", "--algos", "dqn"], "--algos dqn"),
+    ],
+)
+def test_bad_input_exits_2(args: list[str], fragment: str) -> None:
+    result = _flowsim(*args)
+    assert result.returncode == 2
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_train_reports_target_figures_and_writes_json(tmp_path: Path) -> None:
+    command = ["bench", "train", "--config", str(RING), "--algos", "ppo", "--json"]
+    command += ["--eval-every", "1", "--episodes", "1", "--final-episodes", "1"]
+    command += ["--out", str(tmp_path / "runs"), "--results", str(tmp_path / "results")]
+    for override in TINY:
+        command += ["--set", override]
+    result = _flowsim(*command)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    ppo = figures["algos"]["ppo"]
+    assert ppo["iterations"] == 2 and ppo["env_steps"] == 400
+    assert [point["iteration"] for point in ppo["curve"]] == [1, 2]
+    assert set(figures["baselines"]) == {"human", "pi_saturation"}
+    for key in ("speed_ratio", "speed_std", "mean_return"):
+        assert np.isfinite(ppo["final"][key])
+    assert ppo["reaches_target"] in (True, False)
+    written = list((tmp_path / "results").glob("train-ring-*.json"))
+    assert len(written) == 1 and json.loads(written[0].read_text())["algos"]["ppo"]
