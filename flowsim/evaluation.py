@@ -140,16 +140,24 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate ``weights`` (if given) and each baseline on ``episodes`` episodes.
 
+    Baselines drive the AV through the same acceleration actions and limits, but at every SUMO
+    step (``env.sims_per_step`` is set to 1 for them, over the same simulated time); their
+    ``mean_return`` is divided by the policy's ``sims_per_step`` to stay comparable.
+
     Returns ``{"policy": {...}, "baselines": {name: {...}}, "seeds": [...]}``; each entry holds
     ``mean_return``, ``mean_speed``, ``speed_std``, ``min_speed``, ``collisions`` and, on rings,
     ``equilibrium_speed`` and ``speed_ratio`` (mean speed over equilibrium speed).
     """
-    from flowsim.envs import make_env
-
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}.")
     seeds = [seed + k for k in range(episodes)]
+    # Controllers act at every SUMO step, as they were designed to, over the same duration;
+    # their return is rescaled to the policy's number of agent steps.
+    repeat = config.env.sims_per_step
+    baseline_config = apply_overrides(
+        config, ["env.sims_per_step=1", f"env.horizon={config.env.horizon * repeat}"]
+    )
     candidates: list[tuple[str, Callable[[Any], Actor]]] = []
     if weights is not None:
         candidates.append(("policy", lambda env: policy_actor(weights, env, config.train.hidden)))
@@ -157,20 +165,29 @@ def evaluate(
         controller = _human_controller(config) if name == "human" else ControllerConfig(type=name)
         candidates.append((name, lambda env, c=controller: controller_actor(c, config)))
     results: dict[str, Any] = {"seeds": seeds, "baselines": {}}
+    for name, make_actor in candidates:
+        if progress is not None:
+            progress(name)
+        summary = _evaluate_one(config if name == "policy" else baseline_config, make_actor, seeds)
+        if name == "policy":
+            results["policy"] = summary
+        else:
+            summary["mean_return"] /= repeat  # per agent step of the policy's env
+            results["baselines"][name] = summary
+    return results
+
+
+def _evaluate_one(
+    config: FlowsimConfig, make_actor: Callable[[Any], Actor], seeds: list[int]
+) -> dict[str, float]:
+    from flowsim.envs import make_env
+
     env = make_env(config)
     try:
-        for name, make_actor in candidates:
-            if progress is not None:
-                progress(name)
-            actor = make_actor(env)
-            summary = _summarise([run_episode(env, actor, s) for s in seeds])
-            if name == "policy":
-                results["policy"] = summary
-            else:
-                results["baselines"][name] = summary
+        actor = make_actor(env)
+        return _summarise([run_episode(env, actor, s) for s in seeds])
     finally:
         env.close()
-    return results
 
 
 def load_policy(run_dir: Path, checkpoint: str = "latest") -> tuple[FlowsimConfig, dict]:
