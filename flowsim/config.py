@@ -382,7 +382,10 @@ class TRPOConfig(_Section):
     cg_iters: StrictInt = Field(10, ge=1, le=1000, description="Conjugate-gradient iterations.")
     cg_damping: float = Field(0.1, ge=0, description="Damping added to Fisher-vector products.")
     backtrack_iters: StrictInt = Field(
-        10, ge=1, le=100, description="Line-search halvings before the step is reverted."
+        10,
+        ge=1,
+        le=100,
+        description="Line-search shrinks (by backtrack_coef) before the step is reverted.",
     )
     backtrack_coef: float = Field(0.8, gt=0, lt=1, description="Line-search shrink factor.")
     vf_epochs: StrictInt = Field(5, ge=1, le=1000, description="Value-function epochs per batch.")

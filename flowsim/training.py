@@ -215,7 +215,8 @@ def train(
                 _append_progress(directory / "progress.csv", row)
                 if writer is not None:
                     for key, value in row.items():
-                        writer.add_scalar(key, value, int(row["env_steps"]))
+                        if math.isfinite(value):  # NaN (e.g. ES has no policy loss) is skipped
+                            writer.add_scalar(key, value, int(row["env_steps"]))
                 update(row)
                 if callback is not None and callback(row, trainer) is False:
                     break

@@ -1,0 +1,285 @@
+"""Trust Region Policy Optimisation (Schulman et al. 2015), reading top to bottom.
+
+One iteration: broadcast weights -> sample a batch through the sampler -> GAE -> one natural
+gradient step of the policy (conjugate gradient on Fisher-vector products, scaled to the KL
+bound, then a backtracking line search) -> several epochs of minibatch regression of the
+value function on the GAE returns, with its own Adam optimiser.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from flowsim.algos.common import ActorCritic, RunningMeanStd, gae
+from flowsim.config import FlowsimConfig
+
+
+def conjugate_gradient(
+    matrix_vector: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    iters: int,
+    tolerance: float = 1e-10,
+) -> torch.Tensor:
+    """Approximate solution ``x`` of ``A x = b`` for a symmetric positive-definite ``A``.
+
+    ``A`` is given only through ``matrix_vector(v) = A v``; at most ``iters`` products are used
+    (``len(b)`` of them solve the system exactly in exact arithmetic).
+    """
+    x = torch.zeros_like(b)
+    residual = b.clone()  # b - A x with x = 0
+    direction = residual.clone()
+    residual_sq = residual @ residual
+    for _ in range(iters):
+        if residual_sq <= tolerance:
+            break
+        product = matrix_vector(direction)
+        alpha = residual_sq / (direction @ product)
+        x = x + alpha * direction
+        residual = residual - alpha * product
+        new_residual_sq = residual @ residual
+        direction = residual + (new_residual_sq / residual_sq) * direction
+        residual_sq = new_residual_sq
+    return x
+
+
+def line_search(
+    params: list[torch.nn.Parameter],
+    full_step: torch.Tensor,
+    evaluate: Callable[[], tuple[float, float]],
+    surrogate_before: float,
+    max_kl: float,
+    backtrack_iters: int,
+    backtrack_coef: float,
+) -> tuple[bool, int]:
+    """Move ``params`` by the largest fraction ``backtrack_coef**k`` of ``full_step`` that
+    improves the surrogate and keeps the KL within ``max_kl``.
+
+    ``evaluate()`` returns ``(surrogate, kl)`` at the current parameters. Returns whether a
+    step was accepted and how many fractions were tried; when none is accepted, ``params``
+    are restored to their values on entry.
+    """
+    old = parameters_to_vector(params).detach().clone()
+    for tried in range(1, backtrack_iters + 1):
+        fraction = backtrack_coef ** (tried - 1)
+        vector_to_parameters(old + fraction * full_step, params)
+        surrogate, kl = evaluate()
+        if kl <= max_kl and surrogate > surrogate_before:
+            return True, tried
+    vector_to_parameters(old, params)
+    return False, backtrack_iters
+
+
+def mean_kl(
+    old: torch.distributions.Distribution, new: torch.distributions.Distribution
+) -> torch.Tensor:
+    """Mean over samples of KL(old || new), summed over the action dimensions."""
+    kl = torch.distributions.kl_divergence(old, new)
+    return (kl if kl.dim() == 1 else kl.sum(-1)).mean()
+
+
+class TRPOTrainer:
+    """TRPO on batches from a runner group (which it never creates itself).
+
+    Args:
+        config: the experiment; ``config.train`` holds the hyper-parameters and
+            ``config.train.trpo`` the trust region and value-function settings.
+        group: a runner group built with :func:`policy_spec_for` for these spaces.
+        observation_space, action_space: the env's spaces.
+    """
+
+    def __init__(
+        self, config: FlowsimConfig, group: Any, observation_space: Any, action_space: Any
+    ) -> None:
+        train = config.train
+        self.config, self.train, self.trpo, self.group = config, train, train.trpo, group
+        torch.manual_seed(train.seed)
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        obs_dim = int(np.prod(observation_space.shape))
+        act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self.model = ActorCritic(
+            obs_dim, act_dim, tuple(train.hidden), self.discrete, train.init_log_std
+        )
+        # the policy: its network and, for a Gaussian, the shared log std
+        self.policy_params = list(self.model.pi.parameters())
+        if self.model.log_std is not None:
+            self.policy_params.append(self.model.log_std)
+        self.value_optimizer = torch.optim.Adam(
+            self.model.vf.parameters(), lr=self.trpo.vf_lr, eps=1e-5
+        )
+        self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
+        self.rng = np.random.default_rng(train.seed)
+        self.iteration = 0
+        self.env_steps = 0
+        self.steps_per_call = (
+            config.sampler.rollout_fragment_length * config.sampler.envs_per_worker
+        )
+
+    # -- one iteration --------------------------------------------------------------------
+    def train_iteration(self) -> dict[str, float]:
+        """Sample one batch and update the policy and value function; return the metrics.
+
+        Besides PPO's keys: ``line_search_failed`` (1.0 when no step was accepted and the
+        policy kept its parameters) and ``line_search_steps`` (step sizes tried).
+        """
+        started = time.perf_counter()
+        self.group.set_weights(self.model.export(self.normalizer), self.iteration)
+        batch = self.group.sample(num_steps=self.steps_per_call)
+        sample_s = time.perf_counter() - started
+
+        obs = self._prepare(batch.obs)
+        next_obs = self._prepare(batch.next_obs)
+        with torch.no_grad():
+            values = self.model.value(torch.as_tensor(obs)).numpy()
+            next_values = self.model.value(torch.as_tensor(next_obs)).numpy()
+        advantages, returns = gae(batch, values, next_values, self.train.gamma, self.train.lam)
+        if self.normalizer is not None:  # after GAE: the batch was sampled with the old stats
+            self.normalizer.update(batch.obs.reshape(len(batch), -1))
+
+        obs_t = torch.as_tensor(obs)
+        policy_stats = self._policy_step(obs_t, batch.actions, advantages)
+        value_loss = self._fit_value(obs_t, returns)
+        self.iteration += 1
+        self.env_steps += len(batch)
+        wall = time.perf_counter() - started
+        returns_seen = batch.episode_returns
+        return {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "episodes": batch.num_episodes,
+            "return_mean": float(returns_seen.mean()) if len(returns_seen) else float("nan"),
+            "return_min": float(returns_seen.min()) if len(returns_seen) else float("nan"),
+            "return_max": float(returns_seen.max()) if len(returns_seen) else float("nan"),
+            "mean_speed": float(batch.episode_mean_speeds.mean())
+            if len(returns_seen)
+            else float("nan"),
+            **policy_stats,
+            "value_loss": value_loss,
+            "clip_frac": 0.0,  # TRPO bounds the step by KL and clips nothing
+            "sample_s": sample_s,
+            "iteration_s": wall,
+            "steps_per_s": len(batch) / wall,
+        }
+
+    def _prepare(self, obs: np.ndarray) -> np.ndarray:
+        flat = obs.reshape(len(obs), -1).astype(np.float64)
+        normalized = self.normalizer.normalize(flat) if self.normalizer is not None else flat
+        return normalized.astype(np.float32)
+
+    # -- the policy: one natural-gradient step inside the trust region ----------------------
+    def _policy_step(
+        self, obs: torch.Tensor, actions: np.ndarray, advantages: np.ndarray
+    ) -> dict[str, float]:
+        trpo = self.trpo
+        actions_t = torch.as_tensor(actions if not self.discrete else actions.astype(np.int64))
+        adv = torch.as_tensor(advantages, dtype=torch.float32)
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)  # advantage normalisation
+        # The sampling policy, re-evaluated in torch (the weights the runners had) so the
+        # ratio is exactly 1 and the KL exactly 0 before the step.
+        with torch.no_grad():
+            old_dist = self.model.distribution(obs)
+            old_logp = self.model.log_prob(old_dist, actions_t)
+            entropy = self.model.entropy(old_dist).mean().item()
+
+        def surrogate() -> torch.Tensor:
+            """E[pi(a|s) / pi_old(a|s) * A]: the objective's first-order model."""
+            logp = self.model.log_prob(self.model.distribution(obs), actions_t)
+            return (torch.exp(logp - old_logp) * adv).mean()
+
+        # g: the policy gradient at the sampling policy
+        surrogate_before = surrogate()
+        gradient = parameters_to_vector(
+            torch.autograd.grad(surrogate_before, self.policy_params)
+        ).detach()
+
+        # F v: the Hessian of the mean KL times v (double backprop), plus damping
+        kl_gradient = parameters_to_vector(
+            torch.autograd.grad(
+                mean_kl(old_dist, self.model.distribution(obs)),
+                self.policy_params,
+                create_graph=True,
+            )
+        )
+
+        def fisher_vector(vector: torch.Tensor) -> torch.Tensor:
+            hessian_vector = torch.autograd.grad(
+                kl_gradient @ vector, self.policy_params, retain_graph=True
+            )
+            return parameters_to_vector(hessian_vector).detach() + trpo.cg_damping * vector
+
+        def evaluate() -> tuple[float, float]:
+            """(surrogate, mean KL from the sampling policy) at the current parameters."""
+            with torch.no_grad():
+                return surrogate().item(), mean_kl(old_dist, self.model.distribution(obs)).item()
+
+        # s = F^-1 g, scaled so that the quadratic model of the KL, 1/2 s'Fs, equals max_kl
+        direction = conjugate_gradient(fisher_vector, gradient, trpo.cg_iters)
+        shs = float(direction @ fisher_vector(direction))
+        if not math.isfinite(shs) or shs <= 0.0:  # a zero gradient: nothing to step along
+            accepted, tried = False, 0
+        else:
+            accepted, tried = line_search(
+                self.policy_params,
+                math.sqrt(2.0 * trpo.max_kl / shs) * direction,
+                evaluate,
+                surrogate_before.item(),
+                trpo.max_kl,
+                trpo.backtrack_iters,
+                trpo.backtrack_coef,
+            )
+        surrogate_after, kl = evaluate()
+        return {
+            "policy_loss": -surrogate_after,
+            "entropy": entropy,
+            "kl": kl,
+            "line_search_failed": float(not accepted),
+            "line_search_steps": float(tried),
+        }
+
+    # -- the value function: regression on the GAE returns -----------------------------------
+    def _fit_value(self, obs: torch.Tensor, returns: np.ndarray) -> float:
+        returns_t = torch.as_tensor(returns, dtype=torch.float32)
+        count, size = len(obs), self.train.minibatch_size
+        total, updates = 0.0, 0
+        for _ in range(self.trpo.vf_epochs):
+            order = self.rng.permutation(count)
+            for start in range(0, count, size):
+                index = torch.as_tensor(order[start : start + size])
+                value_loss = 0.5 * ((self.model.value(obs[index]) - returns_t[index]) ** 2).mean()
+                self.value_optimizer.zero_grad()
+                value_loss.backward()
+                self.value_optimizer.step()
+                total += value_loss.item()
+                updates += 1
+        return total / max(updates, 1)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this trainer is."""
+        return {
+            "model": self.model.state_dict(),
+            "value_optimizer": self.value_optimizer.state_dict(),
+            "normalizer": self.normalizer.state_dict() if self.normalizer else None,
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a trainer saved by :meth:`state_dict`."""
+        self.model.load_state_dict(state["model"])
+        self.value_optimizer.load_state_dict(state["value_optimizer"])
+        if self.normalizer is not None and state["normalizer"] is not None:
+            self.normalizer.load_state_dict(state["normalizer"])
+        self.iteration = int(state["iteration"])
+        self.env_steps = int(state["env_steps"])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
