@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flowsim.config import FlowsimConfig, parse_config
 
-#: ``flowsim/Ring-v0``: Flow's ring, 21 IDM humans with noise and 1 AV on 230 m
-#: (the model defaults; ``scenarios/ring.yaml`` spells them out).
-RING: dict[str, object] = {}
+#: ``flowsim/Ring-v0``: Flow's ring, 21 IDM humans with noise and 1 AV on 230 m (the model
+#: defaults), with the task settings PPO learns in minutes (an action per 0.5 s, accel penalty
+#: 1; see docs/train.md). ``scenarios/ring.yaml`` spells them out.
+RING: dict[str, object] = {"env": {"sims_per_step": 5, "horizon": 600, "accel_penalty": 1.0}}
 
 #: ``flowsim/MultiLaneRing-v0``: a two-lane ring with several AVs.
 MULTILANE_RING: dict[str, object] = {

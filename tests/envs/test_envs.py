@@ -52,7 +52,7 @@ def test_quick_start_example() -> None:
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         assert {"mean_speed", "speed_std", "collisions"} <= set(info)
         assert np.isfinite(reward) and not terminated and not truncated
-        assert info["sim_time"] == pytest.approx(0.1 * 752)  # insertion + warm-up + 1 step
+        assert info["sim_time"] == pytest.approx(0.1 * 756)  # insertion, warm-up, 1 step of 5
     finally:
         env.close()
 
