@@ -12,6 +12,7 @@ import pytest
 from flowsim.algos.es import ESTrainer, centred_ranks, es_gradient
 from flowsim.config import FlowsimConfig, load_config
 from flowsim.errors import ConfigError
+from flowsim.evaluation import evaluate
 from flowsim.training import make_trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,18 +36,9 @@ def test_es_solves_cartpole(tmp_path: Path) -> None:
     config = load_config(CARTPOLE_ES)
     run = train(config, out=tmp_path)  # 20 iterations, at most 20 x 32 x 500 env steps
     assert run.trainer.env_steps <= 320_000
-    from flowsim.algos.common import policy_spec_for
-    from flowsim.distributed import LocalRunnerGroup
-    from flowsim.envs import make_env
-
-    env = make_env(config)
-    group = LocalRunnerGroup(config, 1, policy_spec_for(env.action_space, (64, 64)), 123)
-    try:
-        group.set_weights(run.trainer.model.export(run.trainer.normalizer), 1)
-        evaluation = group.sample(num_episodes=10, explore=False)
-    finally:
-        group.close()
-    assert evaluation.episode_returns.mean() >= 475
+    weights = run.trainer.model.export(run.trainer.normalizer)
+    greedy = evaluate(run.trainer.config, weights, episodes=10, seed=123, baselines=())["policy"]
+    assert greedy["mean_return"] >= 475
 
 
 def test_same_seed_gives_the_same_progress(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from flowsim.config import apply_overrides, load_config
+from flowsim.evaluation import evaluate
 from flowsim.training import PROGRESS_COLUMNS, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,19 +41,9 @@ def _flowsim(*args: str) -> subprocess.CompletedProcess[str]:
 def test_ppo_solves_cartpole(tmp_path: Path) -> None:
     run = train(load_config(CARTPOLE), out=tmp_path)  # 200 iterations, 51,200 env steps
     assert run.trainer.env_steps <= 100_000
-    group_config = apply_overrides(load_config(CARTPOLE), [])
-    from flowsim.algos.common import policy_spec_for
-    from flowsim.distributed import LocalRunnerGroup
-    from flowsim.envs import make_env
-
-    env = make_env(group_config)
-    group = LocalRunnerGroup(group_config, 1, policy_spec_for(env.action_space, (64, 64)), 123)
-    try:
-        group.set_weights(run.trainer.model.export(run.trainer.normalizer), 1)
-        evaluation = group.sample(num_episodes=10, explore=False)
-    finally:
-        group.close()
-    assert evaluation.episode_returns.mean() >= 475
+    weights = run.trainer.model.export(run.trainer.normalizer)
+    greedy = evaluate(run.trainer.config, weights, episodes=10, seed=123, baselines=())["policy"]
+    assert greedy["mean_return"] >= 475
 
 
 def test_run_directory_layout_and_determinism(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from torch.nn.utils import parameters_to_vector
 from flowsim.algos import trpo
 from flowsim.config import apply_overrides, load_config
 from flowsim.distributed.batch import Batch
+from flowsim.evaluation import evaluate
 from flowsim.training import make_trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,19 +31,9 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
 def test_trpo_solves_cartpole(tmp_path: Path) -> None:
     run = train(load_config(CARTPOLE_TRPO), out=tmp_path)  # 60 iterations, 61,440 env steps
     assert run.trainer.env_steps <= 100_000
-    group_config = apply_overrides(load_config(CARTPOLE_TRPO), [])
-    from flowsim.algos.common import policy_spec_for
-    from flowsim.distributed import LocalRunnerGroup
-    from flowsim.envs import make_env
-
-    env = make_env(group_config)
-    group = LocalRunnerGroup(group_config, 1, policy_spec_for(env.action_space, (64, 64)), 123)
-    try:
-        group.set_weights(run.trainer.model.export(run.trainer.normalizer), 1)
-        evaluation = group.sample(num_episodes=10, explore=False)
-    finally:
-        group.close()
-    assert evaluation.episode_returns.mean() >= 475
+    weights = run.trainer.model.export(run.trainer.normalizer)
+    greedy = evaluate(run.trainer.config, weights, episodes=10, seed=123, baselines=())["policy"]
+    assert greedy["mean_return"] >= 475
 
 
 def test_same_seed_gives_identical_progress(tmp_path: Path) -> None:
