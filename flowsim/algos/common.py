@@ -26,7 +26,10 @@ class RunningMeanStd:
 
     def update(self, values: np.ndarray) -> None:
         """Fold a batch of observations (first axis: samples) into the statistics."""
-        batch_mean, batch_var, n = values.mean(axis=0), values.var(axis=0), values.shape[0]
+        self.update_from_moments(values.mean(axis=0), values.var(axis=0), values.shape[0])
+
+    def update_from_moments(self, batch_mean: np.ndarray, batch_var: np.ndarray, n: int) -> None:
+        """Fold in ``n`` samples known only by their mean and variance."""
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean = self.mean + delta * n / total

@@ -428,14 +428,7 @@ class ESTrainer:
         total_sq = sum(np.asarray(result.obs_sumsq) for result in results)
         mean = total / count
         var = np.maximum(total_sq / count - mean**2, 0.0)
-        stats = self.normalizer
-        delta = mean - stats.mean
-        combined = stats.count + count
-        stats.mean = stats.mean + delta * count / combined
-        stats.var = (
-            stats.var * stats.count + var * count + delta**2 * stats.count * count / combined
-        ) / combined
-        stats.count = combined
+        self.normalizer.update_from_moments(mean, var, count)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

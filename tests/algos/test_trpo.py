@@ -50,7 +50,7 @@ class _ReplayGroup:
         self.batch = batch
 
     def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
-        pass
+        """Ignored: the recorded batch does not depend on the weights."""
 
     def sample(self, num_steps: int) -> Batch:
         return self.batch
