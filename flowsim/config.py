@@ -390,12 +390,26 @@ class TRPOConfig(_Section):
     backtrack_coef: float = Field(0.8, gt=0, lt=1, description="Line-search shrink factor.")
     vf_epochs: StrictInt = Field(5, ge=1, le=1000, description="Value-function epochs per batch.")
     vf_lr: float = Field(1e-3, gt=0, le=1, description="Value-function Adam learning rate.")
+    entropy_coef: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Entropy bonus in TRPO's surrogate; keeps the natural gradient from "
+        "collapsing a Gaussian policy's std.",
+    )
 
 
 class ESConfig(_Section):
     """Evolution strategies (Salimans et al. 2017): antithetic noise from a shared table."""
 
     sigma: float = Field(0.02, gt=0, le=10, description="Std of parameter perturbations.")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Adam step size of the ES update; null uses train.lr. ES wants steps of "
+        "about 1e-2, gradient methods about 3e-4, so a config that trains both sets this.",
+    )
     perturbations: StrictInt = Field(
         32, ge=1, le=1_000_000, description="Antithetic pairs evaluated per iteration."
     )
@@ -443,7 +457,7 @@ class TrainConfig(_Section):
     normalize_obs: bool = Field(True, description="Running mean/std observation normalisation.")
     keep_checkpoints: StrictInt = Field(3, ge=1, description="Latest checkpoints kept.")
     trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="TRPO settings.")
-    es: ESConfig = Field(default_factory=ESConfig, description="ES settings (lr is Adam's).")
+    es: ESConfig = Field(default_factory=ESConfig, description="ES settings.")
 
 
 def _default_vehicles() -> list[VehicleGroup]:

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from flowsim.config import FlowsimConfig, dump_config, load_config
@@ -43,6 +44,11 @@ PROGRESS_COLUMNS = (
     "clip_frac",
     "steps_per_s",
 )
+
+
+def progress_columns(trainer: Any) -> tuple[str, ...]:
+    """``progress.csv``'s columns: the shared ones, then the trainer's own (``EXTRA_METRICS``)."""
+    return PROGRESS_COLUMNS + tuple(getattr(trainer, "EXTRA_METRICS", ()))
 
 
 @dataclass
@@ -117,8 +123,24 @@ TRAINERS = {
 }
 
 
-def make_trainer(config: FlowsimConfig) -> tuple[Any, Any]:
-    """The trainer for ``config.train.algo`` and the runner group it samples from."""
+def sampler_seed(seed: int, iteration: int) -> int:
+    """Base seed of the runners of a run that starts (or resumes) at ``iteration``.
+
+    A fresh run uses ``train.seed``; a resumed one draws fresh streams from
+    ``(seed, iteration)``, so resuming the same checkpoint twice samples the same episodes and
+    the resumed run does not replay the episodes its first iterations saw.
+    """
+    if iteration == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0] >> 2)
+
+
+def make_trainer(config: FlowsimConfig, iteration: int = 0) -> tuple[Any, Any]:
+    """The trainer for ``config.train.algo`` and the runner group it samples from.
+
+    ``iteration`` is where a resumed run continues; it picks the runners' seeds
+    (:func:`sampler_seed`).
+    """
     import importlib
 
     from flowsim.algos.common import policy_spec_for
@@ -129,7 +151,7 @@ def make_trainer(config: FlowsimConfig) -> tuple[Any, Any]:
     observation_space, action_space = probe.observation_space, probe.action_space
     probe.close()
     spec = policy_spec_for(action_space, tuple(config.train.hidden))
-    seed = config.train.seed
+    seed = sampler_seed(config.train.seed, iteration)
     workers = config.sampler.num_workers
     if workers == 0:
         group: Any = LocalRunnerGroup(config, 1, spec, base_seed=seed)
@@ -159,7 +181,9 @@ def train(
 
     A resumed run reads its own ``config.yaml``, restores the trainer (network, optimiser,
     normaliser, learner RNG) from the newest intact checkpoint and rewrites ``progress.csv``
-    to the rows saved with it, so no iteration is lost or duplicated.
+    to the rows saved with it, so no iteration is lost or duplicated. Episodes in flight when
+    the run stopped are not part of a checkpoint: the runners start fresh episodes from seeds
+    derived from the checkpoint's iteration (:func:`sampler_seed`).
     """
     if resume is not None:
         resume = Path(resume)
@@ -186,13 +210,15 @@ def train(
         state = None
 
     assert config is not None
-    trainer, group = make_trainer(config)
+    trainer, group = make_trainer(config, int(state["trainer"]["iteration"]) if state else 0)
     rows: list[dict[str, float]] = []
     if state is not None:
         trainer.load_state_dict(state["trainer"])
         rows = list(state["rows"])
         logger.info("resuming %s from %s (iteration %d)", directory, checkpoint, trainer.iteration)
-    _write_progress(directory / "progress.csv", rows)  # drops rows a crash left past the ckpt
+    columns = progress_columns(trainer)
+    # Rewriting drops rows a crash left past the checkpoint.
+    _write_progress(directory / "progress.csv", rows, columns)
     best = max((r["return_mean"] for r in rows if not math.isnan(r["return_mean"])), default=None)
     writer = _tensorboard(directory)
     started = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
@@ -201,7 +227,7 @@ def train(
             while trainer.iteration < config.train.iterations:
                 metrics = trainer.train_iteration()
                 row: dict[str, float] = {
-                    key: float(metrics.get(key, float("nan"))) for key in PROGRESS_COLUMNS
+                    key: float(metrics.get(key, float("nan"))) for key in columns
                 }
                 for key in ("iteration", "env_steps", "episodes"):
                     row[key] = int(row[key])
@@ -212,7 +238,7 @@ def train(
                 )
                 best = row["return_mean"] if improved else best
                 _save(directory, trainer, rows, config.train.keep_checkpoints, improved)
-                _append_progress(directory / "progress.csv", row)
+                _append_progress(directory / "progress.csv", row, columns)
                 if writer is not None:
                     for key, value in row.items():
                         if math.isfinite(value):  # NaN (e.g. ES has no policy loss) is skipped
@@ -253,18 +279,18 @@ def _save(
         old.unlink(missing_ok=True)
 
 
-def _write_progress(path: Path, rows: list[dict[str, float]]) -> None:
+def _write_progress(path: Path, rows: list[dict[str, float]], columns: tuple[str, ...]) -> None:
     staging = path.with_suffix(".tmp")
     with open(staging, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=PROGRESS_COLUMNS)
+        writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     os.replace(staging, path)
 
 
-def _append_progress(path: Path, row: dict[str, float]) -> None:
+def _append_progress(path: Path, row: dict[str, float], columns: tuple[str, ...]) -> None:
     with open(path, "a", newline="") as stream:
-        csv.DictWriter(stream, fieldnames=PROGRESS_COLUMNS).writerow(row)
+        csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore").writerow(row)
 
 
 def _tensorboard(directory: Path) -> Any:

@@ -56,6 +56,30 @@ class RunningMeanStd:
         self.mean, self.var, self.count = state["mean"], state["var"], float(state["count"])
 
 
+def prepare_obs(obs: np.ndarray, normalizer: RunningMeanStd | None) -> np.ndarray:
+    """A batch of observations flattened, normalised (when a normaliser is given), float32."""
+    flat = obs.reshape(len(obs), -1).astype(np.float64)
+    normalized = normalizer.normalize(flat) if normalizer is not None else flat
+    return normalized.astype(np.float32)
+
+
+def episode_metrics(returns: np.ndarray, mean_speeds: np.ndarray) -> dict[str, float]:
+    """``return_mean/min/max`` and ``mean_speed`` of finished episodes (NaN when there are none).
+
+    Episodes without a speed (a Gymnasium env) are left out of ``mean_speed``.
+    """
+    nan = float("nan")
+    returns = np.asarray(returns, dtype=np.float64)
+    speeds = np.asarray(mean_speeds, dtype=np.float64)
+    speeds = speeds[~np.isnan(speeds)]
+    return {
+        "return_mean": float(returns.mean()) if len(returns) else nan,
+        "return_min": float(returns.min()) if len(returns) else nan,
+        "return_max": float(returns.max()) if len(returns) else nan,
+        "mean_speed": float(speeds.mean()) if len(speeds) else nan,
+    }
+
+
 def _mlp(sizes: list[int], last_gain: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):

@@ -10,10 +10,10 @@ over all ``2 n`` returns of the iteration, scaled to [-0.5, 0.5], ties sharing t
 
     g = 1 / (2 n sigma) * sum_i (u+_i - u-_i) eps_i        (n pairs)
 
-Adam (step size ``train.lr``, constant or linear to 0 by ``train.lr_schedule``) then descends
-along ``-g + weight_decay * theta``. (The reference implementation,
-openai/evolution-strategies-starter, leaves out the ``1 / sigma``; under Adam that only changes
-how strongly the decay term weighs against ``g``.)
+Adam (step size ``train.es.lr``, else ``train.lr``; constant or linear to 0 by
+``train.lr_schedule``) then descends along ``-g + weight_decay * theta``. (The reference
+implementation, openai/evolution-strategies-starter, leaves out the ``1 / sigma``; under Adam
+that only changes how strongly the decay term weighs against ``g``.)
 
 Only the policy network ``pi`` evolves; the value network of :class:`ActorCritic` is exported
 unchanged so the runners' weights stay valid. ``eps`` is a slice of a noise table (float32,
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from flowsim.algos.common import ActorCritic, RunningMeanStd
+from flowsim.algos.common import ActorCritic, RunningMeanStd, episode_metrics
 from flowsim.config import FlowsimConfig
 from flowsim.distributed.group import RayRunnerGroup
 from flowsim.distributed.runner import MAX_CONSECUTIVE_RESTARTS, EnvRunner
@@ -245,6 +245,9 @@ class ESTrainer:
         observation_space, action_space: the env's spaces.
     """
 
+    #: Columns of progress.csv beyond the shared ones.
+    EXTRA_METRICS = ("perturbed_return_mean", "pairs", "grad_norm", "update_ratio", "restarts")
+
     def __init__(
         self, config: FlowsimConfig, group: Any, observation_space: Any, action_space: Any
     ) -> None:
@@ -332,17 +335,13 @@ class ESTrainer:
         shown = unperturbed if es.eval_episodes > 0 else perturbed
         shown_returns = np.array([r for result in shown for r in result.returns])
         speeds = np.array([s for result in shown for s in result.mean_speeds])
-        speeds = speeds[~np.isnan(speeds)]
         wall = time.perf_counter() - started
         nan = float("nan")
         return {
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "episodes": sum(len(result.returns) for result in results.values()),
-            "return_mean": float(shown_returns.mean()) if len(shown_returns) else nan,
-            "return_min": float(shown_returns.min()) if len(shown_returns) else nan,
-            "return_max": float(shown_returns.max()) if len(shown_returns) else nan,
-            "mean_speed": float(speeds.mean()) if len(speeds) else nan,
+            **episode_metrics(shown_returns, speeds),
             "policy_loss": nan,
             "value_loss": nan,
             "kl": nan,
@@ -407,7 +406,7 @@ class ESTrainer:
         self.adam_v = ADAM_BETA2 * self.adam_v + (1 - ADAM_BETA2) * descent**2
         m_hat = self.adam_m / (1 - ADAM_BETA1**self.adam_step)
         v_hat = self.adam_v / (1 - ADAM_BETA2**self.adam_step)
-        lr = self.train.lr
+        lr = self.es.lr if self.es.lr is not None else self.train.lr
         if self.train.lr_schedule == "linear":
             lr *= max(1.0 - self.iteration / self.train.iterations, 0.0)
         step = lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS)

@@ -13,7 +13,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from flowsim.algos.common import ActorCritic, RunningMeanStd, gae
+from flowsim.algos.common import (
+    ActorCritic,
+    RunningMeanStd,
+    episode_metrics,
+    gae,
+    prepare_obs,
+)
 from flowsim.config import FlowsimConfig
 
 
@@ -55,8 +61,8 @@ class PPOTrainer:
         batch = self.group.sample(num_steps=self.steps_per_call)
         sample_s = time.perf_counter() - started
 
-        obs = self._prepare(batch.obs)
-        next_obs = self._prepare(batch.next_obs)
+        obs = prepare_obs(batch.obs, self.normalizer)
+        next_obs = prepare_obs(batch.next_obs, self.normalizer)
         with torch.no_grad():
             values = self.model.value(torch.as_tensor(obs)).numpy()
             next_values = self.model.value(torch.as_tensor(next_obs)).numpy()
@@ -68,27 +74,16 @@ class PPOTrainer:
         self.iteration += 1
         self.env_steps += len(batch)
         wall = time.perf_counter() - started
-        returns_seen = batch.episode_returns
         return {
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "episodes": batch.num_episodes,
-            "return_mean": float(returns_seen.mean()) if len(returns_seen) else float("nan"),
-            "return_min": float(returns_seen.min()) if len(returns_seen) else float("nan"),
-            "return_max": float(returns_seen.max()) if len(returns_seen) else float("nan"),
-            "mean_speed": float(batch.episode_mean_speeds.mean())
-            if len(returns_seen)
-            else float("nan"),
+            **episode_metrics(batch.episode_returns, batch.episode_mean_speeds),
             **losses,
             "sample_s": sample_s,
             "iteration_s": wall,
             "steps_per_s": len(batch) / wall,
         }
-
-    def _prepare(self, obs: np.ndarray) -> np.ndarray:
-        flat = obs.reshape(len(obs), -1).astype(np.float64)
-        normalized = self.normalizer.normalize(flat) if self.normalizer is not None else flat
-        return normalized.astype(np.float32)
 
     def _update(
         self,

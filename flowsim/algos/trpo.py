@@ -18,7 +18,13 @@ import torch
 from gymnasium import spaces
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from flowsim.algos.common import ActorCritic, RunningMeanStd, gae
+from flowsim.algos.common import (
+    ActorCritic,
+    RunningMeanStd,
+    episode_metrics,
+    gae,
+    prepare_obs,
+)
 from flowsim.config import FlowsimConfig
 
 
@@ -95,6 +101,9 @@ class TRPOTrainer:
         observation_space, action_space: the env's spaces.
     """
 
+    #: Columns of progress.csv beyond the shared ones.
+    EXTRA_METRICS = ("line_search_failed", "line_search_steps")
+
     def __init__(
         self, config: FlowsimConfig, group: Any, observation_space: Any, action_space: Any
     ) -> None:
@@ -134,8 +143,8 @@ class TRPOTrainer:
         batch = self.group.sample(num_steps=self.steps_per_call)
         sample_s = time.perf_counter() - started
 
-        obs = self._prepare(batch.obs)
-        next_obs = self._prepare(batch.next_obs)
+        obs = prepare_obs(batch.obs, self.normalizer)
+        next_obs = prepare_obs(batch.next_obs, self.normalizer)
         with torch.no_grad():
             values = self.model.value(torch.as_tensor(obs)).numpy()
             next_values = self.model.value(torch.as_tensor(next_obs)).numpy()
@@ -149,17 +158,11 @@ class TRPOTrainer:
         self.iteration += 1
         self.env_steps += len(batch)
         wall = time.perf_counter() - started
-        returns_seen = batch.episode_returns
         return {
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "episodes": batch.num_episodes,
-            "return_mean": float(returns_seen.mean()) if len(returns_seen) else float("nan"),
-            "return_min": float(returns_seen.min()) if len(returns_seen) else float("nan"),
-            "return_max": float(returns_seen.max()) if len(returns_seen) else float("nan"),
-            "mean_speed": float(batch.episode_mean_speeds.mean())
-            if len(returns_seen)
-            else float("nan"),
+            **episode_metrics(batch.episode_returns, batch.episode_mean_speeds),
             **policy_stats,
             "value_loss": value_loss,
             "clip_frac": 0.0,  # TRPO bounds the step by KL and clips nothing
@@ -167,11 +170,6 @@ class TRPOTrainer:
             "iteration_s": wall,
             "steps_per_s": len(batch) / wall,
         }
-
-    def _prepare(self, obs: np.ndarray) -> np.ndarray:
-        flat = obs.reshape(len(obs), -1).astype(np.float64)
-        normalized = self.normalizer.normalize(flat) if self.normalizer is not None else flat
-        return normalized.astype(np.float32)
 
     # -- the policy: one natural-gradient step inside the trust region ----------------------
     def _policy_step(
@@ -189,9 +187,13 @@ class TRPOTrainer:
             entropy = self.model.entropy(old_dist).mean().item()
 
         def surrogate() -> torch.Tensor:
-            """E[pi(a|s) / pi_old(a|s) * A]: the objective's first-order model."""
-            logp = self.model.log_prob(self.model.distribution(obs), actions_t)
-            return (torch.exp(logp - old_logp) * adv).mean()
+            """E[pi(a|s) / pi_old(a|s) * A] (+ an entropy bonus): the objective's model."""
+            dist = self.model.distribution(obs)
+            logp = self.model.log_prob(dist, actions_t)
+            objective = (torch.exp(logp - old_logp) * adv).mean()
+            if trpo.entropy_coef:
+                objective = objective + trpo.entropy_coef * self.model.entropy(dist).mean()
+            return objective
 
         # g: the policy gradient at the sampling policy
         surrogate_before = surrogate()

@@ -51,6 +51,7 @@ def test_same_seed_gives_the_same_progress(tmp_path: Path) -> None:
     assert strip == again and len(strip) == 3
     assert all(math.isnan(float(r["policy_loss"])) for r in strip)
     assert all(float(r["return_mean"]) > 0 for r in strip)
+    assert all(0 < float(r["update_ratio"]) < 1 for r in strip)  # ES's own column
 
 
 def test_resume_from_a_state_dict_continues_exactly() -> None:

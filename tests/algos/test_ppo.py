@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +87,23 @@ def test_killed_run_resumes_without_lost_or_repeated_iterations(tmp_path: Path) 
     assert resumed.returncode == 0, resumed.stderr
     iterations = [int(r["iteration"]) for r in _rows(run_dir)]
     assert iterations == list(range(1, 61))
+
+
+def test_resuming_a_checkpoint_twice_samples_the_same_iterations(tmp_path: Path) -> None:
+    config = apply_overrides(load_config(CARTPOLE), ["train.iterations=4"])
+    original = train(config, out=tmp_path / "original").directory
+    timing = {"wall_s", "steps_per_s"}
+    resumed_rows = []
+    for name in ("a", "b"):
+        copy = tmp_path / name
+        shutil.copytree(original, copy)
+        for late in ("checkpoint-000003.pt", "checkpoint-000004.pt"):
+            (copy / "checkpoints" / late).unlink()
+        train(None, resume=copy)
+        rows = _rows(copy)
+        assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+        resumed_rows.append([{k: v for k, v in r.items() if k not in timing} for r in rows])
+    assert resumed_rows[0] == resumed_rows[1]
 
 
 def test_damaged_checkpoint_falls_back_to_the_previous(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ def test_same_seed_gives_identical_progress(tmp_path: Path) -> None:
     first = _rows(train(config, out=tmp_path / "a").directory)
     second = _rows(train(config, out=tmp_path / "b").directory)
     assert first == second and len(first) == 3
+    assert all(r["line_search_failed"] in ("0.0", "1.0") for r in first)  # TRPO's own column
 
 
 class _ReplayGroup:
