@@ -47,6 +47,15 @@ def test_ppo_solves_cartpole(tmp_path: Path) -> None:
     assert greedy["mean_return"] >= 475
 
 
+@pytest.mark.slow
+def test_ppo_swings_up_pendulum(tmp_path: Path) -> None:
+    run = train(load_config(ROOT / "scenarios" / "pendulum.yaml"), out=tmp_path)
+    assert run.trainer.env_steps <= 500_000
+    weights = run.trainer.model.export(run.trainer.normalizer)
+    greedy = evaluate(run.trainer.config, weights, episodes=10, seed=123, baselines=())["policy"]
+    assert greedy["mean_return"] >= -400
+
+
 def test_run_directory_layout_and_determinism(tmp_path: Path) -> None:
     config = apply_overrides(load_config(CARTPOLE), ["train.iterations=4"])
     first = train(config, out=tmp_path / "a").directory
