@@ -102,11 +102,20 @@ class ScenarioConfig(_Section):
     """The road network and where vehicles start.
 
     ``length`` is a fixed ring length in metres, or ``[low, high]`` to draw a new length
-    uniformly at every reset (Flow's ring used ``[220, 270]``).
+    uniformly at every reset (Flow's ring used ``[220, 270]``). A figure eight's size is set by
+    ``radius`` instead (its loop is ``4 r + 3 pi r`` long).
     """
 
-    type: Literal["ring", "multilane_ring"] = Field(
-        "ring", description="Network generator: ring (one lane) or multilane_ring."
+    type: Literal["ring", "multilane_ring", "figure_eight"] = Field(
+        "ring",
+        description="Network generator: ring (one lane), multilane_ring, or figure_eight "
+        "(two 3/4 loops crossing at an unsignalised intersection).",
+    )
+    radius: float = Field(
+        30.0,
+        ge=5,
+        le=10_000,
+        description="figure_eight: radius of each loop (m); Flow's benchmark used 30.",
     )
     length: float | tuple[float, float] = Field(
         230.0, description="Ring length (m), or [low, high] re-sampled on every reset."
@@ -148,8 +157,17 @@ class ScenarioConfig(_Section):
 
     @property
     def min_length(self) -> float:
-        """The shortest ring this scenario can produce (m)."""
+        """The shortest loop this scenario can produce (m), junctions excluded."""
+        if self.type == "figure_eight":
+            return (4 + 3 * math.pi) * self.radius
         return self.length[0] if isinstance(self.length, tuple) else self.length
+
+    @property
+    def max_length(self) -> float:
+        """The longest loop this scenario can produce (m), junctions excluded."""
+        if self.type == "figure_eight":
+            return self.min_length
+        return self.length[1] if isinstance(self.length, tuple) else self.length
 
 
 class ControllerConfig(_Section):
@@ -506,11 +524,14 @@ class FlowsimConfig(_Section):
         if fullest > self.scenario.min_length:
             total = sum(group.count for group in self.vehicles)
             per_lane = f" on the fullest of {lanes} lanes" if lanes > 1 else ""
+            figure_eight = self.scenario.type == "figure_eight"
+            road = "the figure eight's loop" if figure_eight else "scenario.length"
+            knob = "scenario.radius" if figure_eight else "scenario.length"
             raise ConfigError(
                 f"vehicles: {total} vehicles need {fullest:.1f} m of lane{per_lane} (length + "
-                f"min_gap + {PLACEMENT_MARGIN} m each) but scenario.length is "
+                f"min_gap + {PLACEMENT_MARGIN} m each) but {road} is "
                 f"{self.scenario.min_length:g} m; lower a group's count, or raise "
-                "scenario.length or scenario.lanes."
+                f"{knob} or scenario.lanes."
             )
         return self
 

@@ -2,7 +2,7 @@
 
 >>> import gymnasium as gym, flowsim
 >>> sorted(i for i in gym.registry if i.startswith("flowsim/"))
-['flowsim/MultiLaneRing-v0', 'flowsim/Ring-v0']
+['flowsim/FigureEight-v0', 'flowsim/MultiLaneRing-v0', 'flowsim/Ring-v0']
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from flowsim.envs.base import FlowsimEnv, resolve_config
 ENV_IDS: dict[str, tuple[str, str]] = {
     "flowsim/Ring-v0": ("flowsim.envs.ring:WaveAttenuationEnv", "ring"),
     "flowsim/MultiLaneRing-v0": ("flowsim.envs.ring:AccelEnv", "multilane_ring"),
+    "flowsim/FigureEight-v0": ("flowsim.envs.ring:AccelEnv", "figure_eight"),
 }
 
 #: ``env.type`` values and their classes.

@@ -20,7 +20,27 @@ MULTILANE_RING: dict[str, object] = {
     "env": {"type": "accel", "horizon": 1500, "warmup_steps": 750},
 }
 
+#: ``flowsim/FigureEight-v0``: Flow's figure eight benchmark (figureeight0), 13 IDM humans
+#: with noise and 1 AV; reward: Flow's desired velocity (target 20 m/s).
+FIGURE_EIGHT: dict[str, object] = {
+    "name": "figure_eight",
+    "scenario": {"type": "figure_eight", "radius": 30.0, "placement": "even"},
+    "vehicles": [
+        {"type": "human", "count": 13, "controller": {"type": "idm", "params": {"noise": 0.2}}},
+        {"type": "av", "count": 1, "controller": "rl", "color": "255,0,0"},
+    ],
+    "env": {
+        "type": "accel",
+        "horizon": 1500,
+        "warmup_steps": 0,
+        "max_accel": 3.0,
+        "max_decel": 3.0,
+        "target_speed": 20.0,
+    },
+}
+
 PRESETS: dict[str, FlowsimConfig] = {
     "ring": parse_config(RING, source="preset ring"),
     "multilane_ring": parse_config(MULTILANE_RING, source="preset multilane_ring"),
+    "figure_eight": parse_config(FIGURE_EIGHT, source="preset figure_eight"),
 }

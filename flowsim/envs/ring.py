@@ -1,4 +1,5 @@
-"""Ring tasks: one AV damping the Sugiyama wave, and N AVs with a full view of the ring."""
+"""Loop tasks: one AV damping the Sugiyama wave, and N AVs that see a whole loop (a ring, a
+multi-lane ring or Flow's figure eight)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,7 @@ class _RingTask(FlowsimEnv):
                 "add a group such as {type: av, count: 1, controller: rl}."
             )
         self.max_speed = self.config.scenario.speed_limit
-        length = self.config.scenario.length
-        self.max_length = float(length[1] if isinstance(length, tuple) else length)
+        self.max_length = float(self.config.scenario.max_length)
         env = self.config.env
         self.action_space = spaces.Box(
             low=np.full(self.num_avs, -env.max_decel, dtype=np.float32),
@@ -111,7 +111,9 @@ class WaveAttenuationEnv(_RingTask):
 
 
 class AccelEnv(_RingTask):
-    """N AVs on a (multi-lane) ring, each seeing every vehicle; reward for driving near a target.
+    """N AVs on a loop (ring, multi-lane ring, figure eight), each seeing every vehicle; reward
+    for all vehicles driving near a target speed (Flow's AccelEnv: ``flowsim/FigureEight-v0``,
+    ``flowsim/MultiLaneRing-v0``).
 
     Observation: for every vehicle in id order, ``speed / v_max``, ``position / L`` and
     ``lane / (lanes - 1)`` (0 on one lane): ``3 * n`` floats in [0, 1].

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from flowsim.config import FlowsimConfig
 from flowsim.scenarios.base import PlacedVehicle, ScenarioInstance, cache_dir, sumo_binary
+from flowsim.scenarios.figure_eight import (
+    FIGURE_EIGHT_EDGES,
+    FigureEightScenario,
+    figure_eight_network,
+)
 from flowsim.scenarios.ring import RING_EDGES, RingScenario, ring_network
 
 #: Scenario ``type`` values and the class that generates each.
 SCENARIOS: dict[str, type[RingScenario]] = {
     "ring": RingScenario,
     "multilane_ring": RingScenario,
+    "figure_eight": FigureEightScenario,
 }
 
 #: One line per scenario type, for listings.
 SCENARIO_DESCRIPTIONS: dict[str, str] = {
     "ring": "single-lane ring road (the Sugiyama experiment); length fixed or re-sampled",
     "multilane_ring": "ring road with several lanes; humans change lanes with SUMO's LC2013",
+    "figure_eight": "Flow's figure eight: two 3/4 loops crossing at an unsignalised junction",
 }
 
 
@@ -25,13 +32,16 @@ def make_scenario(config: FlowsimConfig) -> RingScenario:
 
 
 __all__ = [
+    "FIGURE_EIGHT_EDGES",
     "RING_EDGES",
     "SCENARIOS",
     "SCENARIO_DESCRIPTIONS",
+    "FigureEightScenario",
     "PlacedVehicle",
     "RingScenario",
     "ScenarioInstance",
     "cache_dir",
+    "figure_eight_network",
     "make_scenario",
     "ring_network",
     "sumo_binary",

@@ -130,6 +130,9 @@ class RingScenario:
         (230.0, 22)
     """
 
+    #: Edges in driving order; every vehicle's route repeats them from its start edge.
+    loop_edges: tuple[str, ...] = RING_EDGES
+
     def __init__(
         self, config: ScenarioConfig, groups: list[VehicleGroup], route_loops: int = 50
     ) -> None:
@@ -216,8 +219,9 @@ class RingScenario:
 
     def _routes_xml(self, vehicles: list[PlacedVehicle]) -> str:
         lines = ["<routes>", *(_vtype_xml(g) for g in self.groups)]
-        for index, name in enumerate(RING_EDGES):
-            loop = " ".join(RING_EDGES[(index + k) % len(RING_EDGES)] for k in range(4))
+        edges = self.loop_edges
+        for index, name in enumerate(edges):
+            loop = " ".join(edges[(index + k) % len(edges)] for k in range(len(edges)))
             lines.append(f'  <route id="loop_{name}" edges="{loop}" repeat="{self.route_loops}"/>')
         for vehicle in vehicles:
             lines.append(
