@@ -267,6 +267,84 @@ def _flat_evaluation(result: dict[str, Any]) -> dict[str, Any]:
     return {**result["policy"], **{k: v for k, v in result.items() if k != "policy"}}
 
 
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from flowsim.replay import (
+        default_driver,
+        default_replay_folder,
+        display_problem,
+        load_source,
+        replay,
+    )
+
+    if args.delay < 0:
+        raise ConfigError(f"--delay {args.delay}: give milliseconds per step, 0 or more.")
+    width, _, height = args.frame_size.partition("x")
+    if not (width.isdigit() and height.isdigit() and min(int(width), int(height)) >= 16):
+        raise ConfigError(
+            f"--frame-size {args.frame_size}: give WIDTHxHEIGHT pixels, e.g. 800x800."
+        )
+    if args.gui and display_problem():  # before loading a checkpoint: the fix is in the shell
+        raise ConfigError(str(display_problem()))
+    source = load_source(args.target, args.checkpoint, args.overrides)
+    driver = args.driver or default_driver(source)
+    out = args.out or default_replay_folder(source, driver)
+    summary = replay(
+        source,
+        out,
+        driver=driver,
+        seed=args.seed,
+        steps=args.steps,
+        gui=args.gui,
+        frames=args.frames,
+        frame_every=args.frame_every,
+        frame_size=(int(width), int(height)),
+        gif=args.gif,
+        fcd=args.fcd,
+        delay_ms=args.delay,
+        show_progress=not args.json,
+    )
+    summary["written_to"] = str(Path(out) / "replay.json")
+    if args.json:
+        print(json.dumps(summary, indent=2), file=args.json_stream)
+        return 0
+    keys = ("driver", "seed", "steps", "mean_speed", "speed_std", "min_speed", "speed_ratio")
+    rows: dict[str, Any] = {k: summary[k] for k in (*keys, "collisions") if k in summary}
+    files = summary["files"]
+    for name in ("fcd", "emission", "gif"):
+        if name in files:
+            rows[name] = str(Path(out) / files[name])  # stored relative to OUT where inside it
+    if "frames" in files:
+        rows["frames"] = f"{len(files['frames'])} PNG in {args.frames or Path(out) / 'frames'}"
+    rows["summary"] = summary["written_to"]
+    _print_table(f"replay {source.origin}", rows)
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from flowsim.plot import plot
+
+    with _stderr.status("plotting") as status:
+        result = plot(
+            args.target,
+            args.out,
+            driver=args.driver,
+            seed=args.seed,
+            steps=args.steps,
+            checkpoint=args.checkpoint,
+            overrides=args.overrides,
+            report=lambda phase: status.update(phase),
+        )
+    rows: dict[str, Any] = {}
+    for name, value in result["wave_strength"].items():
+        rows[f"wave strength: {name} (m²/s²)"] = value
+    for name, value in result["mean_speed"].items():
+        rows[f"mean speed: {name} (m/s)"] = value
+    _print_table(f"plot {args.target}", rows)
+    for name, path in result["files"].items():
+        Console().print(f"{name}: {escape(path)}", highlight=False, soft_wrap=True)
+    return 0
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from flowsim.config import config_schema
 
@@ -424,6 +502,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    replay = commands.add_parser(
+        "replay",
+        help="replay one episode: sumo-gui, screenshots and a GIF, or FCD/emission outputs",
+    )
+    replay.add_argument(
+        "target", type=Path, help="a run directory (its policy) or an experiment YAML (no policy)"
+    )
+    replay.add_argument("--gui", action="store_true", help="watch it in sumo-gui (needs a display)")
+    replay.add_argument("--frames", type=Path, metavar="DIR", help="save sumo-gui screenshots here")
+    replay.add_argument(
+        "--frame-every", type=int, default=10, metavar="K", help="SUMO steps between screenshots"
+    )
+    replay.add_argument(
+        "--frame-size", default="800x800", metavar="WxH", help="screenshot size in pixels"
+    )
+    replay.add_argument("--gif", type=Path, metavar="FILE", help="assemble the screenshots here")
+    replay.add_argument(
+        "--fcd", type=Path, metavar="FILE", help="FCD output file (default OUT/fcd.xml headless)"
+    )
+    replay.add_argument(
+        "--out", type=Path, help="folder for replay.json and outputs (default RUN_DIR/replay-*)"
+    )
+    replay.add_argument(
+        "--steps", type=int, help="SUMO steps after the warm-up (default: the config's episode)"
+    )
+    replay.add_argument(
+        "--checkpoint", default="latest", help="latest, best or an iteration number of the run"
+    )
+    replay.add_argument("--seed", type=int, default=1000, help="episode seed (default 1000)")
+    replay.add_argument(
+        "--driver",
+        help="who drives the AVs: policy (a run's default), human (a config's default), "
+        "pi_saturation, follower_stopper",
+    )
+    replay.add_argument(
+        "--delay", type=float, default=100.0, metavar="MS", help="sumo-gui delay per step (ms)"
+    )
+    replay.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the config, e.g. --set env.warmup_steps=100 (repeatable)",
+    )
+    replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    replay.set_defaults(handler=_cmd_replay)
+
+    plot = commands.add_parser(
+        "plot", help="learning curves and time-space diagrams (humans vs the trained AV)"
+    )
+    plot.add_argument("target", type=Path, help="a run directory, or an experiment YAML")
+    plot.add_argument("--out", type=Path, help="folder for the PNGs (default RUN_DIR/plots)")
+    plot.add_argument(
+        "--driver",
+        help="right panel: policy (a run's default), pi_saturation (a config's default), "
+        "follower_stopper",
+    )
+    plot.add_argument("--seed", type=int, default=1000, help="episode seed (default 1000)")
+    plot.add_argument(
+        "--steps", type=int, help="SUMO steps after the warm-up (default: the config's episode)"
+    )
+    plot.add_argument(
+        "--checkpoint", default="latest", help="latest, best or an iteration number of the run"
+    )
+    plot.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the config, e.g. --set env.warmup_steps=100 (repeatable)",
+    )
+    plot.set_defaults(handler=_cmd_plot)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of experiment YAML files")
     schema.set_defaults(handler=_cmd_schema)

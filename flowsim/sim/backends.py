@@ -36,6 +36,9 @@ def _libsumo_owner() -> LibsumoBackend | None:
 
 _LABELS = itertools.count()
 
+#: The id of sumo-gui's main view.
+GUI_VIEW = "View #0"
+
 
 class Backend:
     """Common reads and writes over an object with the TraCI domain API (``api.vehicle`` …)."""
@@ -44,6 +47,8 @@ class Backend:
 
     def __init__(self) -> None:
         self.api: Any = None
+        #: whether the simulation runs in sumo-gui (a view to zoom and screenshot)
+        self.gui = False
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self, sumo_args: list[str], gui: bool = False) -> None:
@@ -182,6 +187,23 @@ class Backend:
         """Colour a vehicle in sumo-gui."""
         self.api.vehicle.setColor(vehicle_id, rgba)
 
+    # -- sumo-gui (TraCI with gui only) ---------------------------------------------------
+    def _gui(self) -> Any:
+        gui = getattr(self.api, "gui", None)
+        if gui is None or not self.gui:
+            raise BackendUnavailable("no sumo-gui: start the kernel with sim.gui: true.")
+        return gui
+
+    def show_network(self, margin: float) -> None:
+        """Fit the whole network into sumo-gui's view, with ``margin`` of its size around it."""
+        (xmin, ymin), (xmax, ymax) = self.api.simulation.getNetBoundary()
+        pad = margin * max(xmax - xmin, ymax - ymin)
+        self._gui().setBoundary(GUI_VIEW, xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+
+    def screenshot(self, path: str, width: int, height: int) -> None:
+        """Request a PNG of the view (written by sumo-gui during the next step)."""
+        self._gui().screenshot(GUI_VIEW, path, width, height)
+
 
 class LibsumoBackend(Backend):
     """SUMO inside this process through libsumo: the fastest, one simulation per process."""
@@ -298,6 +320,7 @@ class TraciBackend(Backend):
         from flowsim.scenarios.base import sumo_binary
 
         self._vars = [traci.constants.VAR_SPEED]
+        self.gui = gui
         port = getFreeSocketPort()
         binary = sumo_binary("sumo-gui" if gui else "sumo")
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()

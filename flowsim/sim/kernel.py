@@ -136,6 +136,9 @@ class Kernel:
         self._watch_positions: dict[bytes, np.ndarray | None] = {}
         self._start_time = 0.0
         self._steps_since_load = 0
+        #: SUMO options added to every start and load, e.g. ``["--fcd-output", "fcd.xml"]``
+        #: (outputs of a replay) or sumo-gui's ``--delay``; set before ``load``.
+        self.extra_args: list[str] = []
 
     # -- life cycle -----------------------------------------------------------------------
     def _sumo_args(self, instance: ScenarioInstance, seed: int) -> list[str]:
@@ -163,7 +166,7 @@ class Kernel:
             args += ["--additional-files", ",".join(str(p) for p in self.sim.additional_files)]
         if self.sim.gui:
             args += ["--start", "true", "--quit-on-end", "true"]
-        return args
+        return args + self.extra_args
 
     def load(self, instance: ScenarioInstance, seed: int) -> None:
         """Load ``instance`` (starting SUMO on first use) and insert all its vehicles."""
@@ -451,3 +454,14 @@ class Kernel:
         with crash_guard("setting colours"):
             for i in indices.tolist():
                 self.backend.set_color(self.vehicle_ids[i], rgba)
+
+    # -- sumo-gui -------------------------------------------------------------------------
+    def show_network(self, margin: float = 0.05) -> None:
+        """Zoom sumo-gui's view so that the whole network is in frame, with a relative margin."""
+        with crash_guard("setting the view"):
+            self.backend.show_network(margin)
+
+    def screenshot(self, path: str, width: int = -1, height: int = -1) -> None:
+        """Ask sumo-gui for a PNG of its view; SUMO writes it during the next step."""
+        with crash_guard("taking a screenshot"):
+            self.backend.screenshot(path, width, height)

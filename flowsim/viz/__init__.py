@@ -1,4 +1,4 @@
-"""Showing results: progress bars, tables and (later) plots."""
+"""Showing results: progress bars, learning curves, time-space diagrams and GIFs of sumo-gui."""
 
 from flowsim.viz.progress import progress_bar
 

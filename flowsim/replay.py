@@ -1,0 +1,523 @@
+"""``flowsim replay``: one episode of a trained policy, or of the uncontrolled scenario.
+
+The episode runs through the same env, actors and metrics as ``flowsim evaluate``
+(:func:`flowsim.evaluation.run_episode`), on one seed, in one of two ways:
+
+- headless: SUMO's FCD output (position and speed of every vehicle at every step) and emission
+  output, plus ``replay.json`` (mean speed, speed std, collisions, the route for time-space
+  diagrams, the AVs' ids);
+- ``gui``: sumo-gui over TraCI, the whole network in view, AVs in red, a delay per step so a
+  person can follow, optionally a PNG screenshot every K steps and a GIF of them.
+
+A run directory replays its policy (``driver="policy"``); a config replays the scenario with
+the AVs driven like the humans (``driver="human"``), so the wave shows before any training; a
+controller baseline (``pi_saturation``, ``follower_stopper``) drives the AVs on request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, load_config
+from flowsim.errors import ConfigError, FlowsimError, SimulationCrashed
+from flowsim.evaluation import (
+    BASELINES,
+    _human_controller,
+    controller_actor,
+    load_policy,
+    policy_actor,
+    run_episode,
+)
+
+__all__ = [
+    "DRIVERS",
+    "ReplaySource",
+    "default_driver",
+    "default_replay_folder",
+    "display_problem",
+    "episode_config",
+    "load_source",
+    "replay",
+]
+
+#: Who drives the AVs in a replay: the run's policy or one of evaluate's baselines.
+DRIVERS = ("policy", *BASELINES)
+#: The seed of a replay by default: the first episode of ``flowsim evaluate``.
+DEFAULT_SEED = 1000
+_NO_DISPLAY = (
+    "set DISPLAY (e.g. DISPLAY=:0), or run under a virtual display: "
+    "`xvfb-run -a flowsim replay ... --gui` (apt-get install xvfb)."
+)
+
+
+@dataclass
+class ReplaySource:
+    """What to replay: a config and, for a trained run, its policy weights."""
+
+    config: FlowsimConfig
+    #: the policy's exported weights; None for a config without a run
+    weights: dict[str, Any] | None
+    #: the run directory or YAML file it came from
+    origin: Path
+    #: the checkpoint the weights came from (``latest``, ``best`` or an iteration)
+    checkpoint: str | None = None
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run directory, or None for a plain config."""
+        return self.origin if self.weights is not None else None
+
+
+def _load_weights(run_dir: Path, checkpoint: str) -> dict[str, Any]:
+    """The policy weights of ``checkpoint`` (``latest``, ``best`` or an iteration number)."""
+    folder = run_dir / "checkpoints"
+    saved = sorted(folder.glob("checkpoint-*.pt")) if folder.is_dir() else []
+    if not saved and not (folder / "best.pt").is_file():
+        raise ConfigError(
+            f"{run_dir} has no checkpoints (checkpoints/checkpoint-*.pt): its training has not "
+            f"finished an iteration. Continue it with `flowsim train --resume {run_dir}`, or "
+            f"replay the scenario without a policy: `flowsim replay {run_dir / 'config.yaml'}`."
+        )
+    if not checkpoint.isdigit():
+        if checkpoint not in ("latest", "best"):
+            raise ConfigError(f"--checkpoint {checkpoint}: give latest, best or an iteration.")
+        return load_policy(run_dir, checkpoint)[1]
+    path = folder / f"checkpoint-{int(checkpoint):06d}.pt"
+    if not path.is_file():
+        kept = ", ".join(str(int(p.stem.split("-")[1])) for p in saved) or "none"
+        raise ConfigError(
+            f"--checkpoint {checkpoint}: {path} does not exist; the run keeps iterations {kept} "
+            "(or use latest / best)."
+        )
+    import torch
+
+    try:
+        state = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as error:
+        raise ConfigError(f"{path} is damaged ({error}); pick another checkpoint.") from None
+    return state["policy"]
+
+
+def load_source(
+    target: str | Path, checkpoint: str = "latest", overrides: list[str] | None = None
+) -> ReplaySource:
+    """A run directory (its config and policy) or an experiment YAML (no policy) to replay.
+
+    ``overrides`` (``key=value``) apply on top of the run's or the file's config.
+    """
+    target = Path(target)
+    if target.is_dir():
+        if not (target / "config.yaml").is_file():
+            raise ConfigError(
+                f"{target}: not a run directory (no config.yaml); give a folder written by "
+                "`flowsim train` or an experiment YAML such as scenarios/ring.yaml."
+            )
+        config = load_config(target / "config.yaml", overrides)
+        _check_replayable(config, target)
+        return ReplaySource(config, _load_weights(target, checkpoint), target, checkpoint)
+    if not target.exists():
+        raise ConfigError(
+            f"{target} does not exist; give a run directory (runs/ring-...) or an experiment "
+            "YAML (scenarios/ring.yaml)."
+        )
+    config = load_config(target, overrides)
+    _check_replayable(config, target)
+    return ReplaySource(config, None, target)
+
+
+def _check_replayable(config: FlowsimConfig, origin: Path) -> None:
+    if config.env.type == "gym":
+        raise ConfigError(
+            f"{origin}: env.type gym ({config.env.id}) has no SUMO scenario to replay; replay "
+            "shows traffic scenarios such as scenarios/ring.yaml."
+        )
+
+
+def default_replay_folder(source: ReplaySource, driver: str) -> Path:
+    """Default output folder: ``RUN_DIR/replay-<driver>``, or ``runs/replay-<name>-<driver>``."""
+    if source.run_dir is not None:
+        return source.run_dir / f"replay-{driver}"
+    return Path("runs") / f"replay-{source.config.name}-{driver}"
+
+
+def default_driver(source: ReplaySource) -> str:
+    """``policy`` for a trained run, ``human`` (the uncontrolled scenario) for a config."""
+    return "policy" if source.weights is not None else "human"
+
+
+def display_problem() -> str | None:
+    """Why sumo-gui cannot open a window here (a message naming the fix), or None."""
+    if os.environ.get("DISPLAY"):
+        return None
+    return "--gui needs a display and DISPLAY is not set: " + _NO_DISPLAY
+
+
+def episode_config(
+    config: FlowsimConfig, driver: str, steps: int | None = None, gui: bool = False
+) -> FlowsimConfig:
+    """The config of a replayed episode: ``steps`` SUMO steps after the warm-up, optionally GUI.
+
+    The policy acts every ``env.sims_per_step`` steps as in training; baselines act at every
+    SUMO step over the same simulated time, as in ``flowsim evaluate``. ``steps`` defaults to
+    the config's episode (``env.horizon × env.sims_per_step``).
+    """
+    repeat = config.env.sims_per_step
+    total = steps if steps is not None else config.env.horizon * repeat
+    if total < 1:
+        raise ConfigError(f"--steps {total}: give a positive number of SUMO steps, e.g. 3000.")
+    if driver == "policy":
+        overrides = [f"env.horizon={max(1, math.ceil(total / repeat))}"]
+    else:
+        overrides = ["env.sims_per_step=1", f"env.horizon={total}"]
+    if gui:
+        overrides += ["sim.backend=traci", "sim.gui=true"]
+    return apply_overrides(config, overrides)
+
+
+def _make_actor(source: ReplaySource, driver: str, env: Any) -> Callable:
+    if driver == "policy":
+        assert source.weights is not None
+        return policy_actor(source.weights, env, tuple(source.config.train.hidden))
+    if driver == "human":  # the AVs drive like the largest human group, as in evaluate
+        controller = _human_controller(source.config)
+    else:
+        controller = ControllerConfig(type=driver)
+    return controller_actor(controller, source.config)
+
+
+class _Watched:
+    """An env seen through two hooks: after ``reset`` (warm-up done) and after every ``step``."""
+
+    def __init__(self, env: Any, on_reset: Callable[[], None], on_step: Callable[[], None]) -> None:
+        self._env = env
+        self._on_reset = on_reset
+        self._on_step = on_step
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    def reset(self, **kwargs: Any) -> Any:
+        result = self._env.reset(**kwargs)
+        self._on_reset()
+        return result
+
+    def step(self, action: Any) -> Any:
+        result = self._env.step(action)
+        self._on_step()
+        return result
+
+
+@dataclass
+class _Camera:
+    """Requests a sumo-gui screenshot every ``every`` SUMO steps of the controlled episode."""
+
+    kernel: Any
+    folder: Path
+    every: int
+    size: tuple[int, int]
+    files: list[Path] = field(default_factory=list)
+    start_time: float = 0.0
+    next_step: int = 0
+    #: a screenshot was requested and no step has written it yet
+    pending: bool = False
+
+    def start(self, primer: Path) -> None:
+        """Count steps from now; the first frame follows the first step.
+
+        sumo-gui draws the first screenshot of a size other than the view's with the view's
+        proportions (stretched): a throwaway one to ``primer`` comes first.
+        """
+        self.start_time = self.kernel.time
+        self.next_step = 0
+        self.kernel.screenshot(str(primer), *self.size)
+
+    def after_step(self) -> None:
+        done = round((self.kernel.time - self.start_time) / self.kernel.sim.step_length)
+        self.pending = False  # the step just taken wrote the last request
+        if done >= self.next_step:
+            path = self.folder / f"frame-{len(self.files):05d}.png"
+            self.kernel.screenshot(str(path), *self.size)
+            self.files.append(path)
+            self.pending = True
+            self.next_step = (done // self.every + 1) * self.every
+
+    def flush(self) -> None:
+        """Take one more step if the last screenshot is still waiting for one."""
+        if self.pending:
+            self.kernel.step()
+            self.pending = False
+
+
+def _gui_settings(folder: Path) -> Path:
+    """A sumo-gui settings file: the 'real world' scheme, vehicles in their own colours."""
+    path = folder / "gui-settings.xml"
+    # No delay of sumo-gui's own (a user's saved settings may have one): replay paces the steps.
+    path.write_text(
+        '<viewsettings>\n    <scheme name="real world"/>\n    <delay value="0"/>\n</viewsettings>\n'
+    )
+    return path
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt, so that a killed replay still closes sumo-gui."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _relative(path: Path, folder: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(folder.resolve()))
+    return str(path.resolve())
+
+
+@dataclass
+class _Episode:
+    """What one played episode left: metrics, times, the scenario instance and the frames."""
+
+    metrics: dict[str, float]
+    start_time: float
+    end_time: float
+    instance: Any
+    frames: list[Path]
+    wall_s: float
+
+
+def _check_request(
+    source: ReplaySource,
+    driver: str | None,
+    gui: bool,
+    screenshots: bool,
+    frame_every: int,
+) -> str:
+    """The driver to use; refuses requests that cannot work, naming the fix."""
+    driver = driver or default_driver(source)
+    if driver not in DRIVERS:
+        raise ConfigError(f"--driver {driver}: choose from {', '.join(DRIVERS)}.")
+    if driver == "policy" and source.weights is None:
+        raise ConfigError(
+            f"--driver policy needs a trained run; {source.origin} is a config. Give a run "
+            "directory, or a baseline driver: human, pi_saturation, follower_stopper."
+        )
+    if frame_every < 1:
+        raise ConfigError(f"--frame-every {frame_every}: give a positive number of steps.")
+    if screenshots and not gui:
+        raise ConfigError("screenshots (--frames, --gif) are drawn by sumo-gui: add --gui.")
+    problem = display_problem() if gui else None
+    if problem:
+        raise ConfigError(problem)
+    return driver
+
+
+def _play(
+    source: ReplaySource,
+    config: FlowsimConfig,
+    driver: str,
+    seed: int,
+    sumo_args: list[str],
+    camera: tuple[Path, int, tuple[int, int]] | None,
+    scratch: Path,
+    delay_ms: float,
+    show_progress: bool,
+) -> _Episode:
+    """Run the episode; in sumo-gui, frame the network, pace the steps and take screenshots."""
+    from flowsim.envs import make_env
+    from flowsim.viz.progress import progress_bar
+
+    gui = config.sim.gui
+    env = make_env(config)
+    kernel = env.simulation.kernel
+    kernel.extra_args = sumo_args
+    shooter = _Camera(kernel, *camera) if camera is not None else None
+    state: dict[str, Any] = {}
+
+    def after_reset() -> None:
+        state["start"] = kernel.time
+        state["instance"] = env.simulation.instance
+        state["clock"] = time.perf_counter()
+        if gui:
+            kernel.show_network()
+        if shooter is not None:
+            shooter.start(scratch / "primer.png")
+
+    def after_step() -> None:
+        if shooter is not None:
+            shooter.after_step()
+        if gui and delay_ms > 0:
+            # TraCI cannot change sumo-gui's own delay: pace the steps here, after a warm-up
+            # that ran at full speed.
+            done = (kernel.time - state["start"]) / config.sim.step_length
+            wait = state["clock"] + done * delay_ms / 1000.0 - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        advance()
+
+    started = time.perf_counter()
+    try:
+        with progress_bar(
+            f"replaying ({driver})", config.env.horizon, enabled=show_progress
+        ) as advance:
+            actor = _make_actor(source, driver, env)
+            metrics = run_episode(_Watched(env, after_reset, after_step), actor, seed)
+        end_time = kernel.time
+        if shooter is not None:
+            shooter.flush()
+    except SimulationCrashed as error:
+        if gui and "display" in str(error).lower():
+            where = os.environ.get("DISPLAY", "")
+            raise ConfigError(
+                f"sumo-gui could not open a window on DISPLAY={where}: {_NO_DISPLAY}"
+            ) from None
+        if gui:
+            raise FlowsimError(
+                f"sumo-gui closed or crashed during the replay ({error}); outputs are partial."
+            ) from None
+        raise
+    finally:
+        env.close()  # closes sumo-gui and waits for it (kills it if it hangs)
+    frames = [p for p in shooter.files if p.is_file()] if shooter is not None else []
+    return _Episode(
+        metrics=metrics,
+        start_time=state["start"],
+        end_time=end_time,
+        instance=state["instance"],
+        frames=frames,
+        wall_s=time.perf_counter() - started,
+    )
+
+
+def replay(
+    source: ReplaySource,
+    out: str | Path,
+    *,
+    driver: str | None = None,
+    seed: int = DEFAULT_SEED,
+    steps: int | None = None,
+    gui: bool = False,
+    frames: str | Path | None = None,
+    frame_every: int = 10,
+    frame_size: tuple[int, int] = (800, 800),
+    gif: str | Path | None = None,
+    gif_frame_ms: float = 100.0,
+    fcd: str | Path | None = None,
+    delay_ms: float = 100.0,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Replay one episode from ``seed`` and write ``out/replay.json``; return its summary.
+
+    ``driver`` is ``policy`` (the default for a run) or a baseline (``human``, the default for
+    a config; ``pi_saturation``; ``follower_stopper``). ``steps`` are SUMO steps after the
+    warm-up (default: the config's episode). Headless, SUMO writes ``out/fcd.xml`` (or ``fcd``)
+    and ``out/emission.xml``. With ``gui``, sumo-gui shows the episode with ``delay_ms`` per
+    step, writes FCD only to ``fcd``, and takes a ``frame_size`` screenshot into ``frames``
+    every ``frame_every`` SUMO steps (at most one per agent step), assembled into ``gif`` if
+    given (``gif_frame_ms`` per frame). ``show_progress`` draws a progress bar on a terminal.
+
+    The summary holds ``mean_speed``, ``speed_std``, ``min_speed`` (second half of the replayed
+    steps), ``collisions``, the ``route`` for time-space diagrams, ``av_ids`` and ``files``.
+    """
+    from flowsim.viz.timespace import Route
+
+    screenshots = frames is not None or gif is not None
+    driver = _check_request(source, driver, gui, screenshots, frame_every)
+    config = episode_config(source.config, driver, steps, gui)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fcd_path = Path(fcd) if fcd is not None else (None if gui else out / "fcd.xml")
+    emission_path = None if gui else out / "emission.xml"
+    frames_dir = Path(frames) if frames is not None else (out / "frames" if gif else None)
+    sumo_args: list[str] = []
+    if fcd_path is not None:
+        fcd_path.parent.mkdir(parents=True, exist_ok=True)
+        sumo_args += ["--fcd-output", str(fcd_path.resolve())]
+    if emission_path is not None:
+        sumo_args += ["--emission-output", str(emission_path.resolve())]
+    camera = None
+    if frames_dir is not None:
+        frames_dir.mkdir(parents=True, exist_ok=True)
+        for stale in frames_dir.glob("frame-*.png"):  # a GIF of two replays would mislead
+            stale.unlink()
+        camera = (frames_dir, frame_every, frame_size)
+
+    with tempfile.TemporaryDirectory(prefix="flowsim-replay-") as folder, _terminate_as_interrupt():
+        scratch = Path(folder)
+        if gui:
+            sumo_args += ["--gui-settings-file", str(_gui_settings(scratch))]
+            sumo_args += ["--window-size", f"{frame_size[0]},{frame_size[1]}"]
+        episode = _play(
+            source, config, driver, seed, sumo_args, camera, scratch, delay_ms, show_progress
+        )
+
+    files: dict[str, Any] = {}
+    if fcd_path is not None:
+        files["fcd"] = _relative(fcd_path, out)
+    if emission_path is not None:
+        files["emission"] = _relative(emission_path, out)
+    if camera is not None:
+        files["frames"] = [_relative(p, out) for p in episode.frames]
+    if gif is not None and episode.frames:
+        from flowsim.viz.animation import frames_to_gif
+
+        files["gif"] = _relative(frames_to_gif(episode.frames, gif, frame_ms=gif_frame_ms), out)
+    summary = _summary(source, config, driver, seed, episode)
+    instance = episode.instance
+    summary["route"] = Route.from_net(instance.net_file, instance.ring_edges).to_json()
+    summary["files"] = files
+    (out / "replay.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _summary(
+    source: ReplaySource, config: FlowsimConfig, driver: str, seed: int, episode: _Episode
+) -> dict[str, Any]:
+    """The figures of ``replay.json``."""
+    metrics = episode.metrics
+    rl_groups = {g.type for g in config.vehicles if g.controller.type == "rl"}
+    summary: dict[str, Any] = {
+        "source": str(source.origin),
+        "checkpoint": source.checkpoint,
+        "driver": driver,
+        "seed": seed,
+        "gui": config.sim.gui,
+        "steps": round((episode.end_time - episode.start_time) / config.sim.step_length),
+        "agent_steps": int(metrics["length"]),
+        "warmup_steps": config.env.warmup_steps,
+        "step_length": config.sim.step_length,
+        "control_start_s": episode.start_time,
+        "end_s": episode.end_time,
+        "mean_speed": metrics["mean_speed"],
+        "speed_std": metrics["speed_std"],
+        "min_speed": metrics["min_speed"],
+        "collisions": int(metrics["collisions"]),
+        "metrics_over": "second half of the replayed steps (collisions: all of them)",
+    }
+    if driver == "policy":
+        summary["return"] = metrics["return"]
+    if "equilibrium_speed" in metrics:
+        summary["equilibrium_speed"] = metrics["equilibrium_speed"]
+        summary["speed_ratio"] = metrics["mean_speed"] / metrics["equilibrium_speed"]
+    summary["scenario"] = {"type": config.scenario.type, "length": episode.instance.length}
+    summary["av_ids"] = [v.vehicle_id for v in episode.instance.vehicles if v.group in rl_groups]
+    summary["wall_s"] = episode.wall_s
+    return summary

@@ -1,0 +1,76 @@
+"""Learning curves of a run from its ``progress.csv``: return, mean speed and steps/s."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_learning_curves", "read_progress"]
+
+#: (column, axis label) of the curves, one panel column each.
+CURVES = (
+    ("return_mean", "mean episode return"),
+    ("mean_speed", "mean speed (m/s)"),
+    ("steps_per_s", "sampled steps / s"),
+)
+#: (column, axis label) of the x axes, one panel row each.
+X_AXES = (("env_steps", "environment steps"), ("wall_s", "wall time (s)"))
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else math.nan
+    except ValueError:
+        return math.nan
+
+
+def read_progress(path: str | Path) -> dict[str, np.ndarray]:
+    """The columns of a ``progress.csv`` as float arrays (NaN where a cell is empty)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{path} has no rows yet; plot after the first training iteration.")
+    return {name: np.array([_number(row.get(name)) for row in rows]) for name in rows[0]}
+
+
+def plot_learning_curves(progress_csv: str | Path, path: str | Path, title: str = "") -> Path:
+    """Plot return, mean speed and steps/s against env steps (top) and wall time (bottom).
+
+    The return panel shades the range between the iteration's worst and best episode. Saves a
+    PNG at ``path`` and returns it.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    progress = read_progress(progress_csv)
+    missing = [c for c, _ in (*CURVES, *X_AXES) if c not in progress]
+    if missing:
+        raise ValueError(f"{progress_csv} lacks the columns {missing}; is it a flowsim run's?")
+    figure, axes = plt.subplots(
+        len(X_AXES), len(CURVES), figsize=(13.0, 7.0), squeeze=False, constrained_layout=True
+    )
+    marker = "o" if len(progress["env_steps"]) < 20 else None
+    for row, (x_name, x_label) in enumerate(X_AXES):
+        x = progress[x_name]
+        for column, (y_name, y_label) in enumerate(CURVES):
+            axis = axes[row][column]
+            axis.plot(x, progress[y_name], marker=marker, color="tab:blue")
+            if y_name == "return_mean" and "return_min" in progress and "return_max" in progress:
+                axis.fill_between(
+                    x, progress["return_min"], progress["return_max"], alpha=0.2, color="tab:blue"
+                )
+            axis.set_xlabel(x_label)
+            axis.set_ylabel(y_label)
+            axis.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
