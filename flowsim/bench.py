@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import statistics
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from flowsim import jsonout
 from flowsim.config import FlowsimConfig, apply_overrides
 from flowsim.envs import make_env
 from flowsim.scenarios import sumo_binary
@@ -162,7 +162,7 @@ def write_result(result: dict[str, Any], folder: Path = Path("benchmarks/results
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = folder / f"{result['benchmark']}-{result['config']}-{stamp}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path.write_text(jsonout.dumps(result) + "\n")
     return path
 
 

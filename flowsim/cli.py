@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flowsim import jsonout
 from flowsim.errors import ConfigError, FlowsimError
 
 _stderr = Console(stderr=True)
@@ -79,7 +79,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     result = simulate(config, args.steps, show_progress=not args.json)
     if args.json:
-        print(json.dumps(result, indent=2), file=args.json_stream)
+        print(jsonout.dumps(result), file=args.json_stream)
     else:
         _print_table(f"simulate {config.name}", result)
     return 0
@@ -100,10 +100,10 @@ def _report_bench(args: argparse.Namespace, result: dict[str, Any], results: Pat
     try:
         result["written_to"] = str(write_result(result, results))
     except OSError as error:
-        print(json.dumps(result, indent=2), file=args.json_stream)
+        print(jsonout.dumps(result), file=args.json_stream)
         raise FlowsimError(f"could not write the result under {results}: {error}") from None
     if args.json:
-        print(json.dumps(result, indent=2), file=args.json_stream)
+        print(jsonout.dumps(result), file=args.json_stream)
     else:
         title = f"bench {result['benchmark']} {result['config']}"
         _print_table(title, {k: v for k, v in result.items() if k != "machine"})
@@ -170,10 +170,10 @@ def _cmd_bench_train(args: argparse.Namespace) -> int:
     try:
         result["written_to"] = str(write_result(result, results))
     except OSError as error:
-        print(json.dumps(result, indent=2), file=args.json_stream)
+        print(jsonout.dumps(result), file=args.json_stream)
         raise FlowsimError(f"could not write the result under {results}: {error}") from None
     if args.json:
-        print(json.dumps(result, indent=2), file=args.json_stream)
+        print(jsonout.dumps(result), file=args.json_stream)
         return 0
     table = Table(title=f"bench train {config.name}", header_style="bold")
     for column in ("driver", "speed / equilibrium", "speed std", "collisions", "to target"):
@@ -246,7 +246,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             progress=lambda name: status.update(f"evaluating {name}"),
         )
     if args.json:
-        print(json.dumps(_flat_evaluation(result), indent=2), file=args.json_stream)
+        print(jsonout.dumps(_flat_evaluation(result)), file=args.json_stream)
         return 0
     title = f"evaluate {result['run_dir']} ({result['checkpoint']})"
     table = Table(title=title, header_style="bold")
@@ -305,7 +305,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     )
     summary["written_to"] = str(Path(out) / "replay.json")
     if args.json:
-        print(json.dumps(summary, indent=2), file=args.json_stream)
+        print(jsonout.dumps(summary), file=args.json_stream)
         return 0
     keys = ("driver", "seed", "steps", "mean_speed", "speed_std", "min_speed", "speed_ratio")
     rows: dict[str, Any] = {k: summary[k] for k in (*keys, "collisions") if k in summary}
@@ -348,7 +348,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_schema(args: argparse.Namespace) -> int:
     from flowsim.config import config_schema
 
-    print(json.dumps(config_schema(), indent=2))
+    print(jsonout.dumps(config_schema()))
     return 0
 
 

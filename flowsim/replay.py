@@ -17,7 +17,6 @@ controller baseline (``pi_saturation``, ``follower_stopper``) drives the AVs on 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flowsim import jsonout
 from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, load_config
 from flowsim.errors import ConfigError, FlowsimError, SimulationCrashed
 from flowsim.evaluation import (
@@ -484,7 +484,7 @@ def replay(
     instance = episode.instance
     summary["route"] = Route.from_net(instance.net_file, instance.ring_edges).to_json()
     summary["files"] = files
-    (out / "replay.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "replay.json").write_text(jsonout.dumps(summary) + "\n")
     return summary
 
 

@@ -8,7 +8,6 @@ and ``summary.json`` at the end.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from flowsim import jsonout
 from flowsim.config import FlowsimConfig, dump_config, load_config
 from flowsim.errors import ConfigError
 
@@ -257,7 +257,7 @@ def train(
         "final_return_mean": rows[-1]["return_mean"] if rows else None,
         "best_return_mean": best,
     }
-    (directory / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (directory / "summary.json").write_text(jsonout.dumps(summary) + "\n")
     return Run(directory, trainer, rows)
 
 
