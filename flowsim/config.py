@@ -280,9 +280,10 @@ class VehicleGroup(_Section):
 class EnvConfig(_Section):
     """The reinforcement-learning task on top of the scenario."""
 
-    type: Literal["wave_attenuation", "accel", "gym"] = Field(
+    type: Literal["wave_attenuation", "accel", "lane_change_accel", "gym"] = Field(
         "wave_attenuation",
-        description="Registered env: wave_attenuation, accel, or gym (a Gymnasium id, env.id).",
+        description="Registered env: wave_attenuation, accel, lane_change_accel, or gym (a "
+        "Gymnasium id, env.id).",
     )
     id: str | None = Field(None, description="Gymnasium env id when type is gym, e.g. CartPole-v1.")
     horizon: StrictInt = Field(3000, ge=1, le=10_000_000, description="Steps per episode.")
@@ -303,6 +304,16 @@ class EnvConfig(_Section):
         0.0, ge=0, description="Weight of the speed std across vehicles (the wave) in the reward."
     )
     terminate_on_collision: bool = Field(True, description="End the episode on a collision.")
+    lane_change_duration: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        description="lane_change_accel: seconds an AV must wait after a lane change before "
+        "the next one.",
+    )
+    lane_change_penalty: float = Field(
+        0.1, ge=0, description="lane_change_accel: reward cost of each AV lane change."
+    )
 
     @model_validator(mode="after")
     def _gym_needs_id(self) -> EnvConfig:

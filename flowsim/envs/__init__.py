@@ -1,8 +1,12 @@
 """Gymnasium envs and their registered ids (declared here, statically).
 
 >>> import gymnasium as gym, flowsim
->>> sorted(i for i in gym.registry if i.startswith("flowsim/"))
-['flowsim/FigureEight-v0', 'flowsim/MultiLaneRing-v0', 'flowsim/Ring-v0']
+>>> for env_id in sorted(i for i in gym.registry if i.startswith("flowsim/")):
+...     print(env_id)
+flowsim/FigureEight-v0
+flowsim/LaneChangeRing-v0
+flowsim/MultiLaneRing-v0
+flowsim/Ring-v0
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ ENV_IDS: dict[str, tuple[str, str]] = {
     "flowsim/Ring-v0": ("flowsim.envs.ring:WaveAttenuationEnv", "ring"),
     "flowsim/MultiLaneRing-v0": ("flowsim.envs.ring:AccelEnv", "multilane_ring"),
     "flowsim/FigureEight-v0": ("flowsim.envs.ring:AccelEnv", "figure_eight"),
+    "flowsim/LaneChangeRing-v0": ("flowsim.envs.ring:LaneChangeAccelEnv", "lane_change_ring"),
 }
 
 #: ``env.type`` values and their classes.
 ENV_TYPES: dict[str, str] = {
     "wave_attenuation": "flowsim.envs.ring:WaveAttenuationEnv",
     "accel": "flowsim.envs.ring:AccelEnv",
+    "lane_change_accel": "flowsim.envs.ring:LaneChangeAccelEnv",
 }
 
 for _env_id, (_entry_point, _preset) in ENV_IDS.items():

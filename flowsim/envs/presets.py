@@ -39,8 +39,24 @@ FIGURE_EIGHT: dict[str, object] = {
     },
 }
 
+#: ``flowsim/LaneChangeRing-v0``: the two-lane ring where the AVs also change lanes (Flow's
+#: LaneChangeAccelEnv; target speed 10 m/s as Flow's default).
+LANE_CHANGE_RING: dict[str, object] = {
+    **MULTILANE_RING,
+    "name": "lane_change_ring",
+    "env": {
+        "type": "lane_change_accel",
+        "horizon": 1500,
+        "warmup_steps": 750,
+        "target_speed": 10.0,
+        "max_accel": 3.0,
+        "max_decel": 3.0,
+    },
+}
+
 PRESETS: dict[str, FlowsimConfig] = {
     "ring": parse_config(RING, source="preset ring"),
     "multilane_ring": parse_config(MULTILANE_RING, source="preset multilane_ring"),
     "figure_eight": parse_config(FIGURE_EIGHT, source="preset figure_eight"),
+    "lane_change_ring": parse_config(LANE_CHANGE_RING, source="preset lane_change_ring"),
 }

@@ -169,3 +169,74 @@ class AccelEnv(_RingTask):
         target = np.full(speeds.shape, self.config.env.target_speed)
         best = np.linalg.norm(target)
         return float(max(best - np.linalg.norm(speeds - target), 0.0) / best)
+
+
+#: SUMO lane-change mode for AVs: no lane changes of SUMO's own; commanded ones avoid immediate
+#: collisions (bits 8-9 = 1). Mode 512 (also respect others' braking gaps) refused nearly every
+#: change on a busy two-lane ring.
+_COMMANDED_SAFE_LANE_CHANGES = 256
+
+
+class LaneChangeAccelEnv(AccelEnv):
+    """AVs on a multi-lane loop choose an acceleration and a lane change (Flow's
+    LaneChangeAccelEnv, ``flowsim/LaneChangeRing-v0``).
+
+    Observation: as :class:`AccelEnv` (speed, position and lane of every vehicle, in [0, 1]).
+    Action: ``2 * n`` floats, the ``n`` AVs' accelerations in ``[-env.max_decel,
+    env.max_accel]`` m/s², then their lane-change directions in ``[-1, 1]``, rounded to
+    right (-1), keep (0) or left (+1). A change is ignored within ``env.lane_change_duration``
+    seconds of the AV's previous one, or when there is no lane on that side; SUMO carries it
+    out as soon as it causes no immediate collision (trying for that duration, then holding
+    the lane), and never changes an AV's lane on its own.
+    Reward: :class:`AccelEnv`'s desired-velocity reward minus ``env.lane_change_penalty`` per
+    lane change started this step.
+    Termination: a collision. Truncation: ``env.horizon`` steps after ``env.warmup_steps``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Arguments as :class:`FlowsimEnv` (config, overrides, preset, render_mode)."""
+        super().__init__(*args, **kwargs)
+        env, n = self.config.env, self.num_avs
+        self.action_space = spaces.Box(
+            low=np.concatenate([np.full(n, -env.max_decel), -np.ones(n)]).astype(np.float32),
+            high=np.concatenate([np.full(n, env.max_accel), np.ones(n)]).astype(np.float32),
+            dtype=np.float32,
+        )
+        self._last_change = np.full(n, -np.inf)
+        self._decide = True
+        self._changes = 0
+
+    def on_reset(self) -> None:
+        """Find the AVs, give them observation slots and take lane changes out of SUMO's hands."""
+        super().on_reset()
+        self.kernel.set_lane_change_mode(self._av_indices, _COMMANDED_SAFE_LANE_CHANGES)
+        self._last_change = np.full(self.num_avs, -np.inf)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """One agent step: lane changes are decided at its first SUMO step only."""
+        self._decide, self._changes = True, 0
+        return super().step(action)
+
+    def apply_action(self, action: np.ndarray) -> None:
+        """Command accelerations every SUMO step and lane changes once per agent step."""
+        count = self._av_indices.size
+        self.kernel.apply_accelerations(self._av_indices, action[:count])
+        if not self._decide:
+            return
+        self._decide = False
+        direction = np.rint(action[self.num_avs : self.num_avs + count]).astype(np.int64)
+        now = self.kernel.time
+        direction[now - self._last_change[:count] < self.config.env.lane_change_duration] = 0
+        lanes = self.kernel.lanes()[self._av_indices]
+        top = self.simulation.instance.lanes - 1 if self.simulation.instance else 0
+        direction[(lanes + direction < 0) | (lanes + direction > top)] = 0
+        moving = direction != 0
+        if moving.any():
+            hold = max(self.config.env.lane_change_duration, self.config.sim.step_length)
+            self.kernel.apply_lane_changes(self._av_indices, direction, hold)
+            self._last_change[:count][moving] = now
+            self._changes = int(moving.sum())
+
+    def compute_reward(self, action: np.ndarray) -> float:
+        """Desired-velocity reward minus the cost of this step's lane changes."""
+        return super().compute_reward(action) - self.config.env.lane_change_penalty * self._changes

@@ -429,8 +429,20 @@ class Kernel:
         with crash_guard("setting speed modes"):
             self.backend.set_speed_mode(ids, bits)
 
-    def apply_lane_changes(self, indices: np.ndarray, direction: np.ndarray) -> None:
-        """Move vehicles at ``indices`` one lane left (+1), right (-1) or keep (0)."""
+    def set_lane_change_mode(self, indices: np.ndarray, bits: int) -> None:
+        """Set SUMO's lane-change mode for the vehicles at ``indices`` (512: only commanded,
+        safe changes)."""
+        ids = tuple(self.vehicle_ids[i] for i in indices)
+        with crash_guard("setting lane-change modes"):
+            self.backend.set_lane_change_mode(ids, bits)
+
+    def apply_lane_changes(
+        self, indices: np.ndarray, direction: np.ndarray, duration: float | None = None
+    ) -> None:
+        """Move vehicles at ``indices`` one lane left (+1), right (-1) or keep (0).
+
+        SUMO keeps trying (and then holds the lane) for ``duration`` seconds, one step if None.
+        """
         assert self.instance is not None
         direction = np.asarray(direction, dtype=np.int64)
         moving = np.flatnonzero(direction != 0)
@@ -440,7 +452,7 @@ class Kernel:
         target = np.clip(self.lanes()[chosen] + direction[moving], 0, self.instance.lanes - 1)
         ids = tuple(self.vehicle_ids[i] for i in chosen)
         with crash_guard("changing lanes"):
-            self.backend.change_lanes(ids, target, self.sim.step_length)
+            self.backend.change_lanes(ids, target, duration or self.sim.step_length)
 
     def set_route(self, index: int, edges: list[str]) -> None:
         """Give the vehicle at ``index`` a new route starting at its current edge."""

@@ -33,7 +33,7 @@ def test_defaults_are_flows_ring() -> None:
     assert (cfg.sim.step_length, cfg.sim.backend) == (0.1, "libsumo")
 
 
-@pytest.mark.parametrize("name", ["ring", "multilane_ring", "figure_eight"])
+@pytest.mark.parametrize("name", ["ring", "multilane_ring", "figure_eight", "lane_change_ring"])
 def test_shipped_yaml_matches_env_preset(name: str) -> None:
     shipped, preset = load_config(ROOT / "scenarios" / f"{name}.yaml"), PRESETS[name]
     for section in ("name", "scenario", "vehicles", "env", "sim"):  # the env's own settings
