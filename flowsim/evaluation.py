@@ -103,7 +103,8 @@ def controller_actor(controller: ControllerConfig, config: FlowsimConfig) -> Act
     return act
 
 
-def _human_controller(config: FlowsimConfig) -> ControllerConfig:
+def human_controller(config: FlowsimConfig) -> ControllerConfig:
+    """The controller of the config's first human group: the AV's model in the human baseline."""
     humans = [g for g in config.vehicles if g.controller.type not in ("rl", "sumo")]
     if not humans:
         raise ConfigError(
@@ -162,7 +163,7 @@ def evaluate(
     if weights is not None:
         candidates.append(("policy", lambda env: policy_actor(weights, env, config.train.hidden)))
     for name in baselines:
-        controller = _human_controller(config) if name == "human" else ControllerConfig(type=name)
+        controller = human_controller(config) if name == "human" else ControllerConfig(type=name)
         candidates.append((name, lambda env, c=controller: controller_actor(c, config)))
     results: dict[str, Any] = {"seeds": seeds, "baselines": {}}
     for name, make_actor in candidates:

@@ -33,8 +33,8 @@ from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, loa
 from flowsim.errors import ConfigError, FlowsimError, SimulationCrashed
 from flowsim.evaluation import (
     BASELINES,
-    _human_controller,
     controller_actor,
+    human_controller,
     load_policy,
     policy_actor,
     run_episode,
@@ -190,7 +190,7 @@ def _make_actor(source: ReplaySource, driver: str, env: Any) -> Callable:
         assert source.weights is not None
         return policy_actor(source.weights, env, tuple(source.config.train.hidden))
     if driver == "human":  # the AVs drive like the largest human group, as in evaluate
-        controller = _human_controller(source.config)
+        controller = human_controller(source.config)
     else:
         controller = ControllerConfig(type=driver)
     return controller_actor(controller, source.config)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +24,25 @@ def _network_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 def ring_yaml() -> Path:
     """The shipped ring experiment."""
     return SCENARIOS / "ring.yaml"
+
+
+@pytest.fixture(scope="session")
+def display() -> Iterator[str]:
+    """A private Xvfb display for GUI tests (``.ci/run`` installs xvfb); Xvfb picks the number."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb; .ci/run does this)")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as announced:
+        number = announced.readline().strip()  # written once the server accepts clients
+    if server.poll() is not None or not number:
+        pytest.fail("Xvfb could not start")
+    yield f":{number}"
+    server.terminate()
+    server.wait(timeout=10)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,25 +11,6 @@ from flowsim.config import parse_config
 from flowsim.sim.simulation import Simulation
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture(scope="module")
-def display() -> Iterator[str]:
-    """A private Xvfb display for the module (``.ci/run`` installs xvfb)."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb; .ci/run does this)")
-    number = 90 + os.getpid() % 50
-    server = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
-    if server.poll() is not None:
-        pytest.fail(f"Xvfb could not start on display :{number}")
-    yield f":{number}"
-    server.terminate()
-    server.wait(timeout=10)
 
 
 def test_sumo_gui_shows_the_ring(display: str, tmp_path: Path, monkeypatch) -> None:
