@@ -403,6 +403,21 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scenarios_build(args: argparse.Namespace) -> int:
+    from flowsim.config import load_config
+    from flowsim.scenarios.build import build_scenario
+
+    config = load_config(args.config, args.overrides)
+    summary = build_scenario(config, args.out, seed=args.seed)
+    if args.json:
+        print(jsonout.dumps(summary), file=args.json_stream)
+        return 0
+    rows = {k: v for k, v in summary.items() if k != "additional_files" or v}
+    _print_table(f"scenarios build {config.name}", rows)
+    _stderr.print(f"run it: sumo-gui -c {escape(summary['sumocfg'])}", highlight=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``flowsim`` command."""
     parser = _Parser(prog="flowsim", description="Mixed-autonomy traffic RL on SUMO.")
@@ -585,9 +600,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(check)
     check.set_defaults(handler=_cmd_check)
 
-    scenarios = commands.add_parser("scenarios", help="list scenario types and shipped YAMLs")
+    scenarios = commands.add_parser(
+        "scenarios", help="list scenario types and shipped YAMLs (the default), or build one"
+    )
     scenarios.add_argument("--folder", default="scenarios", help="folder of experiment YAMLs")
     scenarios.set_defaults(handler=_cmd_scenarios)
+    scenario_actions = scenarios.add_subparsers(dest="action", parser_class=_Parser)
+    scenarios_list = scenario_actions.add_parser(
+        "list", help="list scenario types and shipped YAMLs (as plain `flowsim scenarios`)"
+    )
+    # SUPPRESS: `flowsim scenarios --folder X list` keeps X instead of the default.
+    scenarios_list.add_argument(
+        "--folder", default=argparse.SUPPRESS, help="folder of experiment YAMLs (default scenarios)"
+    )
+    scenarios_list.set_defaults(handler=_cmd_scenarios)
+    scenarios_build = scenario_actions.add_parser(
+        "build", help="write a scenario's .net.xml, .rou.xml and .sumocfg for sumo-gui or netedit"
+    )
+    _add_config_args(scenarios_build)
+    scenarios_build.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for the SUMO files"
+    )
+    scenarios_build.add_argument(
+        "--seed",
+        type=int,
+        help="episode seed: ring length, placement, SUMO seed (default: sim.seed)",
+    )
+    scenarios_build.add_argument("--json", action="store_true", help="print the summary as JSON")
+    scenarios_build.set_defaults(handler=_cmd_scenarios_build)
 
     envs = commands.add_parser("envs", help="list the registered Gymnasium env ids")
     envs.set_defaults(handler=_cmd_envs)
