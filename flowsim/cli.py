@@ -36,6 +36,18 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _add_set(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` config override."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=help_text,
+    )
+
+
 def _add_config_args(parser: argparse.ArgumentParser, positional: bool = True) -> None:
     if positional:
         parser.add_argument("config", type=Path, help="experiment YAML (e.g. scenarios/ring.yaml)")
@@ -43,13 +55,9 @@ def _add_config_args(parser: argparse.ArgumentParser, positional: bool = True) -
         parser.add_argument(
             "--config", type=Path, required=True, help="experiment YAML (e.g. scenarios/ring.yaml)"
         )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set env.horizon=1000 (repeatable)",
+    _add_set(
+        parser,
+        "override a config value, e.g. --set env.horizon=1000 (repeatable)",
     )
 
 
@@ -481,13 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a policy (PPO, TRPO or ES)")
     train.add_argument("config", type=Path, nargs="?", help="experiment YAML")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.lr=0.001 (repeatable)",
+    _add_set(
+        train,
+        "override a config value, e.g. --set train.lr=0.001 (repeatable)",
     )
     train.add_argument("--out", type=Path, default=Path("runs"), help="folder for run directories")
     train.add_argument("--resume", type=Path, help="continue the run in this directory")
@@ -507,13 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="human,pi_saturation",
         help="comma-separated: human, pi_saturation, follower_stopper ('' for none)",
     )
-    evaluate.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the run's config for evaluation, e.g. --set env.horizon=6000",
+    _add_set(
+        evaluate,
+        "override the run's config for evaluation, e.g. --set env.horizon=6000",
     )
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.set_defaults(handler=_cmd_evaluate)
@@ -555,13 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--delay", type=float, default=100.0, metavar="MS", help="sumo-gui delay per step (ms)"
     )
-    replay.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the config, e.g. --set env.warmup_steps=100 (repeatable)",
+    _add_set(
+        replay,
+        "override the config, e.g. --set env.warmup_steps=100 (repeatable)",
     )
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
     replay.set_defaults(handler=_cmd_replay)
@@ -583,13 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "--checkpoint", default="latest", help="latest, best or an iteration number of the run"
     )
-    plot.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the config, e.g. --set env.warmup_steps=100 (repeatable)",
+    _add_set(
+        plot,
+        "override the config, e.g. --set env.warmup_steps=100 (repeatable)",
     )
     plot.set_defaults(handler=_cmd_plot)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import pytest
 
 from flowsim.config import apply_overrides, load_config
 from flowsim.evaluation import controller_actor, evaluate, run_episode
+from flowsim.testing import run_cli as _flowsim
 from flowsim.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,17 +24,6 @@ TINY = [
     "train.iterations=2",
     "train.minibatch_size=64",
 ]
-
-
-def _flowsim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flowsim.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_pi_saturation_dissolves_the_wave_that_humans_form() -> None:

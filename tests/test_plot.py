@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 
 from flowsim.replay import load_source, replay
 from flowsim.scenarios.base import run_netconvert
+from flowsim.testing import run_cli as flowsim
 from flowsim.viz.curves import plot_learning_curves, read_progress
 from flowsim.viz.timespace import Route, TimeSpace, read_replay, wave_strength
 
@@ -20,18 +19,6 @@ RING = ROOT / "scenarios" / "ring.yaml"
 WAVE = 1.0
 #: A 30 s warm-up, then 200 s: enough for PISaturation to dissolve the wave.
 SHORT = ["env.warmup_steps=300"]
-
-
-def flowsim(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the flowsim command from the repository root."""
-    return subprocess.run(
-        [sys.executable, "-m", "flowsim.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import sumolib
 
+from flowsim.testing import run_cli as flowsim
+
 ROOT = Path(__file__).resolve().parents[1]
 RING = ROOT / "scenarios" / "ring.yaml"
 #: One short PPO iteration on short episodes: a run directory with a checkpoint, in seconds.
@@ -26,19 +28,6 @@ TINY_RUN = [
     "env.horizon=300",
     "env.warmup_steps=50",
 ]
-
-
-def flowsim(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the flowsim command from the repository root."""
-    return subprocess.run(
-        [sys.executable, "-m", "flowsim.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _sets(overrides: list[str]) -> list[str]:

@@ -16,6 +16,7 @@ import pytest
 
 from flowsim.config import apply_overrides, load_config
 from flowsim.evaluation import evaluate
+from flowsim.testing import run_cli as _flowsim
 from flowsim.training import PROGRESS_COLUMNS, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,17 +26,6 @@ CARTPOLE = ROOT / "scenarios" / "cartpole.yaml"
 def _rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "progress.csv") as stream:
         return list(csv.DictReader(stream))
-
-
-def _flowsim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flowsim.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 @pytest.mark.slow

@@ -9,19 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from flowsim.testing import run_cli as flowsim
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def flowsim(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Run the flowsim command."""
-    return subprocess.run(
-        [sys.executable, "-m", "flowsim.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def test_schema_is_json() -> None:

@@ -6,7 +6,6 @@ import doctest
 import json
 import math
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from flowsim.scenarios import build as build_module
 from flowsim.scenarios import sumo_binary
 from flowsim.scenarios.build import build_scenario
 from flowsim.sim.simulation import Simulation
+from flowsim.testing import run_cli as flowsim
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -25,18 +25,6 @@ SUMMARY_KEYS = {
     "edges", "lanes", "junctions", "traffic_lights", "total_length_m", "loop_length_m",
     "net_file", "route_file", "sumocfg", "vehicles", "seed", "sumo_seed", "step_length",
 }  # fmt: skip
-
-
-def flowsim(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the flowsim command from the repository root."""
-    return subprocess.run(
-        [sys.executable, "-m", "flowsim.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def run_sumo(sumocfg: str, cwd: Path) -> subprocess.CompletedProcess[str]:
