@@ -256,16 +256,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(jsonout.dumps(_flat_evaluation(result)), file=args.json_stream)
         return 0
+    # Metrics as rows and drivers as columns: stays readable on an 80-column terminal.
     title = f"evaluate {result['run_dir']} ({result['checkpoint']})"
     table = Table(title=title, header_style="bold")
-    columns = ("mean_return", "mean_speed", "speed_std", "min_speed", "speed_ratio", "collisions")
-    table.add_column("driver")
-    for column in columns:
-        table.add_column(column, justify="right")
+    metrics = ("mean_return", "mean_speed", "speed_std", "min_speed", "speed_ratio", "collisions")
     entries = {"policy": result["policy"], **result["baselines"]}
-    for name, entry in entries.items():
-        cells = [entry.get(c) for c in columns]
-        table.add_row(name, *(f"{c:,.3f}" if isinstance(c, float) else str(c) for c in cells))
+    table.add_column("metric")
+    for name in entries:
+        table.add_column(name, justify="right")
+    for metric in metrics:
+        cells = [entry.get(metric) for entry in entries.values()]
+        table.add_row(metric, *(f"{c:,.3f}" if isinstance(c, float) else str(c) for c in cells))
     Console().print(table)
     return 0
 
