@@ -100,10 +100,12 @@ def _load_weights(run_dir: Path, checkpoint: str) -> dict[str, Any]:
             f"--checkpoint {checkpoint}: {path} does not exist; the run keeps iterations {kept} "
             "(or use latest / best)."
         )
-    import torch
+    from flowsim.checkpoints import read_checkpoint
 
     try:
-        state = torch.load(path, weights_only=False, map_location="cpu")
+        state = read_checkpoint(path)
+    except ConfigError:
+        raise
     except Exception as error:
         raise ConfigError(f"{path} is damaged ({error}); pick another checkpoint.") from None
     return state["policy"]

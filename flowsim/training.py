@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from flowsim import jsonout
+from flowsim.checkpoints import read_checkpoint, save_checkpoint
 from flowsim.config import FlowsimConfig, dump_config, load_config
 from flowsim.errors import ConfigError
 
@@ -65,16 +65,6 @@ class Run:
         return self.trainer.model
 
 
-def _atomic_save(state: dict[str, Any], path: Path) -> None:
-    """Write a checkpoint to a temporary file, flush it to disk, then rename it into place."""
-    staging = path.with_suffix(".tmp")
-    with open(staging, "wb") as stream:
-        torch.save(state, stream)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(staging, path)
-
-
 def _checkpoints(directory: Path) -> list[Path]:
     return sorted(directory.glob("checkpoint-*.pt"))
 
@@ -90,7 +80,9 @@ def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
         )
     for path in reversed(candidates):
         try:
-            return torch.load(path, weights_only=False, map_location="cpu"), path
+            return read_checkpoint(path), path
+        except ConfigError:
+            raise
         except Exception as error:
             logger.warning("checkpoint %s is damaged (%s); using the previous one", path, error)
             print(
@@ -110,7 +102,9 @@ def load_checkpoint(run_dir: Path, which: str = "latest") -> tuple[dict[str, Any
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; use the latest checkpoint instead.")
     try:
-        return torch.load(path, weights_only=False, map_location="cpu"), path
+        return read_checkpoint(path), path
+    except ConfigError:
+        raise
     except Exception as error:
         raise ConfigError(f"{path} is damaged ({error}); use the latest checkpoint.") from error
 
@@ -272,9 +266,9 @@ def _save(
         "policy": trainer.model.export(trainer.normalizer),  # the runners' numpy layout
     }
     path = folder / f"checkpoint-{trainer.iteration:06d}.pt"
-    _atomic_save(state, path)
+    save_checkpoint(state, path)
     if best:
-        _atomic_save(state, folder / "best.pt")
+        save_checkpoint(state, folder / "best.pt")
     for old in _checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
 
