@@ -280,10 +280,13 @@ class VehicleGroup(_Section):
 class EnvConfig(_Section):
     """The reinforcement-learning task on top of the scenario."""
 
-    type: Literal["wave_attenuation", "accel", "lane_change_accel", "gym"] = Field(
+    type: Literal[
+        "wave_attenuation", "accel", "lane_change_accel", "multiagent_wave_attenuation", "gym"
+    ] = Field(
         "wave_attenuation",
-        description="Registered env: wave_attenuation, accel, lane_change_accel, or gym (a "
-        "Gymnasium id, env.id).",
+        description="Registered env: wave_attenuation, accel, lane_change_accel, gym (a "
+        "Gymnasium id, env.id), or multiagent_wave_attenuation (a PettingZoo env, "
+        "flowsim.envs.multiagent).",
     )
     id: str | None = Field(None, description="Gymnasium env id when type is gym, e.g. CartPole-v1.")
     horizon: StrictInt = Field(3000, ge=1, le=10_000_000, description="Steps per episode.")

@@ -7,6 +7,10 @@ flowsim/FigureEight-v0
 flowsim/LaneChangeRing-v0
 flowsim/MultiLaneRing-v0
 flowsim/Ring-v0
+
+The multi-agent ring (a PettingZoo parallel env, one agent per AV) is
+``flowsim.envs.multiagent.parallel_env``; ``flowsim.envs.parallel_env`` and
+``flowsim.envs.MultiAgentRingEnv`` import it (and PettingZoo) on first use only.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ ENV_TYPES: dict[str, str] = {
     "lane_change_accel": "flowsim.envs.ring:LaneChangeAccelEnv",
 }
 
+#: ``env.type`` values of multi-agent (PettingZoo) envs, built by flowsim.envs.multiagent.
+MULTIAGENT_TYPES: tuple[str, ...] = ("multiagent_wave_attenuation",)
+
 for _env_id, (_entry_point, _preset) in ENV_IDS.items():
     register(id=_env_id, entry_point=_entry_point, kwargs={"preset": _preset})
 
@@ -41,6 +48,14 @@ def make_env(config, overrides: list[str] | None = None) -> FlowsimEnv:
     resolved = resolve_config(config, overrides)
     if resolved.env.type == "gym":
         return _make_gym_env(resolved.env.id or "")
+    if resolved.env.type in MULTIAGENT_TYPES:
+        from flowsim.errors import ConfigError
+
+        raise ConfigError(
+            f"env.type {resolved.env.type} is a multi-agent (PettingZoo) env: build it with "
+            "flowsim.envs.multiagent.parallel_env(config); flowsim's single-agent trainers and "
+            "samplers do not run it yet."
+        )
     module_name, class_name = ENV_TYPES[resolved.env.type].split(":")
     env_class = getattr(importlib.import_module(module_name), class_name)
     return env_class(resolved)
@@ -58,4 +73,21 @@ def _make_gym_env(env_id: str):
         raise ConfigError(f"env.id {env_id!r}: {error}; use a registered Gymnasium id.") from None
 
 
-__all__ = ["ENV_IDS", "ENV_TYPES", "FlowsimEnv", "make_env", "resolve_config"]
+def __getattr__(name: str):
+    """Import the multi-agent env lazily: ``import flowsim`` must not import PettingZoo."""
+    if name in ("MultiAgentRingEnv", "parallel_env"):
+        from flowsim.envs import multiagent
+
+        return getattr(multiagent, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "ENV_IDS",
+    "ENV_TYPES",
+    "FlowsimEnv",
+    "MultiAgentRingEnv",
+    "make_env",
+    "parallel_env",
+    "resolve_config",
+]
