@@ -36,20 +36,28 @@ class _RingTask(FlowsimEnv):
             dtype=np.float32,
         )
         self._av_indices = np.zeros(0, dtype=np.int64)
+        #: Action slot of each AV still present (AV ``k`` at reset owns slot ``k``).
+        self._av_slots = np.zeros(0, dtype=np.int64)
+        self._av_ids: tuple[str, ...] = ()
 
     def on_reset(self) -> None:
-        """Find the AVs and colour them."""
+        """Find the AVs, give each its action slot and colour them."""
         self._av_indices = self.simulation.rl_indices()
+        self._av_ids = self.kernel.ids_of(self._av_indices)
+        self._av_slots = np.arange(self._av_indices.size)
         self.kernel.set_color(self._av_indices, _AV_COLOR)
 
     def on_vehicles_removed(self) -> None:
-        """Re-read the AVs' indices (a collision may have removed some)."""
+        """Re-read the AVs' indices; the AVs still present keep their action slots."""
         self._av_indices = self.simulation.rl_indices()
+        slot = {av: k for k, av in enumerate(self._av_ids)}
+        self._av_slots = np.array(
+            [slot[av] for av in self.kernel.ids_of(self._av_indices)], dtype=np.int64
+        )
 
     def apply_action(self, action: np.ndarray) -> None:
-        """Command each AV's acceleration (m/s²); AVs removed by a collision are skipped."""
-        count = self._av_indices.size
-        self.kernel.apply_accelerations(self._av_indices, action[:count])
+        """Command each AV's acceleration (m/s²) from its own slot; removed AVs are skipped."""
+        self.kernel.apply_accelerations(self._av_indices, action[self._av_slots])
 
 
 class WaveAttenuationEnv(_RingTask):
@@ -219,14 +227,14 @@ class LaneChangeAccelEnv(AccelEnv):
 
     def apply_action(self, action: np.ndarray) -> None:
         """Command accelerations every SUMO step and lane changes once per agent step."""
-        count = self._av_indices.size
-        self.kernel.apply_accelerations(self._av_indices, action[:count])
+        slots = self._av_slots
+        self.kernel.apply_accelerations(self._av_indices, action[slots])
         if not self._decide:
             return
         self._decide = False
-        direction = np.rint(action[self.num_avs : self.num_avs + count]).astype(np.int64)
+        direction = np.rint(action[self.num_avs + slots]).astype(np.int64)
         now = self.kernel.time
-        direction[now - self._last_change[:count] < self.config.env.lane_change_duration] = 0
+        direction[now - self._last_change[slots] < self.config.env.lane_change_duration] = 0
         lanes = self.kernel.lanes()[self._av_indices]
         top = self.simulation.instance.lanes - 1 if self.simulation.instance else 0
         direction[(lanes + direction < 0) | (lanes + direction > top)] = 0
@@ -234,7 +242,7 @@ class LaneChangeAccelEnv(AccelEnv):
         if moving.any():
             hold = max(self.config.env.lane_change_duration, self.config.sim.step_length)
             self.kernel.apply_lane_changes(self._av_indices, direction, hold)
-            self._last_change[:count][moving] = now
+            self._last_change[slots[moving]] = now
             self._changes = int(moving.sum())
 
     def compute_reward(self, action: np.ndarray) -> float:
