@@ -28,27 +28,9 @@ from pettingzoo import ParallelEnv
 
 from flowsim.config import FlowsimConfig
 from flowsim.envs.base import resolve_config
+from flowsim.envs.presets import MULTIAGENT_RING
 from flowsim.envs.ring import WaveAttenuationEnv
 from flowsim.errors import ConfigError
-
-#: The default config (mirrored by ``scenarios/multiagent_ring.yaml``): Flow's multi-agent
-#: ring, 22 vehicles of which 3 are AVs, the ring length re-drawn in [220, 270] m at every
-#: reset; the task settings of ``flowsim/Ring-v0`` (an action per 0.5 s, accel penalty 1).
-MULTIAGENT_RING: dict[str, object] = {
-    "name": "multiagent_ring",
-    "scenario": {"type": "ring", "length": [220.0, 270.0], "placement": "random"},
-    "vehicles": [
-        {"type": "human", "count": 19, "controller": {"type": "idm", "params": {"noise": 0.2}}},
-        {"type": "av", "count": 3, "controller": "rl", "color": "255,0,0"},
-    ],
-    "env": {
-        "type": "multiagent_wave_attenuation",
-        "sims_per_step": 5,
-        "horizon": 600,
-        "warmup_steps": 750,
-        "accel_penalty": 1.0,
-    },
-}
 
 #: Bounds of one AV's observation: speed, speed difference to the leader, headway (normalised).
 _OBS_LOW = np.array([0.0, -1.0, 0.0], dtype=np.float32)

@@ -54,9 +54,30 @@ LANE_CHANGE_RING: dict[str, object] = {
     },
 }
 
+#: ``flowsim.envs.multiagent.parallel_env()``'s default, mirrored by
+#: ``scenarios/multiagent_ring.yaml``: Flow's multi-agent ring, 22 vehicles of which 3 are AVs,
+#: the ring length re-drawn in [220, 270] m at every reset; the task settings of
+#: ``flowsim/Ring-v0`` (an action per 0.5 s, accel penalty 1).
+MULTIAGENT_RING: dict[str, object] = {
+    "name": "multiagent_ring",
+    "scenario": {"type": "ring", "length": [220.0, 270.0], "placement": "random"},
+    "vehicles": [
+        {"type": "human", "count": 19, "controller": {"type": "idm", "params": {"noise": 0.2}}},
+        {"type": "av", "count": 3, "controller": "rl", "color": "255,0,0"},
+    ],
+    "env": {
+        "type": "multiagent_wave_attenuation",
+        "sims_per_step": 5,
+        "horizon": 600,
+        "warmup_steps": 750,
+        "accel_penalty": 1.0,
+    },
+}
+
 PRESETS: dict[str, FlowsimConfig] = {
     "ring": parse_config(RING, source="preset ring"),
     "multilane_ring": parse_config(MULTILANE_RING, source="preset multilane_ring"),
     "figure_eight": parse_config(FIGURE_EIGHT, source="preset figure_eight"),
     "lane_change_ring": parse_config(LANE_CHANGE_RING, source="preset lane_change_ring"),
+    "multiagent_ring": parse_config(MULTIAGENT_RING, source="preset multiagent_ring"),
 }
