@@ -80,6 +80,29 @@ def episode_metrics(returns: np.ndarray, mean_speeds: np.ndarray) -> dict[str, f
     }
 
 
+def learner_state(trainer: Any) -> dict[str, Any]:
+    """What every trainer checkpoints: network, normaliser, counters and random streams."""
+    return {
+        "model": trainer.model.state_dict(),
+        "normalizer": trainer.normalizer.state_dict() if trainer.normalizer else None,
+        "iteration": trainer.iteration,
+        "env_steps": trainer.env_steps,
+        "rng": trainer.rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+    }
+
+
+def load_learner_state(trainer: Any, state: dict[str, Any]) -> None:
+    """Restore what :func:`learner_state` saved into ``trainer``."""
+    trainer.model.load_state_dict(state["model"])
+    if trainer.normalizer is not None and state["normalizer"] is not None:
+        trainer.normalizer.load_state_dict(state["normalizer"])
+    trainer.iteration = int(state["iteration"])
+    trainer.env_steps = int(state["env_steps"])
+    trainer.rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+
+
 def _mlp(sizes: list[int], last_gain: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):

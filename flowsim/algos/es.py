@@ -42,7 +42,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from flowsim.algos.common import ActorCritic, RunningMeanStd, episode_metrics
+from flowsim.algos.common import (
+    ActorCritic,
+    RunningMeanStd,
+    episode_metrics,
+    learner_state,
+    load_learner_state,
+)
 from flowsim.config import FlowsimConfig
 from flowsim.distributed.group import RayRunnerGroup
 from flowsim.distributed.runner import MAX_CONSECUTIVE_RESTARTS, EnvRunner
@@ -433,27 +439,16 @@ class ESTrainer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this trainer is."""
         return {
+            **learner_state(self),
             "theta": self.theta.copy(),
             "adam": {"m": self.adam_m.copy(), "v": self.adam_v.copy(), "step": self.adam_step},
-            "model": self.model.state_dict(),
-            "normalizer": self.normalizer.state_dict() if self.normalizer else None,
-            "iteration": self.iteration,
-            "env_steps": self.env_steps,
-            "rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a trainer saved by :meth:`state_dict`."""
-        self.model.load_state_dict(state["model"])
+        load_learner_state(self, state)
         self.theta = np.asarray(state["theta"], dtype=np.float32).copy()
         self._load_theta()
         self.adam_m = np.asarray(state["adam"]["m"], dtype=np.float64).copy()
         self.adam_v = np.asarray(state["adam"]["v"], dtype=np.float64).copy()
         self.adam_step = int(state["adam"]["step"])
-        if self.normalizer is not None and state["normalizer"] is not None:
-            self.normalizer.load_state_dict(state["normalizer"])
-        self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])

@@ -23,6 +23,8 @@ from flowsim.algos.common import (
     RunningMeanStd,
     episode_metrics,
     gae,
+    learner_state,
+    load_learner_state,
     prepare_obs,
 )
 from flowsim.config import FlowsimConfig
@@ -265,23 +267,9 @@ class TRPOTrainer:
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly where this trainer is."""
-        return {
-            "model": self.model.state_dict(),
-            "value_optimizer": self.value_optimizer.state_dict(),
-            "normalizer": self.normalizer.state_dict() if self.normalizer else None,
-            "iteration": self.iteration,
-            "env_steps": self.env_steps,
-            "rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-        }
+        return {**learner_state(self), "value_optimizer": self.value_optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a trainer saved by :meth:`state_dict`."""
-        self.model.load_state_dict(state["model"])
+        load_learner_state(self, state)
         self.value_optimizer.load_state_dict(state["value_optimizer"])
-        if self.normalizer is not None and state["normalizer"] is not None:
-            self.normalizer.load_state_dict(state["normalizer"])
-        self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
-        self.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
