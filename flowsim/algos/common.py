@@ -80,6 +80,30 @@ def episode_metrics(returns: np.ndarray, mean_speeds: np.ndarray) -> dict[str, f
     }
 
 
+def estimate_advantages(
+    batch: Batch,
+    model: ActorCritic,
+    normalizer: RunningMeanStd | None,
+    gamma: float,
+    lam: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(obs, values, advantages, returns)`` of a batch, then fold its observations into
+    ``normalizer``.
+
+    ``obs`` are normalised with the statistics the batch was sampled with; the normaliser is
+    updated only after GAE, so values and advantages agree with the sampling policy.
+    """
+    obs = prepare_obs(batch.obs, normalizer)
+    next_obs = prepare_obs(batch.next_obs, normalizer)
+    with torch.no_grad():
+        values = model.value(torch.as_tensor(obs)).numpy()
+        next_values = model.value(torch.as_tensor(next_obs)).numpy()
+    advantages, returns = gae(batch, values, next_values, gamma, lam)
+    if normalizer is not None:
+        normalizer.update(batch.obs.reshape(len(batch), -1))
+    return obs, values, advantages, returns
+
+
 def learner_state(trainer: Any) -> dict[str, Any]:
     """What every trainer checkpoints: network, normaliser, counters and random streams."""
     return {

@@ -22,10 +22,9 @@ from flowsim.algos.common import (
     ActorCritic,
     RunningMeanStd,
     episode_metrics,
-    gae,
+    estimate_advantages,
     learner_state,
     load_learner_state,
-    prepare_obs,
 )
 from flowsim.config import FlowsimConfig
 
@@ -145,14 +144,9 @@ class TRPOTrainer:
         batch = self.group.sample(num_steps=self.steps_per_call)
         sample_s = time.perf_counter() - started
 
-        obs = prepare_obs(batch.obs, self.normalizer)
-        next_obs = prepare_obs(batch.next_obs, self.normalizer)
-        with torch.no_grad():
-            values = self.model.value(torch.as_tensor(obs)).numpy()
-            next_values = self.model.value(torch.as_tensor(next_obs)).numpy()
-        advantages, returns = gae(batch, values, next_values, self.train.gamma, self.train.lam)
-        if self.normalizer is not None:  # after GAE: the batch was sampled with the old stats
-            self.normalizer.update(batch.obs.reshape(len(batch), -1))
+        obs, _, advantages, returns = estimate_advantages(
+            batch, self.model, self.normalizer, self.train.gamma, self.train.lam
+        )
 
         obs_t = torch.as_tensor(obs)
         policy_stats = self._policy_step(obs_t, batch.actions, advantages)
