@@ -46,3 +46,18 @@ def display() -> Iterator[str]:
     yield f":{number}"
     server.terminate()
     server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """A local Ray instance for the module (the machine's CPUs), shut down afterwards."""
+    import ray
+
+    from flowsim.config import FlowsimConfig
+    from flowsim.distributed.cluster import init_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    init_ray(FlowsimConfig().sampler)
+    yield
+    ray.shutdown()

@@ -106,20 +106,6 @@ def test_bad_es_settings_name_the_fix(overrides: list[str], fragment: str) -> No
         make_trainer(load_config(CARTPOLE_ES, overrides))
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """A local Ray instance for this module (the machine's CPUs), shut down afterwards."""
-    import ray
-
-    from flowsim.distributed.cluster import init_ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-    init_ray(FlowsimConfig().sampler)
-    yield
-    ray.shutdown()
-
-
 def test_ray_runners_share_one_noise_table_and_match_the_local_group(
     local_ray: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
