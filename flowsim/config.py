@@ -98,6 +98,187 @@ class SpeedMode(str, Enum):
         }[self.value]
 
 
+class GridConfig(_Section):
+    """An N x M grid of signalised intersections (Flow's traffic-light grid)."""
+
+    rows: StrictInt = Field(3, ge=1, le=30, description="Rows of intersections (Flow: 3).")
+    columns: StrictInt = Field(3, ge=1, le=30, description="Columns of intersections (Flow: 3).")
+    inner_length: float = Field(
+        300.0, ge=20, le=10_000, description="Length of edges between intersections (m)."
+    )
+    outer_length: float = Field(
+        300.0, ge=20, le=10_000, description="Length of the entry and exit edges (m)."
+    )
+    lanes: StrictInt = Field(1, ge=1, le=6, description="Lanes per direction on every edge.")
+
+
+class IntersectionConfig(_Section):
+    """A single signalised four-way intersection (sumo-rl's single-intersection)."""
+
+    arm_length: float = Field(
+        200.0, ge=20, le=10_000, description="Length of each approach and exit arm (m)."
+    )
+    lanes: StrictInt = Field(1, ge=1, le=6, description="Lanes per direction on each arm.")
+    demand: dict[Literal["north", "south", "east", "west"], float] = Field(
+        default_factory=lambda: {"north": 720.0, "south": 720.0, "east": 1800.0, "west": 1800.0},
+        description="Vehicles per hour entering on each approach (sumo-rl: 0.2/s north-south, "
+        "0.5/s east-west); use inflows: for anything finer.",
+    )
+    turns: dict[Literal["left", "straight", "right"], float] = Field(
+        default_factory=lambda: {"left": 0.0, "straight": 1.0, "right": 0.0},
+        description="Share of each approach's vehicles turning left, going straight or turning "
+        "right (normalised to sum 1).",
+    )
+
+    @field_validator("demand", "turns")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, rate in value.items():
+            if not math.isfinite(rate) or rate < 0:
+                raise ValueError(f"{key}: {rate} must be a finite number >= 0")
+        return value
+
+    @field_validator("turns")
+    @classmethod
+    def _some_turn(cls, value: dict[str, float]) -> dict[str, float]:
+        if sum(value.values()) <= 0:
+            raise ValueError("at least one of left, straight, right needs a share above 0")
+        return value
+
+
+class MergeConfig(_Section):
+    """A highway with an on-ramp merging into it (Flow's merge benchmark)."""
+
+    pre_merge_length: float = Field(
+        500.0, ge=20, le=10_000, description="Highway before the merge (m); Flow: 500."
+    )
+    post_merge_length: float = Field(
+        100.0, ge=20, le=10_000, description="Highway after the merge (m); Flow: 100."
+    )
+    merge_length: float = Field(
+        100.0, ge=20, le=10_000, description="On-ramp length before it joins (m); Flow: 100."
+    )
+    inflow_length: float = Field(
+        100.0, ge=10, le=10_000, description="Entry edges before highway and ramp (m); Flow: 100."
+    )
+    highway_lanes: StrictInt = Field(1, ge=1, le=6, description="Highway lanes (Flow: 1).")
+    merge_lanes: StrictInt = Field(1, ge=1, le=6, description="On-ramp lanes (Flow: 1).")
+
+
+class OSMConfig(_Section):
+    """An OpenStreetMap area converted with netconvert, with randomTrips or a routes file."""
+
+    file: ExistingPath | None = Field(
+        None, description="An .osm or .osm.bz2 extract (paths resolve relative to the YAML)."
+    )
+    place: str | None = Field(
+        None,
+        description="A place name fetched with osmnx when online, e.g. 'Piedmont, California'; "
+        "offline, give file: instead.",
+    )
+    trips_period: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="randomTrips: one new trip every this many seconds (SUMO's --period).",
+    )
+    trips_end: float = Field(
+        3600.0, gt=0, le=1e7, description="randomTrips: last departure time (s)."
+    )
+    routes_file: ExistingPath | None = Field(
+        None, description="A SUMO routes file to use instead of randomTrips."
+    )
+    min_trip_distance: float = Field(
+        200.0, ge=0, le=1e6, description="randomTrips: shortest straight-line trip (m)."
+    )
+
+
+class SignalConfig(_Section):
+    """How traffic lights are programmed when no agent controls them."""
+
+    program: Literal["fixed", "actuated"] = Field(
+        "actuated",
+        description="Signal programme netconvert writes: fixed-time (static) or actuated "
+        "(gap-based, extends green while vehicles arrive); Flow's grid benchmark is actuated.",
+    )
+    green: float = Field(31.0, ge=1, le=600, description="Green phase duration (s); Flow: 31.")
+    yellow: float = Field(6.0, ge=1, le=60, description="Yellow phase duration (s); Flow: 6.")
+
+
+class InflowConfig(_Section):
+    """A stream of vehicles entering the network on one edge (a SUMO ``<flow>``).
+
+    Give exactly one of ``rate`` (vehicles per hour), ``probability`` (chance of one vehicle
+    per second) or ``period`` (seconds between vehicles).
+    """
+
+    edge: str = Field(..., min_length=1, description="Edge the vehicles enter on.")
+    vehicle: str = Field(..., min_length=1, description="Vehicle group (vehicles[].type) driving.")
+    to: str | None = Field(
+        None, description="Destination edge; the scenario's default exit for the edge if omitted."
+    )
+    rate: float | None = Field(None, description="Vehicles per hour.")
+    probability: float | None = Field(None, description="Chance of a vehicle each second.")
+    period: float | None = Field(None, description="Seconds between two vehicles.")
+    lane: str | StrictInt = Field(
+        "free", description="SUMO departLane: free, best, random, first or a lane index."
+    )
+    speed: str | float = Field(
+        "max", description="SUMO departSpeed: max, desired, random, avg or a speed (m/s)."
+    )
+    begin: float = Field(0.0, ge=0, le=1e9, description="First departure time (s).")
+    end: float = Field(1e7, gt=0, le=1e9, description="Last departure time (s).")
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> InflowConfig:
+        given = {
+            name: value
+            for name, value in (
+                ("rate", self.rate),
+                ("probability", self.probability),
+                ("period", self.period),
+            )
+            if value is not None
+        }
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of rate (veh/h), probability (per second) or period (s); "
+                f"got {sorted(given) or 'none'}"
+            )
+        ((name, value),) = given.items()
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} {value} is negative or not finite; give a number >= 0")
+        if name == "probability" and value > 1:
+            raise ValueError(f"probability {value} is above 1 (a chance per second)")
+        if name == "period" and value == 0:
+            raise ValueError("period 0 would insert infinitely many vehicles; give seconds > 0")
+        if isinstance(self.lane, int) and self.lane < 0:
+            raise ValueError(f"lane {self.lane} is negative; lane indices start at 0")
+        if isinstance(self.lane, str) and self.lane not in ("free", "best", "random", "first"):
+            raise ValueError(f"lane {self.lane!r}: use free, best, random, first or an index")
+        if isinstance(self.speed, str) and self.speed not in ("max", "desired", "random", "avg"):
+            raise ValueError(f"speed {self.speed!r}: use max, desired, random, avg or m/s")
+        if isinstance(self.speed, float) and not (0 <= self.speed < 1000):
+            raise ValueError(f"speed {self.speed} must be between 0 and 1000 m/s")
+        if self.end <= self.begin:
+            raise ValueError(f"end {self.end} must be after begin {self.begin}")
+        return self
+
+    @property
+    def sumo_rate(self) -> tuple[str, float]:
+        """The ``<flow>`` attribute and value: vehsPerHour, probability or period."""
+        if self.rate is not None:
+            return "vehsPerHour", self.rate
+        if self.probability is not None:
+            return "probability", self.probability
+        assert self.period is not None
+        return "period", self.period
+
+
+#: Scenario types whose vehicles enter on inflows and leave at exits (no closed loop).
+OPEN_SCENARIOS = ("merge", "grid", "intersection", "osm")
+
+
 class ScenarioConfig(_Section):
     """The road network and where vehicles start.
 
@@ -106,10 +287,14 @@ class ScenarioConfig(_Section):
     ``radius`` instead (its loop is ``4 r + 3 pi r`` long).
     """
 
-    type: Literal["ring", "multilane_ring", "figure_eight"] = Field(
+    type: Literal[
+        "ring", "multilane_ring", "figure_eight", "merge", "grid", "intersection", "osm"
+    ] = Field(
         "ring",
-        description="Network generator: ring (one lane), multilane_ring, or figure_eight "
-        "(two 3/4 loops crossing at an unsignalised intersection).",
+        description="Network generator: ring (one lane), multilane_ring, figure_eight (two "
+        "3/4 loops crossing at an unsignalised intersection), merge (highway with on-ramp), "
+        "grid (N x M traffic lights), intersection (one signalised crossing) or osm "
+        "(an OpenStreetMap area).",
     )
     radius: float = Field(
         30.0,
@@ -127,6 +312,31 @@ class ScenarioConfig(_Section):
         description="Initial spacing: random gaps (a perturbed start, so the wave forms at "
         "once) or evenly spaced (the wave then needs noise and ~300 s to grow).",
     )
+    grid: GridConfig = Field(default_factory=GridConfig, description="type grid: its layout.")
+    intersection: IntersectionConfig = Field(
+        default_factory=IntersectionConfig, description="type intersection: arms and demand."
+    )
+    merge: MergeConfig = Field(
+        default_factory=MergeConfig, description="type merge: highway and ramp lengths."
+    )
+    osm: OSMConfig = Field(default_factory=OSMConfig, description="type osm: input and demand.")
+    signals: SignalConfig = Field(
+        default_factory=SignalConfig, description="grid / intersection / osm: signal programme."
+    )
+
+    @property
+    def open(self) -> bool:
+        """True for networks that vehicles enter and leave (merge, grid, intersection, osm)."""
+        return self.type in OPEN_SCENARIOS
+
+    @model_validator(mode="after")
+    def _osm_input(self) -> ScenarioConfig:
+        if self.type == "osm" and (self.osm.file is None) == (self.osm.place is None):
+            raise ValueError(
+                "scenario.type osm needs exactly one of osm.file (an .osm / .osm.bz2 extract) "
+                "or osm.place (a place name, fetched online with osmnx)"
+            )
+        return self
 
     @field_validator("length")
     @classmethod
@@ -510,6 +720,10 @@ class FlowsimConfig(_Section):
     )
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
     vehicles: list[VehicleGroup] = Field(default_factory=_default_vehicles, min_length=1)
+    inflows: list[InflowConfig] = Field(
+        default_factory=list,
+        description="Vehicle streams entering an open network (merge, grid, intersection, osm).",
+    )
     env: EnvConfig = Field(default_factory=EnvConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
@@ -524,12 +738,33 @@ class FlowsimConfig(_Section):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"vehicle group names must be unique; repeated: {duplicates}")
-        if sum(group.count for group in groups) == 0:
-            raise ValueError("at least one vehicle is needed; set a group's count above 0")
         return groups
 
     @model_validator(mode="after")
+    def _some_vehicles(self) -> FlowsimConfig:
+        if self.scenario.open:
+            groups = {group.type for group in self.vehicles}
+            for index, inflow in enumerate(self.inflows):
+                if inflow.vehicle not in groups:
+                    raise ConfigError(
+                        f"inflows[{index}].vehicle: no vehicle group '{inflow.vehicle}'; "
+                        f"groups: {sorted(groups)}. Add it under vehicles: or fix the name."
+                    )
+            return self
+        if self.inflows:
+            raise ConfigError(
+                f"inflows: scenario.type {self.scenario.type} is a closed loop that vehicles "
+                "never enter or leave; inflows need an open network (merge, grid, intersection "
+                "or osm). Remove the inflows: section."
+            )
+        if self.num_vehicles == 0:
+            raise ValueError("at least one vehicle is needed; set a group's count above 0")
+        return self
+
+    @model_validator(mode="after")
     def _vehicles_fit(self) -> FlowsimConfig:
+        if self.scenario.open:
+            return self  # vehicles enter on inflows; SUMO waits for room to insert them
         lanes = self.scenario.lanes
         needed = [0.0] * lanes
         for index, span in enumerate(vehicle_spans(self.vehicles)):

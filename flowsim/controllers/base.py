@@ -52,6 +52,13 @@ class Controller(ABC):
         """
         return None
 
+    def add_vehicles(self, count: int) -> None:
+        """Make room for ``count`` vehicles that joined the group (appended after the others).
+
+        Stateless controllers need nothing; those with per-vehicle memory override this.
+        """
+        return None
+
     @property
     def rng(self) -> np.random.Generator:
         """The generator given at :meth:`reset` (a fixed-seed one before the first reset)."""

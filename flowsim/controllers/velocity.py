@@ -145,6 +145,14 @@ class PISaturation(Controller):
         self._speed_history = self._speed_history[keep]
         self._num_vehicles = int(keep.sum())
 
+    def add_vehicles(self, count: int) -> None:
+        """New vehicles start with no previous command and a speed history filled with their
+        first speed reading."""
+        self._previous_command = np.concatenate([self._previous_command, np.full(count, np.nan)])
+        width = self._speed_history.shape[1]
+        self._speed_history = np.concatenate([self._speed_history, np.full((count, width), np.nan)])
+        self._num_vehicles += count
+
     def history_steps(self, step_length: float) -> int:
         """Number of steps in the speed history for a simulation step of ``step_length`` s."""
         return max(1, round(self.history_seconds / step_length))
@@ -155,6 +163,9 @@ class PISaturation(Controller):
         if self._speed_history.shape[1] != window:
             self._speed_history = np.zeros((self._num_vehicles, window))
             self._history_filled = self._history_next = 0
+        fresh = np.isnan(self._speed_history[:, 0]) if self._history_filled else None
+        if fresh is not None and fresh.any():  # vehicles added since: history = current speed
+            self._speed_history[fresh] = speed[fresh, None]
         self._speed_history[:, self._history_next] = speed
         self._history_next = (self._history_next + 1) % window
         self._history_filled = min(self._history_filled + 1, window)

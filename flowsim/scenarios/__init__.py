@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from flowsim.config import FlowsimConfig
+from flowsim.errors import ConfigError
 from flowsim.scenarios.base import PlacedVehicle, ScenarioInstance, cache_dir, sumo_binary
 from flowsim.scenarios.figure_eight import (
     FIGURE_EIGHT_EDGES,
     FigureEightScenario,
     figure_eight_network,
 )
+from flowsim.scenarios.open import OpenScenario
 from flowsim.scenarios.ring import RING_EDGES, RingScenario, ring_network
 
 #: Scenario ``type`` values and the class that generates each.
-SCENARIOS: dict[str, type[RingScenario]] = {
+SCENARIOS: dict[str, type[RingScenario] | type[OpenScenario]] = {
     "ring": RingScenario,
     "multilane_ring": RingScenario,
     "figure_eight": FigureEightScenario,
@@ -26,9 +28,16 @@ SCENARIO_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def make_scenario(config: FlowsimConfig) -> RingScenario:
-    """The scenario generator that ``config.scenario.type`` names, for ``config.vehicles``."""
-    return SCENARIOS[config.scenario.type](config.scenario, config.vehicles)
+def make_scenario(config: FlowsimConfig) -> RingScenario | OpenScenario:
+    """The scenario generator that ``config.scenario.type`` names, for ``config.vehicles``
+    (and ``config.inflows`` on an open network)."""
+    kind = config.scenario.type
+    if kind not in SCENARIOS:
+        raise ConfigError(f"scenario.type {kind} has no generator in this version of flowsim.")
+    generator = SCENARIOS[kind]
+    if issubclass(generator, OpenScenario):
+        return generator(config.scenario, config.vehicles, config.inflows)
+    return generator(config.scenario, config.vehicles)
 
 
 __all__ = [
@@ -37,6 +46,7 @@ __all__ = [
     "SCENARIOS",
     "SCENARIO_DESCRIPTIONS",
     "FigureEightScenario",
+    "OpenScenario",
     "PlacedVehicle",
     "RingScenario",
     "ScenarioInstance",

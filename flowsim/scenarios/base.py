@@ -43,6 +43,10 @@ class ScenarioInstance:
         edge_offsets: distance from the loop's origin to each edge's start (m).
         vehicles: where each vehicle starts, in id order.
         route_loops: loops in each vehicle's initial route (the router extends them).
+        lanes: the most lanes on any edge.
+        open: vehicles enter on inflows and leave at exits (no loop, no router); ``length``
+            and ``edge_offsets`` then describe the main route, if any.
+        traffic_lights: ids of the network's traffic-light programmes.
     """
 
     net_file: Path
@@ -55,6 +59,8 @@ class ScenarioInstance:
     lanes: int = 1
     #: Keeps alive whatever owns the files (e.g. a private route folder deleted with its owner).
     files_owner: object = field(default=None, compare=False, repr=False)
+    open: bool = False
+    traffic_lights: tuple[str, ...] = ()
 
     @property
     def vehicle_ids(self) -> tuple[str, ...]:

@@ -72,7 +72,8 @@ def ring_network(length: float, lanes: int, speed_limit: float) -> Path:
     return folder / "ring.net.xml"
 
 
-def _vtype_xml(group: VehicleGroup) -> str:
+def vtype_xml(group: VehicleGroup) -> str:
+    """The SUMO ``<vType>`` element for a vehicle group."""
     attributes = {
         "id": group.type,
         "length": group.length,
@@ -94,7 +95,7 @@ def _vtype_xml(group: VehicleGroup) -> str:
     return f"  <vType {body}/>"
 
 
-class _RouteFile:
+class RouteFile:
     """A private route file, deleted with the last object that refers to it.
 
     Random placement makes new routes every episode: one file per scenario, rewritten only when
@@ -139,7 +140,7 @@ class RingScenario:
         self.config = config
         self.groups = list(groups)
         self.route_loops = route_loops
-        self._routes: _RouteFile | None = None
+        self._routes: RouteFile | None = None
 
     def sample_length(self, rng: np.random.Generator) -> float:
         """The ring length for the next episode (m), rounded to the 0.1 m network cache grid."""
@@ -214,11 +215,11 @@ class RingScenario:
     def _write_routes(self, text: str) -> Path:
         """Write this scenario's route file (one per scenario object, replaced atomically)."""
         if self._routes is None:
-            self._routes = _RouteFile()
+            self._routes = RouteFile()
         return self._routes.write(text)
 
     def _routes_xml(self, vehicles: list[PlacedVehicle]) -> str:
-        lines = ["<routes>", *(_vtype_xml(g) for g in self.groups)]
+        lines = ["<routes>", *(vtype_xml(g) for g in self.groups)]
         edges = self.loop_edges
         for index, name in enumerate(edges):
             loop = " ".join(edges[(index + k) % len(edges)] for k in range(len(edges)))

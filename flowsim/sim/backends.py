@@ -89,6 +89,14 @@ class Backend:
         """Ids of vehicles inserted in the last step."""
         return tuple(self.api.simulation.getDepartedIDList())
 
+    def arrived_ids(self) -> tuple[str, ...]:
+        """Ids of vehicles that reached the end of their route in the last step."""
+        return tuple(self.api.simulation.getArrivedIDList())
+
+    def vehicle_type(self, vehicle_id: str) -> str:
+        """The vType id of a vehicle."""
+        return str(self.api.vehicle.getTypeID(vehicle_id))
+
     def colliding_ids(self) -> tuple[str, ...]:
         """Ids of vehicles involved in a collision in the last step."""
         return tuple(self.api.simulation.getCollidingVehiclesIDList())
@@ -363,10 +371,29 @@ class TraciBackend(Backend):
         tc = traci.constants
         self._subscribed = set()
         self._results = None
-        # Collisions and teleports then arrive with every step's answer: no extra round trips.
+        # Collisions, teleports, departures and arrivals then come with every step's answer.
         self.api.simulation.subscribe(
-            [tc.VAR_COLLIDING_VEHICLES_IDS, tc.VAR_TELEPORT_STARTING_VEHICLES_NUMBER]
+            [
+                tc.VAR_COLLIDING_VEHICLES_IDS,
+                tc.VAR_TELEPORT_STARTING_VEHICLES_NUMBER,
+                tc.VAR_DEPARTED_VEHICLES_IDS,
+                tc.VAR_ARRIVED_VEHICLES_IDS,
+            ]
         )
+
+    def departed_ids(self) -> tuple[str, ...]:
+        """Vehicles inserted in the last step (from the simulation subscription)."""
+        import traci
+
+        results = self.api.simulation.getSubscriptionResults()
+        return tuple(results.get(traci.constants.VAR_DEPARTED_VEHICLES_IDS, ()))
+
+    def arrived_ids(self) -> tuple[str, ...]:
+        """Vehicles that reached the end of their route in the last step (subscription)."""
+        import traci
+
+        results = self.api.simulation.getSubscriptionResults()
+        return tuple(results.get(traci.constants.VAR_ARRIVED_VEHICLES_IDS, ()))
 
     def colliding_ids(self) -> tuple[str, ...]:
         """Vehicles in a collision in the last step (from the simulation subscription)."""

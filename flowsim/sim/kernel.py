@@ -61,13 +61,21 @@ class crash_guard:
 class StepEvents:
     """What happened in the last step that an env may want to react to.
 
-    ``removed`` lists vehicles that left the network (e.g. removed after a collision); the
-    kernel's arrays no longer include them, so indices taken before the step are stale.
+    ``removed`` lists vehicles that left the network (removed after a collision, or arrived at
+    the end of their route on an open network); ``added`` lists vehicles that entered it (on an
+    open network's inflows). The kernel's arrays follow at once, so indices taken before the
+    step are stale when either is non-empty; added vehicles come last, in insertion order.
     """
 
     collisions: tuple[str, ...] = ()
     teleports: int = 0
     removed: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """True when vehicles left or entered the network in this step."""
+        return bool(self.removed or self.added)
 
 
 #: Guards for the calls made every step, built once (see :class:`crash_guard`).
@@ -93,6 +101,7 @@ class _StepCache:
     position: np.ndarray | None = None
     lane: np.ndarray | None = None
     acceleration: np.ndarray | None = None
+    speed_limit: np.ndarray | None = None
     edges: list[str] | None = None
     #: leaders of the watched vehicles (``Kernel.watch_leaders``), read on the first request
     watched: _Leaders | None = None
@@ -136,6 +145,11 @@ class Kernel:
         self._watch_positions: dict[bytes, np.ndarray | None] = {}
         self._start_time = 0.0
         self._steps_since_load = 0
+        #: vType of vehicles that entered during the episode (inflows), by id
+        self._entered_type: dict[str, str] = {}
+        self._placed_type: dict[str, str] = {}
+        #: open networks: lane speed limit of every edge (internal ones included)
+        self._edge_speed: dict[str, float] | None = None
         #: SUMO options added to every start and load, e.g. ``["--fcd-output", "fcd.xml"]``
         #: (outputs of a replay) or sumo-gui's ``--delay``; set before ``load``.
         self.extra_args: list[str] = []
@@ -192,12 +206,21 @@ class Kernel:
         self._ids_memo = {}
         self._watch_positions = {}
         self._cache = _StepCache()
+        self._entered_type = {}
+        self._placed_type = {v.vehicle_id: v.group for v in instance.vehicles}
+        self._edge_speed = None
+        if instance.open:
+            from flowsim.scenarios.open import edge_speeds
+
+            self._edge_speed = edge_speeds(instance.net_file)
         with crash_guard("reading the time"):
             self._start_time = self.backend.time()
         self._steps_since_load = 0
+        self._min_gap = np.zeros(len(self.vehicle_ids))
+        self._speed_limit = np.zeros(len(self.vehicle_ids))
         self.step()  # vehicles depart at t=0 and exist after the first step
         present = set(self.backend.vehicle_ids())
-        missing = [i for i in self.vehicle_ids if i not in present]
+        missing = [i for i in instance.vehicle_ids if i not in present]
         if missing:
             raise ConfigError(
                 f"SUMO could not insert {len(missing)} of {len(self.vehicle_ids)} vehicles "
@@ -207,6 +230,7 @@ class Kernel:
         with crash_guard("reading vehicle attributes"):
             self._min_gap = np.array([self.backend.min_gap(i) for i in self.vehicle_ids])
             self._speed_limit = np.array([self.backend.allowed_speed(i) for i in self.vehicle_ids])
+        self.events = StepEvents()  # the load's first step is not an event of the episode
 
     def restart(self) -> None:
         """Start a fresh SUMO after a crash, with the last scenario and seed."""
@@ -235,14 +259,56 @@ class Kernel:
             teleports = backend.teleports()
         self._cache = _StepCache()
         removed: tuple[str, ...] = ()
+        added: tuple[str, ...] = ()
         if collisions or teleports:
             with crash_guard("listing vehicles"):
                 present = set(self.backend.vehicle_ids())
             removed = tuple(i for i in self.vehicle_ids if i not in present)
             if removed:
                 self._drop_missing(present)
-        self.events = StepEvents(collisions=collisions, teleports=teleports, removed=removed)
+        if self._edge_speed is not None:  # an open network: vehicles enter and leave
+            with crash_guard("listing departures and arrivals"):
+                arrived = backend.arrived_ids()
+                departed = backend.departed_ids()
+            if arrived:
+                gone = set(arrived)
+                left = tuple(i for i in self.vehicle_ids if i in gone)
+                if left:
+                    self._drop_missing(set(self.vehicle_ids) - gone)
+                    removed += left
+            if departed:
+                added = tuple(i for i in departed if i not in self._index)
+                if added:
+                    self._add_entered(added)
+        self.events = StepEvents(
+            collisions=collisions, teleports=teleports, removed=removed, added=added
+        )
         return self.events
+
+    def _add_entered(self, ids: tuple[str, ...]) -> None:
+        """Append vehicles that entered the network to the arrays (after the present ones)."""
+        with crash_guard("reading new vehicles"):
+            types = [self.backend.vehicle_type(i) for i in ids]
+            gaps = [self.backend.min_gap(i) for i in ids]
+            limits = [self.backend.allowed_speed(i) for i in ids]
+        start = len(self.vehicle_ids)
+        self.vehicle_ids = self.vehicle_ids + ids
+        for k, vehicle_id in enumerate(ids):
+            self._index[vehicle_id] = start + k
+            self._entered_type[vehicle_id] = types[k]
+        self._min_gap = np.concatenate([self._min_gap, gaps])
+        self._speed_limit = np.concatenate([self._speed_limit, limits])
+        self._leader_watch = np.zeros(0, dtype=np.int64)
+        self._ids_memo = {}
+        self._watch_positions = {}
+
+    def vehicle_type(self, vehicle_id: str) -> str:
+        """The vType (vehicle group) of a vehicle present in the network."""
+        entered = self._entered_type.get(vehicle_id)
+        if entered is not None:
+            return entered
+        assert self.instance is not None
+        return self._placed_type[vehicle_id]
 
     def _drop_missing(self, present: set[str]) -> None:
         keep = [i for i, vehicle_id in enumerate(self.vehicle_ids) if vehicle_id in present]
@@ -250,6 +316,8 @@ class Kernel:
         self._index = {vehicle_id: i for i, vehicle_id in enumerate(self.vehicle_ids)}
         self._min_gap = self._min_gap[keep]
         self._speed_limit = self._speed_limit[keep]
+        for vehicle_id in set(self._entered_type) - present:
+            del self._entered_type[vehicle_id]
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
         self._watch_positions = {}
@@ -272,8 +340,20 @@ class Kernel:
         return self._cache.speed
 
     def speed_limits(self) -> np.ndarray:
-        """Lane speed limit for every vehicle (m/s)."""
-        return self._speed_limit
+        """Lane speed limit for every vehicle (m/s).
+
+        On a loop it is read once per vehicle; on an open network, where edges differ, it is
+        the limit of the edge each vehicle is on now.
+        """
+        if self._edge_speed is None:
+            return self._speed_limit
+        if self._cache.speed_limit is None:
+            speeds, edges = self._edge_speed, self.edges()
+            fallback = self._speed_limit
+            self._cache.speed_limit = np.fromiter(
+                (speeds.get(e, fallback[k]) for k, e in enumerate(edges)), np.float64, len(edges)
+            )
+        return self._cache.speed_limit
 
     def min_gaps(self) -> np.ndarray:
         """Standstill gap of every vehicle (m)."""
@@ -301,7 +381,10 @@ class Kernel:
         return self._cache.acceleration
 
     def positions(self) -> np.ndarray:
-        """Position of every vehicle's front bumper along the loop (m, from the loop's origin)."""
+        """Position of every vehicle's front bumper along the loop (m, from the loop's origin).
+
+        On an open network: along its main route (NaN for vehicles off that route).
+        """
         if self._cache.position is None:
             assert self.instance is not None
             offsets = self.instance.edge_offsets
@@ -309,7 +392,10 @@ class Kernel:
                 edges = self.edges()
                 along = self.backend.lane_positions(self.vehicle_ids)
             start = np.fromiter((offsets.get(e, np.nan) for e in edges), np.float64, len(edges))
-            self._cache.position = np.mod(start + along, self.instance.length)
+            if self.instance.open:  # along the main route; NaN off it
+                self._cache.position = start + along
+            else:
+                self._cache.position = np.mod(start + along, self.instance.length)
         return self._cache.position
 
     def leaders(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

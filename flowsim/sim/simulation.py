@@ -82,11 +82,12 @@ class Simulation:
     def _setup_groups(self) -> None:
         assert self.instance is not None
         self.groups = []
+        kernel = self.kernel
         for group in self.config.vehicles:
-            if group.count == 0:
+            if group.count == 0 and not self.instance.open:
                 continue
-            ids = tuple(v.vehicle_id for v in self.instance.vehicles if v.group == group.type)
-            indices = self.kernel.index_of(ids)
+            ids = tuple(v for v in kernel.vehicle_ids if kernel.vehicle_type(v) == group.type)
+            indices = kernel.index_of(ids)
             controller = None
             driver = group.controller.type
             if driver not in ("sumo", "rl"):
@@ -96,6 +97,9 @@ class Simulation:
                 self.kernel.set_speed_mode(indices, group.effective_speed_mode.bits)
             self.groups.append(GroupHandle(group, ids, indices, controller))
         self._reindex()
+        self.router = None
+        if self.instance.open:
+            return  # vehicles drive their inflow's route and leave
         self.router = ContinuousRouter(list(self.instance.ring_edges), self.instance.route_loops)
         # Check routes often enough that no vehicle can cross half a loop between checks.
         fastest = max(g.max_speed for g in self.config.vehicles) * self.config.sim.step_length
@@ -155,24 +159,38 @@ class Simulation:
     def step(self) -> StepEvents:
         """Drive the humans, keep routes going, and advance SUMO by one step."""
         self.drive_humans()
-        if self.steps % self._reroute_every == 0:
+        if self.router is not None and self.steps % self._reroute_every == 0:
             self._reroute()
         self.steps += 1
         events = self.kernel.step()
-        if events.removed:
-            self._reindex()
+        if events.changed:
+            self._reindex(events.added)
         return events
 
-    def _reindex(self) -> None:
-        """Recompute group indices (and controller state) after vehicles left the network."""
-        present = set(self.kernel.vehicle_ids)
+    def _reindex(self, added: tuple[str, ...] = ()) -> None:
+        """Recompute group indices (and controller state) after vehicles left or entered."""
+        kernel = self.kernel
+        present = set(kernel.vehicle_ids)
+        by_type: dict[str, list[str]] = {}
+        for vehicle_id in added:
+            by_type.setdefault(kernel.vehicle_type(vehicle_id), []).append(vehicle_id)
         for handle in self.groups:
             keep = np.array([i in present for i in handle.ids], dtype=bool)
             if not keep.all():
                 handle.ids = tuple(i for i in handle.ids if i in present)
                 if handle.controller is not None:
                     handle.controller.keep_vehicles(keep)
-            handle.indices = self.kernel.index_of(handle.ids)
+            joined = tuple(by_type.get(handle.name, ()))
+            if joined:
+                handle.ids += joined
+                new = kernel.index_of(joined)
+                if handle.controller is not None:
+                    handle.controller.add_vehicles(len(joined))
+                if handle.controller is not None or (
+                    handle.driven_by == "rl" and not self.rl_as_human
+                ):
+                    kernel.set_speed_mode(new, handle.config.effective_speed_mode.bits)
+            handle.indices = kernel.index_of(handle.ids)
         followers = [g.indices for g in self.groups if g.controller is not None]
         if not self.rl_as_human:
             followers.append(self.rl_indices())
