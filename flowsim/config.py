@@ -491,12 +491,20 @@ class EnvConfig(_Section):
     """The reinforcement-learning task on top of the scenario."""
 
     type: Literal[
-        "wave_attenuation", "accel", "lane_change_accel", "multiagent_wave_attenuation", "gym"
+        "wave_attenuation",
+        "accel",
+        "lane_change_accel",
+        "merge",
+        "traffic_light_grid",
+        "multiagent_wave_attenuation",
+        "multiagent_traffic_light_grid",
+        "gym",
     ] = Field(
         "wave_attenuation",
-        description="Registered env: wave_attenuation, accel, lane_change_accel, gym (a "
-        "Gymnasium id, env.id), or multiagent_wave_attenuation (a PettingZoo env, "
-        "flowsim.envs.multiagent).",
+        description="Registered env: wave_attenuation, accel, lane_change_accel, merge (AVs on "
+        "a highway with an on-ramp), traffic_light_grid (signal control: grid, intersection, "
+        "osm), gym (a Gymnasium id, env.id), or the PettingZoo envs "
+        "multiagent_wave_attenuation and multiagent_traffic_light_grid.",
     )
     id: str | None = Field(None, description="Gymnasium env id when type is gym, e.g. CartPole-v1.")
     horizon: StrictInt = Field(3000, ge=1, le=10_000_000, description="Steps per episode.")
@@ -526,6 +534,32 @@ class EnvConfig(_Section):
     )
     lane_change_penalty: float = Field(
         0.1, ge=0, description="lane_change_accel: reward cost of each AV lane change."
+    )
+    num_rl: StrictInt = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="merge: AVs the agent controls at once (first come, first served); "
+        "others drive by SUMO's model until a slot frees up. Flow's merge: 5.",
+    )
+    yellow_time: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="traffic_light_grid: yellow time (s) between two green phases (sumo-rl: 2).",
+    )
+    min_green: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="traffic_light_grid: a green phase lasts at least this long (s) before "
+        "the agent may switch it (sumo-rl: 5).",
+    )
+    signal_reward: Literal["diff_waiting_time", "queue", "pressure"] = Field(
+        "diff_waiting_time",
+        description="traffic_light_grid reward per signal: the drop in accumulated waiting "
+        "time (sumo-rl's default), minus the queue (halted vehicles), or minus the pressure "
+        "(vehicles in minus vehicles out).",
     )
 
     @model_validator(mode="after")

@@ -32,10 +32,15 @@ ENV_TYPES: dict[str, str] = {
     "wave_attenuation": "flowsim.envs.ring:WaveAttenuationEnv",
     "accel": "flowsim.envs.ring:AccelEnv",
     "lane_change_accel": "flowsim.envs.ring:LaneChangeAccelEnv",
+    "merge": "flowsim.envs.merge:MergeEnv",
+    "traffic_light_grid": "flowsim.envs.signals:TrafficLightGridEnv",
 }
 
 #: ``env.type`` values of multi-agent (PettingZoo) envs, built by flowsim.envs.multiagent.
-MULTIAGENT_TYPES: tuple[str, ...] = ("multiagent_wave_attenuation",)
+MULTIAGENT_TYPES: tuple[str, ...] = (
+    "multiagent_wave_attenuation",
+    "multiagent_traffic_light_grid",
+)
 
 for _env_id, (_entry_point, _preset) in ENV_IDS.items():
     register(id=_env_id, entry_point=_entry_point, kwargs={"preset": _preset})
