@@ -432,6 +432,20 @@ class VehicleGroup(_Section):
     car_follow_model: Literal["IDM", "Krauss", "KraussPS", "ACC", "CACC", "EIDM"] = Field(
         "IDM", description="SUMO car-following model used when SUMO drives the group."
     )
+    sigma: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="SUMO driver imperfection (dawdling) when SUMO drives the group; used by "
+        "Krauss-type models and EIDM, ignored by SUMO's IDM.",
+    )
+    speed_dev: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Spread of SUMO's per-vehicle speed factor (desired speed = limit x "
+        "factor, factor ~ N(1, speed_dev)); 0: every vehicle wants the limit.",
+    )
     speed_mode: SpeedMode | None = Field(
         None,
         description="SUMO checks on speeds flowsim sets; default right_of_way for flowsim "

@@ -5,6 +5,7 @@
 ...     print(env_id)
 flowsim/FigureEight-v0
 flowsim/LaneChangeRing-v0
+flowsim/Merge-v0
 flowsim/MultiLaneRing-v0
 flowsim/Ring-v0
 
@@ -25,6 +26,7 @@ ENV_IDS: dict[str, tuple[str, str]] = {
     "flowsim/MultiLaneRing-v0": ("flowsim.envs.ring:AccelEnv", "multilane_ring"),
     "flowsim/FigureEight-v0": ("flowsim.envs.ring:AccelEnv", "figure_eight"),
     "flowsim/LaneChangeRing-v0": ("flowsim.envs.ring:LaneChangeAccelEnv", "lane_change_ring"),
+    "flowsim/Merge-v0": ("flowsim.envs.merge:MergeEnv", "merge"),
 }
 
 #: ``env.type`` values and their classes.

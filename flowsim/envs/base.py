@@ -105,6 +105,9 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
     def on_vehicles_removed(self) -> None:
         """Hook after vehicles left the network (kernel indices changed); re-read indices."""
 
+    def on_vehicles_added(self) -> None:
+        """Hook after vehicles entered an open network (appended to the kernel's arrays)."""
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Hold ``action`` for ``env.sims_per_step`` SUMO steps while the humans drive."""
         action = self.sanitize_action(action)
@@ -114,6 +117,8 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
             events = self.simulation.step()
             if events.removed:
                 self.on_vehicles_removed()
+            if events.added:
+                self.on_vehicles_added()
             collided += len(events.collisions)
             if collided:
                 break

@@ -74,10 +74,50 @@ MULTIAGENT_RING: dict[str, object] = {
     },
 }
 
+#: ``flowsim/Merge-v0``: Flow's merge benchmark (merge0), mirrored by ``scenarios/merge.yaml``:
+#: 2000 veh/h on the highway of which 10 % AVs, 100 veh/h on the ramp, humans driven by SUMO's
+#: IDM; the agent controls up to 5 AVs at a time, an action per second for 750 s.
+MERGE: dict[str, object] = {
+    "name": "merge",
+    "scenario": {"type": "merge", "speed_limit": 30.0},
+    "vehicles": [
+        {
+            "type": "human",
+            "count": 5,
+            "controller": "sumo",
+            **{"accel": 2.6, "decel": 7.5, "min_gap": 2.5, "tau": 1.0},
+        },
+        {
+            "type": "av",
+            "count": 0,
+            "controller": "rl",
+            "color": "255,0,0",
+            **{"accel": 2.6, "decel": 7.5, "min_gap": 2.5},
+        },
+    ],
+    "inflows": [
+        {"edge": "inflow_highway", "vehicle": "human", "rate": 1800, "speed": 10},
+        {"edge": "inflow_highway", "vehicle": "av", "rate": 200, "speed": 10},
+        {"edge": "inflow_merge", "vehicle": "human", "rate": 100, "speed": 7.5},
+    ],
+    "env": {
+        "type": "merge",
+        "horizon": 750,
+        "sims_per_step": 2,
+        "warmup_steps": 0,
+        "num_rl": 5,
+        "max_accel": 1.5,
+        "max_decel": 1.5,
+        "target_speed": 20.0,
+    },
+    "sim": {"step_length": 0.5},
+}
+
 PRESETS: dict[str, FlowsimConfig] = {
     "ring": parse_config(RING, source="preset ring"),
     "multilane_ring": parse_config(MULTILANE_RING, source="preset multilane_ring"),
     "figure_eight": parse_config(FIGURE_EIGHT, source="preset figure_eight"),
     "lane_change_ring": parse_config(LANE_CHANGE_RING, source="preset lane_change_ring"),
     "multiagent_ring": parse_config(MULTIAGENT_RING, source="preset multiagent_ring"),
+    "merge": parse_config(MERGE, source="preset merge"),
 }

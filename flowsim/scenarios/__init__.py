@@ -10,6 +10,7 @@ from flowsim.scenarios.figure_eight import (
     FigureEightScenario,
     figure_eight_network,
 )
+from flowsim.scenarios.merge import MERGE_HIGHWAY, MergeScenario
 from flowsim.scenarios.open import OpenScenario
 from flowsim.scenarios.ring import RING_EDGES, RingScenario, ring_network
 
@@ -18,6 +19,7 @@ SCENARIOS: dict[str, type[RingScenario] | type[OpenScenario]] = {
     "ring": RingScenario,
     "multilane_ring": RingScenario,
     "figure_eight": FigureEightScenario,
+    "merge": MergeScenario,
 }
 
 #: One line per scenario type, for listings.
@@ -25,6 +27,7 @@ SCENARIO_DESCRIPTIONS: dict[str, str] = {
     "ring": "single-lane ring road (the Sugiyama experiment); length fixed or re-sampled",
     "multilane_ring": "ring road with several lanes; humans change lanes with SUMO's LC2013",
     "figure_eight": "Flow's figure eight: two 3/4 loops crossing at an unsignalised junction",
+    "merge": "Flow's merge: a highway with an on-ramp; vehicles enter on inflows and leave",
 }
 
 
@@ -42,10 +45,12 @@ def make_scenario(config: FlowsimConfig) -> RingScenario | OpenScenario:
 
 __all__ = [
     "FIGURE_EIGHT_EDGES",
+    "MERGE_HIGHWAY",
     "RING_EDGES",
     "SCENARIOS",
     "SCENARIO_DESCRIPTIONS",
     "FigureEightScenario",
+    "MergeScenario",
     "OpenScenario",
     "PlacedVehicle",
     "RingScenario",

@@ -84,9 +84,9 @@ def vtype_xml(group: VehicleGroup) -> str:
         "tau": group.tau,
         "maxSpeed": group.max_speed,
         "carFollowModel": group.car_follow_model,
-        "sigma": 0.0,
+        "sigma": group.sigma,
         "speedFactor": 1.0,
-        "speedDev": 0.0,
+        "speedDev": group.speed_dev,
         "laneChangeModel": "LC2013",
     }
     if group.color:

@@ -120,6 +120,14 @@ class Backend:
             result.append(found if found and found[0] else ("", float("inf")))
         return result
 
+    def followers(self, ids: tuple[str, ...], lookback: float) -> list[tuple[str, float]]:
+        """(follower id, gap) per vehicle within ``lookback`` m; ('', inf) where there is none."""
+        found = []
+        for vehicle_id in ids:
+            follower, gap = self.api.vehicle.getFollower(vehicle_id, lookback)
+            found.append((follower, gap) if follower else ("", float("inf")))
+        return found
+
     def distances(self, ids: tuple[str, ...]) -> np.ndarray:
         """Odometer readings: distance driven since insertion (m)."""
         get = self.api.vehicle.getDistance

@@ -417,6 +417,25 @@ class Kernel:
         read = self._other_leaders(indices, key)
         return read.headway.copy(), read.leader_speed.copy()
 
+    def followers(
+        self, indices: np.ndarray, lookback: float = 1000.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(gap to the follower in m, follower speed) for the vehicles at ``indices``.
+
+        Where no follower is within ``lookback`` m the gap is ``inf`` and the speed is the
+        vehicle's own. Read on demand (one call per vehicle), not cached.
+        """
+        ids = self.ids_of(indices)
+        with crash_guard("reading followers"):
+            found = self.backend.followers(ids, lookback)
+        gap = np.array([g for _, g in found], dtype=np.float64)
+        speed = self.speeds()[indices].copy()
+        present = [k for k, (name, _) in enumerate(found) if name in self._index]
+        if present:
+            rows = np.array(present)
+            speed[rows] = self.speeds()[[self._index[found[k][0]] for k in present]]
+        return gap, speed
+
     def leader_ids(self, indices: np.ndarray) -> list[str]:
         """Id of the leader of each vehicle at ``indices`` ('' where there is none)."""
         self.leaders(indices)

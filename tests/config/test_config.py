@@ -33,10 +33,12 @@ def test_defaults_are_flows_ring() -> None:
     assert (cfg.sim.step_length, cfg.sim.backend) == (0.1, "libsumo")
 
 
-@pytest.mark.parametrize("name", ["ring", "multilane_ring", "figure_eight", "lane_change_ring"])
+@pytest.mark.parametrize(
+    "name", ["ring", "multilane_ring", "figure_eight", "lane_change_ring", "merge"]
+)
 def test_shipped_yaml_matches_env_preset(name: str) -> None:
     shipped, preset = load_config(ROOT / "scenarios" / f"{name}.yaml"), PRESETS[name]
-    for section in ("name", "scenario", "vehicles", "env", "sim"):  # the env's own settings
+    for section in ("name", "scenario", "vehicles", "inflows", "env", "sim"):  # the env's own
         assert getattr(shipped, section) == getattr(preset, section), section
 
 
