@@ -123,8 +123,9 @@ class AccelEnv(_RingTask):
     for all vehicles driving near a target speed (Flow's AccelEnv: ``flowsim/FigureEight-v0``,
     ``flowsim/MultiLaneRing-v0``).
 
-    Observation: for every vehicle in id order, ``speed / v_max``, ``position / L`` and
-    ``lane / (lanes - 1)`` (0 on one lane): ``3 * n`` floats in [0, 1].
+    Observation: for every vehicle in id order, ``speed / v_max`` and ``position / L``, and on
+    several lanes ``lane / (lanes - 1)``: ``2 * n`` floats in [0, 1] on one lane (Flow's
+    figure eight: 28 for 14 vehicles), ``3 * n`` on several.
     Action: each AV's acceleration in ``[-env.max_decel, env.max_accel]`` m/s².
     Reward: Flow's desired-velocity reward ``max(‖v*‖ - ‖v - v*‖, 0) / ‖v*‖`` with
     ``v* = env.target_speed`` for every vehicle (1 when all drive at the target); 0 on a
@@ -136,7 +137,8 @@ class AccelEnv(_RingTask):
         """Arguments as :class:`FlowsimEnv` (config, overrides, preset, render_mode)."""
         super().__init__(*args, **kwargs)
         self.num_vehicles = self.config.num_vehicles
-        size = 3 * self.num_vehicles
+        self._features = 3 if self.config.scenario.lanes > 1 else 2
+        size = self._features * self.num_vehicles
         self.observation_space = spaces.Box(
             low=np.zeros(size, dtype=np.float32),
             high=np.ones(size, dtype=np.float32),
@@ -144,18 +146,18 @@ class AccelEnv(_RingTask):
         )
 
     def observe(self) -> np.ndarray:
-        """Speeds, positions and lanes of all vehicles, normalised to [0, 1].
+        """Speeds, positions (and lanes, on several) of all vehicles, normalised to [0, 1].
 
         Each vehicle keeps its slot for the whole episode; a vehicle removed after a collision
         leaves zeros in its slot.
         """
         instance = self.simulation.instance
         assert instance is not None
-        obs = np.zeros((3, self.num_vehicles), dtype=np.float32)
+        obs = np.zeros((self._features, self.num_vehicles), dtype=np.float32)
         slots = self._slots
         obs[0, slots] = self.kernel.speeds() / self.max_speed
         obs[1, slots] = self.kernel.positions() / instance.length
-        if instance.lanes > 1:
+        if self._features == 3:
             obs[2, slots] = self.kernel.lanes() / (instance.lanes - 1)
         return np.clip(obs.reshape(-1), 0.0, 1.0)
 

@@ -1,0 +1,44 @@
+"""Every Flow benchmark variant under scenarios/benchmarks/ loads and has Flow's dimensions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowsim.config import load_config
+from flowsim.envs import make_env
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "scenarios" / "benchmarks"
+
+#: (observation, action) shapes and horizon from Flow's flow/benchmarks/README.md.
+FLOW_DIMENSIONS = {
+    "figureeight0": ((28,), (1,), 1500),
+    "figureeight1": ((28,), (7,), 1500),
+    "figureeight2": ((28,), (14,), 1500),
+    "merge0": ((25,), (5,), 750),
+    "merge1": ((65,), (13,), 750),
+    "merge2": ((85,), (17,), 750),
+}
+
+
+def test_every_benchmark_yaml_is_listed() -> None:
+    shipped = {p.stem for p in BENCHMARKS.glob("*.yaml")}
+    assert set(FLOW_DIMENSIONS) <= shipped
+
+
+@pytest.mark.parametrize("name", sorted(FLOW_DIMENSIONS))
+def test_benchmark_has_flows_dimensions(name: str) -> None:
+    observation, action, horizon = FLOW_DIMENSIONS[name]
+    config = load_config(BENCHMARKS / f"{name}.yaml")
+    assert config.env.horizon == horizon
+    env = make_env(config, overrides=["env.warmup_steps=0"])
+    try:
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.shape == observation == obs.shape
+        assert env.action_space.shape == action
+        obs, reward, *_ = env.step(np.zeros(action, dtype=np.float32))
+        assert np.isfinite(reward) and env.observation_space.contains(obs)
+    finally:
+        env.close()
