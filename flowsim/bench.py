@@ -28,12 +28,16 @@ def raw_sumo_steps_per_s(config: FlowsimConfig, steps: int, repeats: int = 5) ->
     so start-up cost cancels out and other load on the machine (which only ever slows a run
     down) is filtered. Routes are long enough that no vehicle leaves during the run.
     """
+    from flowsim.scenarios import make_scenario
     from flowsim.scenarios.ring import RingScenario
 
     dt = config.sim.step_length
-    fastest = max(g.max_speed for g in config.vehicles)
-    loops = math.ceil(steps * dt * fastest / config.scenario.min_length) + 2
-    scenario = RingScenario(config.scenario, config.vehicles, route_loops=loops)
+    if config.scenario.open:  # the same network and inflows; vehicles come and go as in the env
+        scenario = make_scenario(config)
+    else:
+        fastest = max(g.max_speed for g in config.vehicles)
+        loops = math.ceil(steps * dt * fastest / config.scenario.min_length) + 2
+        scenario = RingScenario(config.scenario, config.vehicles, route_loops=loops)
     instance = scenario.instance(np.random.default_rng(config.sim.seed))
 
     def run(n: int) -> float:
@@ -60,12 +64,40 @@ def raw_sumo_steps_per_s(config: FlowsimConfig, steps: int, repeats: int = 5) ->
     return (long - short) / max(best_long - best_short, 1e-9)
 
 
-def env_steps_per_s(config: FlowsimConfig, steps: int) -> float:
-    """Steps per second of the config's env stepping with a fixed (zero) action."""
-    env = make_env(apply_overrides(config, ["env.warmup_steps=0", f"env.horizon={steps + 1}"]))
+def fixed_action(space: Any, open_network: bool = False) -> Any:
+    """A constant action for timing: zeros in a box, the first choice of a discrete space.
+
+    On an open network a box action is its upper bound instead: AVs then accelerate to the
+    speed SUMO's safe-speed check allows and traffic flows as in the raw run, where zero
+    acceleration would hold each AV at its entry speed and jam the road behind it.
+    """
+    import gymnasium
+
+    if isinstance(space, gymnasium.spaces.Box):
+        if open_network:
+            return space.high.astype(np.float32)
+        return np.zeros(space.shape, dtype=np.float32)
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return int(space.start)
+    if isinstance(space, gymnasium.spaces.MultiDiscrete):
+        return np.zeros(space.shape, dtype=np.int64) + np.asarray(space.start, dtype=np.int64)
+    space.seed(0)
+    return space.sample()
+
+
+def env_steps_per_s(config: FlowsimConfig, steps: int, sims_per_step: int | None = 1) -> float:
+    """Agent steps per second of the config's env stepping with a fixed action.
+
+    ``sims_per_step`` overrides the config's (default 1: an action every SUMO step, so the
+    figure compares with raw SUMO steps); None keeps the config's.
+    """
+    overrides = ["env.warmup_steps=0", f"env.horizon={steps + 101}"]
+    if sims_per_step is not None:
+        overrides.append(f"env.sims_per_step={sims_per_step}")
+    env = make_env(apply_overrides(config, overrides))
     try:
         env.reset(seed=config.sim.seed)
-        action = np.zeros(env.action_space.shape, dtype=np.float32)
+        action = fixed_action(env.action_space, config.scenario.open)
         for _ in range(min(100, steps)):  # warm caches and allocators
             env.step(action)
         started = time.perf_counter()
@@ -79,21 +111,25 @@ def env_steps_per_s(config: FlowsimConfig, steps: int) -> float:
 def reset_times_ms(config: FlowsimConfig, resets: int = 20) -> dict[str, float]:
     """Median env reset time (ms) on libsumo, each reset drawing a new, already cached length.
 
-    The ring length is drawn from ``[L, L + 2]`` m; every network on that 0.1 m grid is built
-    first, so the figure is the cost of loading a cached network, placing and inserting vehicles.
+    On a ring the length is drawn from ``[L, L + 2]`` m; every network on that 0.1 m grid is
+    built first, so the figure is the cost of loading a cached network, placing and inserting
+    vehicles. Other scenarios reload their (cached) network.
     """
     from flowsim.scenarios.ring import ring_network
 
+    closed_ring = config.scenario.type in ("ring", "multilane_ring")
     low = config.scenario.min_length
-    for tenth in range(21):
-        ring_network(round(low + tenth / 10, 1), config.scenario.lanes, config.scenario.speed_limit)
+    if closed_ring:
+        for tenth in range(21):
+            ring_network(
+                round(low + tenth / 10, 1), config.scenario.lanes, config.scenario.speed_limit
+            )
     medians: dict[str, float] = {}
     for key, warmup in (("reset_ms", 0), ("reset_with_warmup_ms", config.env.warmup_steps)):
-        env = make_env(
-            apply_overrides(
-                config, [f"env.warmup_steps={warmup}", f"scenario.length=[{low}, {low + 2}]"]
-            )
-        )
+        overrides = [f"env.warmup_steps={warmup}"]
+        if closed_ring:
+            overrides.append(f"scenario.length=[{low}, {low + 2}]")
+        env = make_env(apply_overrides(config, overrides))
         try:
             env.reset(seed=config.sim.seed)
             timings = []
@@ -127,6 +163,13 @@ def bench_env(
     traci_steps = traci_steps or max(steps // 5, 200)
     report(f"env on traci, {traci_steps} steps")
     per_backend = {"libsumo": libsumo_rate, "traci": env_steps_per_s(traci_config, traci_steps)}
+    decisions: dict[str, float] = {}
+    if config.env.sims_per_step > 1:
+        report(f"agent decisions every {config.env.sims_per_step} steps, libsumo and traci")
+        decisions = {
+            "libsumo": env_steps_per_s(libsumo_config, max(steps // 5, 100), None),
+            "traci": env_steps_per_s(traci_config, max(traci_steps // 5, 50), None),
+        }
     report("env resets")
     humans = sorted({g.controller.type for g in config.vehicles if g.controller.type != "rl"})
     return {
@@ -138,6 +181,8 @@ def bench_env(
         "raw_sumo_steps_per_s": raw,
         "env_steps_per_s": per_backend,
         "ratio_to_raw": per_backend["libsumo"] / raw,
+        "sims_per_step": config.env.sims_per_step,
+        "decisions_per_s": decisions or dict(per_backend),
         **reset_times_ms(libsumo_config),
         "machine": machine_description(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
