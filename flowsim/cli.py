@@ -393,23 +393,44 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
         table.add_row(name, SCENARIO_DESCRIPTIONS[name])
     Console().print(table)
     folder = Path(args.folder)
-    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    files = sorted(folder.rglob("*.yaml")) if folder.is_dir() else []
     if files:
         shipped = Table(title=f"experiments in {folder}/", header_style="bold")
-        for column in ("file", "name", "scenario", "vehicles", "env"):
+        shipped.add_column("file", no_wrap=True)
+        for column in ("scenario", "vehicles", "env", "description"):
             shipped.add_column(column)
         for path in files:
+            name = str(path.relative_to(folder))
             try:
                 config = load_config(path)
             except ConfigError as error:
                 reason = escape(str(error).splitlines()[-1])
-                shipped.add_row(escape(path.name), "[red]invalid[/]", reason, "", "")
+                shipped.add_row(escape(name), "[red]invalid[/]", "", "", reason)
                 continue
-            groups = ", ".join(f"{g.count} {g.type} ({g.controller.type})" for g in config.vehicles)
-            cells = (path.name, config.name, config.scenario.type, groups, config.env.type)
+            groups = ", ".join(
+                f"{g.count} {g.type} ({g.controller.type})" for g in config.vehicles if g.count
+            )
+            if config.inflows:
+                per_hour = sum(i.rate for i in config.inflows if i.rate is not None)
+                entering = f"{per_hour:g} veh/h" if per_hour else f"{len(config.inflows)} flows"
+                groups = f"{groups} + inflows {entering}" if groups else f"inflows {entering}"
+            cells = (name, config.scenario.type, groups, config.env.type, _yaml_summary(path))
             shipped.add_row(*(escape(cell) for cell in cells))
         Console().print(shipped)
     return 0
+
+
+def _yaml_summary(path: Path) -> str:
+    """The first sentence of a YAML file's leading comment, or ''."""
+    lines = []
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    text = " ".join(lines)
+    end = text.find(". ")
+    sentence = text[: end + 1] if end >= 0 else text
+    return sentence if len(sentence) <= 70 else sentence[:69].rstrip() + "…"
 
 
 def _cmd_scenarios_build(args: argparse.Namespace) -> int:

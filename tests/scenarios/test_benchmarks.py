@@ -42,3 +42,14 @@ def test_benchmark_has_flows_dimensions(name: str) -> None:
         assert np.isfinite(reward) and env.observation_space.contains(obs)
     finally:
         env.close()
+
+
+def test_scenarios_list_shows_types_and_benchmark_yamls() -> None:
+    import os
+
+    from flowsim.testing import run_cli
+
+    done = run_cli("scenarios", "list", env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert "benchmarks/merge0.yaml" in done.stdout and "merge.yaml" in done.stdout
+    assert "inflows 2100 veh/h" in done.stdout  # open networks summarise their demand
