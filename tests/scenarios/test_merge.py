@@ -133,3 +133,12 @@ def test_inflow_lane_beyond_the_edge_is_refused() -> None:
     )
     with pytest.raises(ConfigError, match=r"lane: 2 but edge 'inflow_merge' has 1 lane"):
         make_scenario(config).instance(np.random.default_rng(0))
+
+
+def test_traci_and_libsumo_see_the_same_arrivals_and_departures() -> None:
+    runs = [
+        simulate(load_config(MERGE, [f"sim.backend={backend}"]), steps=400)
+        for backend in ("libsumo", "traci")
+    ]
+    for key in ("entered", "arrived", "run_mean_speed", "mean_travel_time_s"):
+        assert runs[0][key] == runs[1][key], key
