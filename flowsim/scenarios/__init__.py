@@ -12,6 +12,7 @@ from flowsim.scenarios.figure_eight import (
 )
 from flowsim.scenarios.merge import MERGE_HIGHWAY, MergeScenario
 from flowsim.scenarios.open import OpenScenario
+from flowsim.scenarios.osm import OSMScenario
 from flowsim.scenarios.ring import RING_EDGES, RingScenario, ring_network
 
 #: Scenario ``type`` values and the class that generates each.
@@ -20,6 +21,7 @@ SCENARIOS: dict[str, type[RingScenario] | type[OpenScenario]] = {
     "multilane_ring": RingScenario,
     "figure_eight": FigureEightScenario,
     "merge": MergeScenario,
+    "osm": OSMScenario,
 }
 
 #: One line per scenario type, for listings.
@@ -28,6 +30,7 @@ SCENARIO_DESCRIPTIONS: dict[str, str] = {
     "multilane_ring": "ring road with several lanes; humans change lanes with SUMO's LC2013",
     "figure_eight": "Flow's figure eight: two 3/4 loops crossing at an unsignalised junction",
     "merge": "Flow's merge: a highway with an on-ramp; vehicles enter on inflows and leave",
+    "osm": "an OpenStreetMap extract (file, or place via osmnx) with random trips through it",
 }
 
 
@@ -51,6 +54,7 @@ __all__ = [
     "SCENARIO_DESCRIPTIONS",
     "FigureEightScenario",
     "MergeScenario",
+    "OSMScenario",
     "OpenScenario",
     "PlacedVehicle",
     "RingScenario",
