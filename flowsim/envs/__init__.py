@@ -4,14 +4,19 @@
 >>> for env_id in sorted(i for i in gym.registry if i.startswith("flowsim/")):
 ...     print(env_id)
 flowsim/FigureEight-v0
+flowsim/Intersection-v0
 flowsim/LaneChangeRing-v0
 flowsim/Merge-v0
 flowsim/MultiLaneRing-v0
+flowsim/OSM-v0
 flowsim/Ring-v0
+flowsim/TrafficLightGrid-v0
 
 The multi-agent ring (a PettingZoo parallel env, one agent per AV) is
 ``flowsim.envs.multiagent.parallel_env``; ``flowsim.envs.parallel_env`` and
-``flowsim.envs.MultiAgentRingEnv`` import it (and PettingZoo) on first use only.
+``flowsim.envs.MultiAgentRingEnv`` import it (and PettingZoo) on first use only. The
+multi-agent signal controller (one agent per traffic light) is
+``flowsim.envs.multiagent_signals.parallel_env``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ ENV_IDS: dict[str, tuple[str, str]] = {
     "flowsim/FigureEight-v0": ("flowsim.envs.ring:AccelEnv", "figure_eight"),
     "flowsim/LaneChangeRing-v0": ("flowsim.envs.ring:LaneChangeAccelEnv", "lane_change_ring"),
     "flowsim/Merge-v0": ("flowsim.envs.merge:MergeEnv", "merge"),
+    "flowsim/Intersection-v0": ("flowsim.envs.signals:TrafficLightGridEnv", "intersection"),
+    "flowsim/TrafficLightGrid-v0": ("flowsim.envs.signals:TrafficLightGridEnv", "grid"),
+    "flowsim/OSM-v0": ("flowsim.envs.signals:TrafficLightGridEnv", "osm"),
 }
 
 #: ``env.type`` values and their classes.
@@ -38,7 +46,8 @@ ENV_TYPES: dict[str, str] = {
     "traffic_light_grid": "flowsim.envs.signals:TrafficLightGridEnv",
 }
 
-#: ``env.type`` values of multi-agent (PettingZoo) envs, built by flowsim.envs.multiagent.
+#: ``env.type`` values of multi-agent (PettingZoo) envs, built by flowsim.envs.multiagent and
+#: flowsim.envs.multiagent_signals.
 MULTIAGENT_TYPES: tuple[str, ...] = (
     "multiagent_wave_attenuation",
     "multiagent_traffic_light_grid",
@@ -58,10 +67,11 @@ def make_env(config, overrides: list[str] | None = None) -> FlowsimEnv:
     if resolved.env.type in MULTIAGENT_TYPES:
         from flowsim.errors import ConfigError
 
+        signals = resolved.env.type == "multiagent_traffic_light_grid"
         raise ConfigError(
             f"env.type {resolved.env.type} is a multi-agent (PettingZoo) env: build it with "
-            "flowsim.envs.multiagent.parallel_env(config); flowsim's single-agent trainers and "
-            "samplers do not run it yet."
+            f"flowsim.envs.{'multiagent_signals' if signals else 'multiagent'}.parallel_env("
+            "config); flowsim's single-agent trainers and samplers do not run it yet."
         )
     module_name, class_name = ENV_TYPES[resolved.env.type].split(":")
     env_class = getattr(importlib.import_module(module_name), class_name)

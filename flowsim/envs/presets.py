@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flowsim.config import FlowsimConfig, parse_config
+from flowsim.scenarios.grid import entry_edges
 
 #: ``flowsim/Ring-v0``: Flow's ring, 21 IDM humans with noise and 1 AV on 230 m (the model
 #: defaults), with the task settings PPO learns in minutes (an action per 0.5 s, accel penalty
@@ -113,6 +116,111 @@ MERGE: dict[str, object] = {
     "sim": {"step_length": 0.5},
 }
 
+#: ``flowsim/Intersection-v0``, mirrored by ``scenarios/intersection.yaml``: sumo-rl's single
+#: intersection: two lanes per arm, 720 veh/h from north and south and 1800 veh/h from east and
+#: west, SUMO-driven cars, 1 s steps, a decision every 5 s, yellow 2 s, min green 5 s, an hour.
+INTERSECTION: dict[str, object] = {
+    "name": "intersection",
+    "scenario": {
+        "type": "intersection",
+        "speed_limit": 13.89,
+        "intersection": {
+            "arm_length": 200.0,
+            "lanes": 2,
+            "demand": {"north": 720.0, "south": 720.0, "east": 1800.0, "west": 1800.0},
+            "turns": {"left": 0.0, "straight": 1.0, "right": 0.0},
+        },
+        "signals": {"program": "fixed", "green": 30.0, "yellow": 2.0},
+    },
+    "vehicles": [
+        {
+            "type": "human",
+            "count": 0,
+            "controller": "sumo",
+            "car_follow_model": "Krauss",
+            "accel": 2.6,
+            "decel": 4.5,
+            "min_gap": 2.5,
+        }
+    ],
+    "sim": {"step_length": 1.0},
+    "env": {
+        "type": "traffic_light_grid",
+        "sims_per_step": 5,
+        "horizon": 720,
+        "warmup_steps": 0,
+        "yellow_time": 2.0,
+        "min_green": 5.0,
+        "signal_reward": "diff_waiting_time",
+    },
+}
+
+#: ``flowsim/TrafficLightGrid-v0``, mirrored by ``scenarios/grid.yaml``: Flow's grid0, 3 x 3
+#: actuated lights 300 m apart, 300 veh/h entering on each of the 12 boundary edges at 30 m/s,
+#: speed limit 35 m/s, 1 s steps, a decision every second for 400 s.
+GRID: dict[str, object] = {
+    "name": "grid0",
+    "scenario": {
+        "type": "grid",
+        "speed_limit": 35.0,
+        "grid": {"rows": 3, "columns": 3, "inner_length": 300.0, "outer_length": 300.0},
+        "signals": {"program": "actuated", "green": 31.0, "yellow": 6.0},
+    },
+    "vehicles": [
+        {
+            "type": "human",
+            "count": 0,
+            "controller": "sumo",
+            "accel": 2.6,
+            "decel": 7.5,
+            "min_gap": 2.5,
+            "max_speed": 30.0,
+        }
+    ],
+    "inflows": [
+        {"edge": edge, "vehicle": "human", "rate": 300.0, "speed": 30.0}
+        for edge in entry_edges(3, 3)
+    ],
+    "sim": {"step_length": 1.0},
+    "env": {
+        "type": "traffic_light_grid",
+        "sims_per_step": 1,
+        "horizon": 400,
+        "warmup_steps": 0,
+        "yellow_time": 3.0,
+        "min_green": 3.0,
+        "signal_reward": "diff_waiting_time",
+    },
+}
+
+#: ``flowsim/OSM-v0``: signal control on an OpenStreetMap network, mirrored by
+#: ``scenarios/osm.yaml``: the synthetic town shipped with flowsim (four signals), a random
+#: trip every 4 s, a decision every 5 s for an hour.
+OSM: dict[str, object] = {
+    "name": "osm",
+    "scenario": {
+        "type": "osm",
+        "osm": {
+            "file": str(Path(__file__).resolve().parents[1] / "data" / "town.osm"),
+            "trips_period": 4.0,
+            "trips_end": 3600.0,
+            "min_trip_distance": 200.0,
+        },
+        "signals": {"program": "actuated", "green": 31.0, "yellow": 6.0},
+    },
+    "vehicles": [{"type": "human", "count": 0, "controller": "sumo"}],
+    "env": {
+        "type": "traffic_light_grid",
+        "sims_per_step": 5,
+        "horizon": 720,
+        "warmup_steps": 0,
+        "yellow_time": 2.0,
+        "min_green": 5.0,
+        "signal_reward": "diff_waiting_time",
+    },
+    "sim": {"step_length": 1.0},
+}
+
 PRESETS: dict[str, FlowsimConfig] = {
     "ring": parse_config(RING, source="preset ring"),
     "multilane_ring": parse_config(MULTILANE_RING, source="preset multilane_ring"),
@@ -120,4 +228,7 @@ PRESETS: dict[str, FlowsimConfig] = {
     "lane_change_ring": parse_config(LANE_CHANGE_RING, source="preset lane_change_ring"),
     "multiagent_ring": parse_config(MULTIAGENT_RING, source="preset multiagent_ring"),
     "merge": parse_config(MERGE, source="preset merge"),
+    "osm": parse_config(OSM, source="preset osm"),
+    "intersection": parse_config(INTERSECTION, source="preset intersection"),
+    "grid": parse_config(GRID, source="preset grid"),
 }

@@ -10,6 +10,8 @@ from flowsim.scenarios.figure_eight import (
     FigureEightScenario,
     figure_eight_network,
 )
+from flowsim.scenarios.grid import GridScenario
+from flowsim.scenarios.intersection import IntersectionScenario
 from flowsim.scenarios.merge import MERGE_HIGHWAY, MergeScenario
 from flowsim.scenarios.open import OpenScenario
 from flowsim.scenarios.osm import OSMScenario
@@ -21,6 +23,8 @@ SCENARIOS: dict[str, type[RingScenario] | type[OpenScenario]] = {
     "multilane_ring": RingScenario,
     "figure_eight": FigureEightScenario,
     "merge": MergeScenario,
+    "intersection": IntersectionScenario,
+    "grid": GridScenario,
     "osm": OSMScenario,
 }
 
@@ -30,6 +34,8 @@ SCENARIO_DESCRIPTIONS: dict[str, str] = {
     "multilane_ring": "ring road with several lanes; humans change lanes with SUMO's LC2013",
     "figure_eight": "Flow's figure eight: two 3/4 loops crossing at an unsignalised junction",
     "merge": "Flow's merge: a highway with an on-ramp; vehicles enter on inflows and leave",
+    "intersection": "one signalised four-way crossing (sumo-rl); demand per approach and turn",
+    "grid": "Flow's traffic-light grid: rows x columns signals, vehicles drive straight across",
     "osm": "an OpenStreetMap extract (file, or place via osmnx) with random trips through it",
 }
 
@@ -53,8 +59,9 @@ __all__ = [
     "SCENARIOS",
     "SCENARIO_DESCRIPTIONS",
     "FigureEightScenario",
+    "GridScenario",
+    "IntersectionScenario",
     "MergeScenario",
-    "OSMScenario",
     "OpenScenario",
     "PlacedVehicle",
     "RingScenario",

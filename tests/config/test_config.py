@@ -34,7 +34,17 @@ def test_defaults_are_flows_ring() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["ring", "multilane_ring", "figure_eight", "lane_change_ring", "merge"]
+    "name",
+    [
+        "ring",
+        "multilane_ring",
+        "figure_eight",
+        "lane_change_ring",
+        "merge",
+        "intersection",
+        "grid",
+        "osm",
+    ],
 )
 def test_shipped_yaml_matches_env_preset(name: str) -> None:
     shipped, preset = load_config(ROOT / "scenarios" / f"{name}.yaml"), PRESETS[name]

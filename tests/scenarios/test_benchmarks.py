@@ -12,14 +12,17 @@ from flowsim.envs import make_env
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "scenarios" / "benchmarks"
 
-#: (observation, action) shapes and horizon from Flow's flow/benchmarks/README.md.
-FLOW_DIMENSIONS = {
+#: (observation, action) shapes and horizon from Flow's flow/benchmarks/README.md; the grids
+#: observe sumo-rl's per-signal features instead of Flow's (339,) and (915,) (docs/signals.md).
+FLOW_DIMENSIONS: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...], int]] = {
     "figureeight0": ((28,), (1,), 1500),
     "figureeight1": ((28,), (7,), 1500),
     "figureeight2": ((28,), (14,), 1500),
     "merge0": ((25,), (5,), 750),
     "merge1": ((65,), (13,), 750),
     "merge2": ((85,), (17,), 750),
+    "grid0": (None, (9,), 400),
+    "grid1": (None, (25,), 400),
 }
 
 
@@ -36,9 +39,11 @@ def test_benchmark_has_flows_dimensions(name: str) -> None:
     env = make_env(config, overrides=["env.warmup_steps=0"])
     try:
         obs, _ = env.reset(seed=0)
-        assert env.observation_space.shape == observation == obs.shape
+        assert env.observation_space.shape == obs.shape
+        if observation is not None:
+            assert obs.shape == observation
         assert env.action_space.shape == action
-        obs, reward, *_ = env.step(np.zeros(action, dtype=np.float32))
+        obs, reward, *_ = env.step(np.zeros(action, dtype=env.action_space.dtype))
         assert np.isfinite(reward) and env.observation_space.contains(obs)
     finally:
         env.close()
