@@ -64,25 +64,31 @@ def raw_sumo_steps_per_s(config: FlowsimConfig, steps: int, repeats: int = 5) ->
     return (long - short) / max(best_long - best_short, 1e-9)
 
 
-def fixed_action(space: Any, open_network: bool = False) -> Any:
-    """A constant action for timing: zeros in a box, the first choice of a discrete space.
+def timing_actions(space: Any, config: FlowsimConfig) -> Callable[[int], Any]:
+    """The action at each agent step of a timing run: traffic as in the raw SUMO run.
 
-    On an open network a box action is its upper bound instead: AVs then accelerate to the
-    speed SUMO's safe-speed check allows and traffic flows as in the raw run, where zero
-    acceleration would hold each AV at its entry speed and jam the road behind it.
+    A box action is zero on a loop; on an open network it is its upper bound, so AVs
+    accelerate to the speed SUMO's safe-speed check allows (zero acceleration would hold
+    each AV at its entry speed and jam the road behind it). Signal phases (a discrete space)
+    cycle every ``scenario.signals.green`` seconds, a fixed-time programme; holding one phase
+    would grow the cross street's queue without bound.
     """
     import gymnasium
 
     if isinstance(space, gymnasium.spaces.Box):
-        if open_network:
-            return space.high.astype(np.float32)
-        return np.zeros(space.shape, dtype=np.float32)
+        action = space.high if config.scenario.open else np.zeros(space.shape)
+        fixed = np.asarray(action, dtype=np.float32)
+        return lambda step: fixed
+    seconds = config.sim.step_length * config.env.sims_per_step
+    hold = max(1, round(config.scenario.signals.green / seconds))
     if isinstance(space, gymnasium.spaces.Discrete):
-        return int(space.start)
+        return lambda step: int(space.start + (step // hold) % space.n)
     if isinstance(space, gymnasium.spaces.MultiDiscrete):
-        return np.zeros(space.shape, dtype=np.int64) + np.asarray(space.start, dtype=np.int64)
+        nvec, start = np.asarray(space.nvec), np.asarray(space.start)
+        return lambda step: start + (step // hold) % nvec
     space.seed(0)
-    return space.sample()
+    sample = space.sample()
+    return lambda step: sample
 
 
 def env_steps_per_s(config: FlowsimConfig, steps: int, sims_per_step: int | None = 1) -> float:
@@ -94,15 +100,17 @@ def env_steps_per_s(config: FlowsimConfig, steps: int, sims_per_step: int | None
     overrides = ["env.warmup_steps=0", f"env.horizon={steps + 101}"]
     if sims_per_step is not None:
         overrides.append(f"env.sims_per_step={sims_per_step}")
-    env = make_env(apply_overrides(config, overrides))
+    timed = apply_overrides(config, overrides)
+    env = make_env(timed)
     try:
         env.reset(seed=config.sim.seed)
-        action = fixed_action(env.action_space, config.scenario.open)
-        for _ in range(min(100, steps)):  # warm caches and allocators
-            env.step(action)
+        actions = timing_actions(env.action_space, timed)
+        warmup = min(100, steps)
+        for step in range(warmup):  # warm caches and allocators
+            env.step(actions(step))
         started = time.perf_counter()
-        for _ in range(steps):
-            env.step(action)
+        for step in range(warmup, warmup + steps):
+            env.step(actions(step))
         return steps / (time.perf_counter() - started)
     finally:
         env.close()

@@ -10,6 +10,8 @@ import numpy as np
 from flowsim.config import FlowsimConfig, VehicleGroup
 from flowsim.controllers import CONTROLLERS, FollowingState, make_controller
 from flowsim.controllers.car_following import IDM
+from flowsim.scenarios.base import ScenarioInstance
+from flowsim.scenarios.open import edge_speeds
 from flowsim.sim.simulation import Simulation
 from flowsim.viz.progress import progress_bar
 
@@ -61,6 +63,14 @@ def equilibrium_speed(config: FlowsimConfig, length: float | None = None) -> flo
     return 0.5 * (low + high)
 
 
+def _top_speed_limit(instance: ScenarioInstance) -> float:
+    """The highest lane speed limit of a network's normal edges (m/s)."""
+    from flowsim.scenarios.open import net_edges
+
+    speeds = edge_speeds(instance.net_file)
+    return max(speeds[edge] for edge in net_edges(instance.net_file))
+
+
 def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> dict[str, Any]:
     """Run ``steps`` steps with humans (and ``rl`` vehicles, driven by SUMO) and summarise.
 
@@ -69,7 +79,9 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
     ``run_mean_speed`` averages the mean speed over every step instead (Flow's benchmark
     metric). ``sim_time_s`` includes the one step that inserts the vehicles.
     On an open network it also counts vehicles ``entered``, ``arrived`` (at their exit) and
-    still ``in_network``, and the ``mean_travel_time_s`` of those that arrived.
+    still ``in_network``, the ``mean_travel_time_s`` of those that arrived, and ``flow_delay``:
+    Flow's grid benchmark metric, minus the sum over steps of ``dt`` times the vehicles' mean
+    normalised slowdown ``(v_top - v) / v_top`` (``v_top``: the network's highest speed limit).
     """
     simulation = Simulation(config, rl_as_human=True)
     started = time.perf_counter()
@@ -82,11 +94,16 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
         kernel = simulation.kernel
         entered_at = {vehicle_id: kernel.time for vehicle_id in kernel.vehicle_ids}
         travel_times: list[float] = []
+        top_speed = _top_speed_limit(instance) if instance.open else 0.0
+        delay = 0.0  # Flow's grid metric: sum over steps of dt * mean((v_top - v) / v_top)
         with progress_bar("simulating", steps, enabled=show_progress) as advance:
             for step in range(steps):
                 events = simulation.step()
                 collisions += len(events.collisions)
                 teleports += events.teleports
+                if instance.open and kernel.vehicle_ids:
+                    slowdown = (top_speed - kernel.speeds()) / top_speed
+                    delay += config.sim.step_length * float(slowdown.mean())
                 if events.changed and instance.open:
                     for vehicle_id in events.removed:
                         if vehicle_id in entered_at and vehicle_id not in events.collisions:
@@ -131,6 +148,7 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
         summary["arrived"] = len(travel_times)
         summary["in_network"] = len(entered_at)
         summary["mean_travel_time_s"] = float(np.mean(travel_times)) if travel_times else None
+        summary["flow_delay"] = -delay
         del summary["ring_length"]
         summary["route_length"] = instance.length if instance.ring_edges else None
     return summary

@@ -101,6 +101,10 @@ def test_simulate_cli_reports_on_grid() -> None:
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["arrived"] > 0 and summary["run_mean_speed"] > 0
+    # Flow's delay metric: each second adds the mean slowdown below the 35 m/s limit, in [0, 1]
+    assert -200 < summary["flow_delay"] < 0
+    slowdown = 1 - summary["run_mean_speed"] / 35.0
+    assert summary["flow_delay"] == pytest.approx(-200 * slowdown, rel=0.1)
 
 
 def _write(tmp_path: Path, data: dict) -> str:
