@@ -18,6 +18,7 @@ import numpy as np
 from flowsim.config import FlowsimConfig
 from flowsim.errors import ConfigError
 from flowsim.scenarios import make_scenario
+from flowsim.scenarios.base import ScenarioInstance
 
 #: Largest seed SUMO and flowsim accept (``sim.seed``'s bound).
 MAX_SEED = 2**31 - 1
@@ -99,6 +100,13 @@ def network_summary(net_file: Path) -> dict[str, Any]:
     }
 
 
+def _route_length(instance: ScenarioInstance) -> dict[str, float | None]:
+    """The driven loop's length on a loop; the main route's on an open network (or None)."""
+    if not instance.open:
+        return {"loop_length_m": round(instance.length, 3)}
+    return {"route_length_m": round(instance.length, 3) if instance.ring_edges else None}
+
+
 def build_scenario(
     config: FlowsimConfig, out_dir: str | Path, seed: int | None = None
 ) -> dict[str, Any]:
@@ -110,7 +118,9 @@ def build_scenario(
     ``Simulation.reset(seed)`` does: the same ring length, vehicle placement and SUMO seed.
 
     The summary holds the file paths, :func:`network_summary`'s counts, ``vehicles`` (count),
-    ``loop_length_m`` (one lap of the driven loop, junction lanes included) and the settings.
+    ``loop_length_m`` (one lap of the driven loop, junction lanes included) on a loop or
+    ``route_length_m`` (the main route, null where there is none) on an open network, and the
+    settings.
 
     Example:
         >>> import tempfile
@@ -146,7 +156,7 @@ def build_scenario(
         "step_length": config.sim.step_length,
         "vehicles": len(instance.vehicles),
         **network_summary(folder / files["net"]),
-        "loop_length_m": round(instance.length, 3),
+        **_route_length(instance),
         "net_file": str(folder / files["net"]),
         "route_file": str(folder / files["routes"]),
         "sumocfg": str(sumocfg),

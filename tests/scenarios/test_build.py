@@ -17,6 +17,7 @@ from flowsim.scenarios import build as build_module
 from flowsim.scenarios import sumo_binary
 from flowsim.scenarios.build import build_scenario
 from flowsim.sim.simulation import Simulation
+from flowsim.simulate import simulate
 from flowsim.testing import run_cli as flowsim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,3 +162,23 @@ def test_list_subcommand_and_bare_scenarios_agree(tmp_path: Path) -> None:
 
 def test_docstring_example_runs() -> None:
     assert doctest.testmod(build_module).failed == 0
+
+
+SUMO_YAMLS = sorted(
+    str(path.relative_to(SCENARIOS))
+    for path in SCENARIOS.rglob("*.yaml")
+    if "env:\n  type: gym" not in path.read_text() and "tune:" not in path.read_text()
+)
+
+
+@pytest.mark.parametrize("name", SUMO_YAMLS)
+def test_every_shipped_yaml_builds_and_simulates(name: str, tmp_path: Path) -> None:
+    config = load_config(SCENARIOS / name)
+    summary = build_scenario(config, tmp_path)
+    assert summary["edges"] > 0 and summary["total_length_m"] > 0
+    if config.scenario.open:
+        assert "route_length_m" in summary and "loop_length_m" not in summary
+    else:
+        assert summary["loop_length_m"] > 0
+    result = simulate(config, steps=100)
+    assert result["steps"] == 100 and result["collisions"] == 0
