@@ -12,12 +12,12 @@ the crossing), so positions along the loop include them.
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
 from flowsim.scenarios.base import PlacedVehicle, ScenarioInstance, cached_build, run_netconvert
+from flowsim.scenarios.open import route_offsets
 from flowsim.scenarios.ring import RingScenario
 
 #: Edges in driving order around the figure eight.
@@ -94,37 +94,6 @@ def figure_eight_network(radius: float, lanes: int, speed_limit: float) -> Path:
     return folder / "figure_eight.net.xml"
 
 
-def loop_offsets(net_file: Path, loop: tuple[str, ...]) -> tuple[dict[str, float], float]:
-    """Distance from the loop's origin to the start of every edge, junction lanes included.
-
-    Returns the offsets of the loop's edges and of the internal (junction) edges between them,
-    and the loop's total length (m), both read from the built network (lane 0).
-    """
-    root = ET.parse(net_file).getroot()
-    lengths = {}
-    for edge in root.iter("edge"):
-        lane = edge.find("lane")
-        if lane is not None:
-            lengths[edge.get("id")] = float(lane.get("length", "0"))
-    via: dict[tuple[str, str], str | None] = {}
-    for connection in root.iter("connection"):
-        if connection.get("fromLane") == "0":
-            via[(connection.get("from", ""), connection.get("to", ""))] = connection.get("via")
-    offsets: dict[str, float] = {}
-    total = 0.0
-    for index, edge in enumerate(loop):
-        following = loop[(index + 1) % len(loop)]
-        offsets[edge] = total
-        total += lengths[edge]
-        lane = via.get((edge, following))
-        while lane:  # a crossing may split its junction lane in two (an internal junction)
-            internal = lane.rsplit("_", 1)[0]
-            offsets[internal] = total
-            total += lengths[internal]
-            lane = via.get((internal, following))
-    return offsets, total
-
-
 class FigureEightScenario(RingScenario):
     """Vehicles on Flow's figure eight, placed along its edges like a ring's (even or random).
 
@@ -149,7 +118,7 @@ class FigureEightScenario(RingScenario):
         """Build (or fetch from the cache) the network and this episode's placement."""
         r = round(self.config.radius, 1)
         net_file = figure_eight_network(r, self.config.lanes, self.config.speed_limit)
-        offsets, total = loop_offsets(net_file, FIGURE_EIGHT_EDGES)
+        offsets, total = route_offsets(net_file, FIGURE_EIGHT_EDGES, closed=True)
         edge_lengths = [r if "ring" not in e else 3 * math.pi * r / 2 for e in FIGURE_EIGHT_EDGES]
         starts = np.concatenate(([0.0], np.cumsum(edge_lengths)[:-1]))
         placed = self._positions(float(sum(edge_lengths)), rng)

@@ -44,9 +44,15 @@ def traffic_light_ids(net_file: Path) -> tuple[str, ...]:
     return tuple(sorted({tl.get("id", "") for tl in root.iter("tlLogic")}))
 
 
-def route_offsets(net_file: Path, route: tuple[str, ...]) -> tuple[dict[str, float], float]:
+def route_offsets(
+    net_file: Path, route: tuple[str, ...], closed: bool = False
+) -> tuple[dict[str, float], float]:
     """Distance from the route's start to each of its edges and the junction lanes between
-    them, and the route's total length (m), read from the network (lane 0)."""
+    them, and the route's total length (m), read from the network (lane 0).
+
+    ``closed``: the route is a loop, so the junction from its last edge back to its first
+    counts too (the total is then one lap).
+    """
     root = ET.parse(net_file).getroot()
     lengths: dict[str, float] = {}
     for edge in root.iter("edge"):
@@ -63,14 +69,15 @@ def route_offsets(net_file: Path, route: tuple[str, ...]) -> tuple[dict[str, flo
     for index, edge in enumerate(route):
         offsets[edge] = total
         total += lengths[edge]
-        if index + 1 == len(route):
+        if index + 1 == len(route) and not closed:
             break
-        lane = via.get((edge, route[index + 1]))
+        following = route[(index + 1) % len(route)]
+        lane = via.get((edge, following))
         while lane:  # a junction may split its lane in two (an internal junction)
             internal = lane.rsplit("_", 1)[0]
             offsets[internal] = total
             total += lengths[internal]
-            lane = via.get((internal, route[index + 1]))
+            lane = via.get((internal, following))
     return offsets, total
 
 
