@@ -40,11 +40,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 
 from flowsim.algos.common import (
-    ActorCritic,
     RunningMeanStd,
+    actor_critic_for,
     episode_metrics,
     learner_state,
     load_learner_state,
@@ -266,11 +265,9 @@ class ESTrainer:
             )
         self.config, self.train, self.es, self.group = config, train, es, group
         torch.manual_seed(train.seed)
-        discrete = isinstance(action_space, spaces.Discrete)
         obs_dim = int(np.prod(observation_space.shape))
-        act_dim = int(action_space.n) if discrete else int(np.prod(action_space.shape))
-        self.model = ActorCritic(
-            obs_dim, act_dim, tuple(train.hidden), discrete, train.init_log_std
+        self.model = actor_critic_for(
+            observation_space, action_space, tuple(train.hidden), train.init_log_std
         )
         self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
         exported = self.model.export(None)

@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 
 from flowsim.algos.common import (
-    ActorCritic,
     RunningMeanStd,
+    actor_critic_for,
     episode_metrics,
     estimate_advantages,
     learner_state,
@@ -39,11 +38,9 @@ class PPOTrainer:
         train = config.train
         self.config, self.train, self.group = config, train, group
         torch.manual_seed(train.seed)
-        self.discrete = isinstance(action_space, spaces.Discrete)
         obs_dim = int(np.prod(observation_space.shape))
-        act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.model = ActorCritic(
-            obs_dim, act_dim, tuple(train.hidden), self.discrete, train.init_log_std
+        self.model = actor_critic_for(
+            observation_space, action_space, tuple(train.hidden), train.init_log_std
         )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, eps=1e-5)
         self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
@@ -95,7 +92,7 @@ class PPOTrainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = train.lr * max(1.0 - self.iteration / train.iterations, 0.0)
         obs_t = torch.as_tensor(obs)
-        actions_t = torch.as_tensor(actions if not self.discrete else actions.astype(np.int64))
+        actions_t = self.model.action_tensor(actions)
         old_logp_t = torch.as_tensor(old_logp, dtype=torch.float32)
         adv_t = torch.as_tensor(advantages, dtype=torch.float32)
         returns_t = torch.as_tensor(returns, dtype=torch.float32)

@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from flowsim.algos.common import (
-    ActorCritic,
     RunningMeanStd,
+    actor_critic_for,
     episode_metrics,
     estimate_advantages,
     learner_state,
@@ -111,11 +110,9 @@ class TRPOTrainer:
         train = config.train
         self.config, self.train, self.trpo, self.group = config, train, train.trpo, group
         torch.manual_seed(train.seed)
-        self.discrete = isinstance(action_space, spaces.Discrete)
         obs_dim = int(np.prod(observation_space.shape))
-        act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.model = ActorCritic(
-            obs_dim, act_dim, tuple(train.hidden), self.discrete, train.init_log_std
+        self.model = actor_critic_for(
+            observation_space, action_space, tuple(train.hidden), train.init_log_std
         )
         # the policy: its network and, for a Gaussian, the shared log std
         self.policy_params = list(self.model.pi.parameters())
@@ -172,7 +169,7 @@ class TRPOTrainer:
         self, obs: torch.Tensor, actions: np.ndarray, advantages: np.ndarray
     ) -> dict[str, float]:
         trpo = self.trpo
-        actions_t = torch.as_tensor(actions if not self.discrete else actions.astype(np.int64))
+        actions_t = self.model.action_tensor(actions)
         adv = torch.as_tensor(advantages, dtype=torch.float32)
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)  # advantage normalisation
         # The sampling policy, re-evaluated in torch (the weights the runners had) so the

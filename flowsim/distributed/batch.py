@@ -39,7 +39,8 @@ class Batch:
 
     Attributes:
         obs, next_obs: observations before and after each step, shape (T, *obs_shape).
-        actions: actions sent (before the env's clipping), shape (T, *action_shape).
+        actions: actions sent (before the env's clipping), shape (T, *action_shape); for
+            ``Discrete`` and ``MultiDiscrete`` spaces the integer choices (start included).
         rewards, logp, values: float32, shape (T,).
         terminated, truncated: episode ended by the task / by a time limit or crash.
         fragment_end: the stream was cut here by the fragment length (not an episode end).

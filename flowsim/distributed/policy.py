@@ -10,6 +10,12 @@ Weights layout of :class:`MLPPolicy` (``L`` hidden layers)::
     vf.{i}.weight, vf.{i}.bias                    for i in 0..L   (last: 1 output)
     log_std (act_dim,)                            Gaussian policies only
     obs_mean, obs_std (obs_dim,)                  optional: inputs clip((obs - mean) / std, ±10)
+
+The action head has ``act_dim`` outputs: the Gaussian's mean, one logit per choice of a
+``Discrete(n)`` space (``act_dim = n``), or, for ``MultiDiscrete(nvec)``, the logits of every
+dimension one after another (``act_dim = sum(nvec)``; dimension ``i`` reads its ``nvec[i]``
+logits after those of dimensions ``0..i-1``). Categorical actions are the chosen indices plus
+the space's ``start``.
 """
 
 from __future__ import annotations
@@ -44,15 +50,22 @@ class PolicySpec:
     """How to build a runner's inference policy (small and picklable: sent to every actor).
 
     Attributes:
-        kind: ``gaussian_mlp`` (continuous actions), ``categorical_mlp`` (discrete), or
-            ``constant`` (always ``constant_action``; baselines, benchmarks and tests).
+        kind: ``gaussian_mlp`` (a ``Box`` action), ``categorical_mlp`` (``Discrete``),
+            ``multi_categorical_mlp`` (``MultiDiscrete``: one independent categorical per
+            dimension), or ``constant`` (always ``constant_action``; baselines, benchmarks
+            and tests).
         hidden: hidden layer sizes of the policy and value networks.
         constant_action: the action of the ``constant`` policy.
+        nvec: choices per dimension of a ``multi_categorical_mlp`` (the space's ``nvec``,
+            flattened); a runner whose env has another ``nvec`` refuses the spec.
     """
 
-    kind: Literal["gaussian_mlp", "categorical_mlp", "constant"] = "gaussian_mlp"
+    kind: Literal["gaussian_mlp", "categorical_mlp", "multi_categorical_mlp", "constant"] = (
+        "gaussian_mlp"
+    )
     hidden: tuple[int, ...] = (64, 64)
     constant_action: float = 0.0
+    nvec: tuple[int, ...] = ()
 
 
 def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -63,7 +76,22 @@ def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarr
 
 
 class MLPPolicy:
-    """A tanh MLP policy with a separate value network, evaluated in numpy."""
+    """A tanh MLP policy with a separate value network, evaluated in numpy.
+
+    Args:
+        obs_dim: length of the flattened observation.
+        act_dim: outputs of the action head (see the module docstring).
+        hidden: hidden layer sizes.
+        discrete: categorical actions: one ``Discrete(act_dim)`` choice per observation, or,
+            with ``nvec``, one choice per dimension.
+        seed: seed of the initial weights.
+        nvec: choices per dimension of a ``MultiDiscrete`` action (``sum(nvec) == act_dim``);
+            implies ``discrete``.
+        action_start: added to the chosen indices (the space's ``start``; scalar or per
+            dimension).
+        action_shape: shape of one categorical action (default: ``()`` for ``Discrete``,
+            ``(len(nvec),)`` for ``MultiDiscrete``).
+    """
 
     def __init__(
         self,
@@ -72,8 +100,28 @@ class MLPPolicy:
         hidden: tuple[int, ...] = (64, 64),
         discrete: bool = False,
         seed: int = 0,
+        nvec: tuple[int, ...] | None = None,
+        action_start: np.ndarray | int = 0,
+        action_shape: tuple[int, ...] | None = None,
     ) -> None:
+        discrete = discrete or nvec is not None
         self.obs_dim, self.act_dim, self.hidden, self.discrete = obs_dim, act_dim, hidden, discrete
+        self.nvec = tuple(int(n) for n in nvec) if nvec is not None else None
+        if discrete:
+            choices = self.nvec if self.nvec is not None else (act_dim,)
+            if sum(choices) != act_dim or min(choices) < 1:
+                raise ValueError(
+                    f"nvec {list(choices)} does not split an action head of {act_dim} outputs "
+                    "into dimensions of at least one choice each"
+                )
+            if action_shape is None:
+                action_shape = () if self.nvec is None else (len(choices),)
+            # Logits sit in a (dimensions, most choices) table; missing choices stay -inf.
+            self._choice_mask = np.arange(max(choices)) < np.array(choices)[:, None]
+            self._action_start = np.broadcast_to(
+                np.asarray(action_start, dtype=np.int64).reshape(-1), (len(choices),)
+            ).copy()
+            self.action_shape = tuple(action_shape)
         self.set_weights(self.initial_weights(seed))
 
     def initial_weights(self, seed: int) -> dict[str, np.ndarray]:
@@ -153,14 +201,7 @@ class MLPPolicy:
         out = x @ weight_t + bias
         head, values = out[:, :-1], out[:, -1]
         if self.discrete:
-            shifted = head - head.max(axis=1, keepdims=True)
-            log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-            if explore:
-                gumbel = -np.log(-np.log(rng.random(head.shape)))
-                actions = np.argmax(log_probs + gumbel, axis=1)
-            else:
-                actions = np.argmax(log_probs, axis=1)
-            logp = log_probs[np.arange(len(actions)), actions]
+            actions, logp = self._categorical(head, explore, rng)
             return actions, logp, values
         if explore:
             noise = rng.standard_normal(head.shape)
@@ -170,6 +211,25 @@ class MLPPolicy:
             actions = head
             logp = np.full(len(head), -self._logp_constant)
         return actions.astype(np.float32), logp, values
+
+    def _categorical(
+        self, head: np.ndarray, explore: bool, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Choices (sampled by Gumbel-max, or the most likely) of every dimension, plus the
+        space's start, and their joint log-probability (the sum over dimensions)."""
+        mask = self._choice_mask
+        logits = np.full((len(head), *mask.shape), -np.inf)
+        logits[:, mask] = head
+        shifted = logits - logits.max(axis=2, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+        scores = log_probs
+        if explore:
+            scores = log_probs.copy()
+            scores[:, mask] += -np.log(-np.log(rng.random(head.shape)))
+        choices = np.argmax(scores, axis=2)
+        logp = np.take_along_axis(log_probs, choices[:, :, None], axis=2).sum(axis=(1, 2))
+        actions = (choices + self._action_start).reshape(len(head), *self.action_shape)
+        return actions, logp
 
 
 class ConstantPolicy:
@@ -201,8 +261,38 @@ def build_policy(
     obs_dim = int(np.prod(observation_space.shape))
     if spec.kind == "categorical_mlp":
         if not isinstance(action_space, spaces.Discrete):
-            raise ValueError("categorical_mlp needs a Discrete action space")
-        return MLPPolicy(obs_dim, int(action_space.n), spec.hidden, discrete=True, seed=seed)
+            raise ValueError(f"categorical_mlp needs a Discrete action space, not {action_space}")
+        return MLPPolicy(
+            obs_dim,
+            int(action_space.n),
+            spec.hidden,
+            discrete=True,
+            seed=seed,
+            action_start=int(action_space.start),
+        )
+    if spec.kind == "multi_categorical_mlp":
+        if not isinstance(action_space, spaces.MultiDiscrete):
+            raise ValueError(
+                f"multi_categorical_mlp needs a MultiDiscrete action space, not {action_space}"
+            )
+        nvec = tuple(int(n) for n in action_space.nvec.reshape(-1))
+        if spec.nvec and tuple(spec.nvec) != nvec:
+            raise ValueError(
+                f"the policy has {list(spec.nvec)} choices per action dimension; the env's "
+                f"MultiDiscrete has {list(nvec)}"
+            )
+        return MLPPolicy(
+            obs_dim,
+            sum(nvec),
+            spec.hidden,
+            seed=seed,
+            nvec=nvec,
+            action_start=action_space.start.reshape(-1),
+            action_shape=tuple(action_space.shape),
+        )
     if not isinstance(action_space, spaces.Box):
-        raise ValueError("gaussian_mlp needs a Box action space; use categorical_mlp")
+        raise ValueError(
+            f"gaussian_mlp needs a Box action space, not {action_space}; use categorical_mlp "
+            "(Discrete) or multi_categorical_mlp (MultiDiscrete)"
+        )
     return MLPPolicy(obs_dim, int(np.prod(action_space.shape)), spec.hidden, seed=seed)

@@ -293,8 +293,13 @@ class EnvRunner:
             cut = np.zeros(steps, dtype=bool)
             cut[-1] = not (stream.terminated[-1] or stream.truncated[-1])
             parts["fragment_end"].append(cut)
+        action_dtype = first.action_space.dtype
+        if action_dtype is None:  # a space without one (Tuple, Dict)
+            action_dtype = np.float32
         arrays = {
-            name: np.concatenate(chunks) if chunks else _empty(name, obs_shape, action_shape)
+            name: np.concatenate(chunks)
+            if chunks
+            else _empty(name, obs_shape, action_shape, action_dtype)
             for name, chunks in parts.items()
         }
         total = int(arrays["rewards"].shape[0])
@@ -337,9 +342,18 @@ def _finished(tally: _EpisodeTally) -> tuple[float, int, float, int]:
     return (tally.ret, tally.length, mean_speed, tally.collisions)
 
 
-def _empty(name: str, obs_shape: tuple[int, ...], action_shape: tuple[int, ...]) -> np.ndarray:
+def _empty(
+    name: str, obs_shape: tuple[int, ...], action_shape: tuple[int, ...], action_dtype: Any
+) -> np.ndarray:
+    """A zero-step array of field ``name`` (actions in the space's dtype: ints for choices)."""
     shapes = {"obs": obs_shape, "next_obs": obs_shape, "actions": action_shape}
-    dtypes = {"terminated": bool, "truncated": bool, "fragment_end": bool, "env_index": np.int64}
+    dtypes = {
+        "terminated": bool,
+        "truncated": bool,
+        "fragment_end": bool,
+        "env_index": np.int64,
+        "actions": action_dtype,
+    }
     return np.zeros((0, *shapes.get(name, ())), dtype=dtypes.get(name, np.float32))
 
 
