@@ -18,6 +18,7 @@ import numpy as np
 from flowsim import jsonout
 from flowsim.config import FlowsimConfig, apply_overrides
 from flowsim.envs import make_env
+from flowsim.evaluation import fixed_cycle_actor
 from flowsim.scenarios import sumo_binary
 
 
@@ -79,13 +80,8 @@ def timing_actions(space: Any, config: FlowsimConfig) -> Callable[[int], Any]:
         action = space.high if config.scenario.open else np.zeros(space.shape)
         fixed = np.asarray(action, dtype=np.float32)
         return lambda step: fixed
-    seconds = config.sim.step_length * config.env.sims_per_step
-    hold = max(1, round(config.scenario.signals.green / seconds))
-    if isinstance(space, gymnasium.spaces.Discrete):
-        return lambda step: int(space.start + (step // hold) % space.n)
-    if isinstance(space, gymnasium.spaces.MultiDiscrete):
-        nvec, start = np.asarray(space.nvec), np.asarray(space.start)
-        return lambda step: start + (step // hold) % nvec
+    if isinstance(space, (gymnasium.spaces.Discrete, gymnasium.spaces.MultiDiscrete)):
+        return fixed_cycle_actor(config, space)
     space.seed(0)
     sample = space.sample()
     return lambda step: sample

@@ -21,8 +21,65 @@ from flowsim.errors import ConfigError
 #: An actor maps (observation, env) to an action.
 Actor = Callable[[np.ndarray, Any], np.ndarray]
 
-#: Baselines `evaluate` knows: the AV driven by the humans' own model, or by a controller.
-BASELINES = ("human", "pi_saturation", "follower_stopper")
+#: Baselines `evaluate` knows: the AV driven by the humans' own model, or by a controller;
+#: for signal control, the green phases cycled every ``scenario.signals.green`` seconds.
+BASELINES = ("human", "pi_saturation", "follower_stopper", "fixed_cycle")
+#: Baselines that drive AVs: they apply only where a vehicle group is driven by ``rl``.
+AV_BASELINES = ("human", "pi_saturation", "follower_stopper")
+
+
+def fixed_cycle_actor(config: FlowsimConfig, space: Any) -> Callable[[int], Any]:
+    """Signal phases that cycle every ``scenario.signals.green`` seconds: action at step k.
+
+    A fixed-time programme through the agent's own action interface (a ``Discrete`` or
+    ``MultiDiscrete`` choice of green phase per signal).
+    """
+    import gymnasium
+
+    seconds = config.sim.step_length * config.env.sims_per_step
+    hold = max(1, round(config.scenario.signals.green / seconds))
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return lambda step: int(space.start + (step // hold) % space.n)
+    if isinstance(space, gymnasium.spaces.MultiDiscrete):
+        nvec, start = np.asarray(space.nvec), np.asarray(space.start)
+        return lambda step: start + (step // hold) % nvec
+    raise ConfigError(
+        f"the fixed_cycle baseline needs a discrete action space (signal phases); "
+        f"env.type {config.env.type} has {space}."
+    )
+
+
+def _cycle_actor(config: FlowsimConfig, env: Any) -> Actor:
+    """:func:`fixed_cycle_actor` as an actor, restarting its cycle at every episode."""
+    schedule = fixed_cycle_actor(config, env.action_space)
+    state = {"episode": None, "step": 0}
+
+    def act(_obs: np.ndarray, env: Any) -> Any:
+        episode = env.simulation.instance
+        if state["episode"] is not episode:
+            state["episode"], state["step"] = episode, 0
+        action = schedule(state["step"])
+        state["step"] += 1
+        return action
+
+    return act
+
+
+def applicable_baselines(config: FlowsimConfig, baselines: tuple[str, ...]) -> tuple[str, ...]:
+    """The requested baselines that make sense for the config's env.
+
+    AV baselines need a vehicle group driven by ``rl``; on a signal-control env
+    (``traffic_light_grid``) they are replaced by ``fixed_cycle``; a Gymnasium env has none.
+    """
+    if config.env.type == "gym":
+        return ()
+    signals = config.env.type == "traffic_light_grid"
+    has_avs = not signals and any(group.controller.type == "rl" for group in config.vehicles)
+    kept = [b for b in baselines if (has_avs or b not in AV_BASELINES)]
+    kept = [b for b in kept if signals or b != "fixed_cycle"]
+    if signals and len(kept) < len(baselines) and "fixed_cycle" not in kept:
+        kept.append("fixed_cycle")
+    return tuple(kept)
 
 
 def run_episode(env: Any, actor: Actor, seed: int) -> dict[str, float]:
@@ -65,7 +122,15 @@ def run_episode(env: Any, actor: Actor, seed: int) -> dict[str, float]:
 
 
 def policy_actor(weights: dict[str, np.ndarray], env: Any, hidden: tuple[int, ...]) -> Actor:
-    """The trained policy acting deterministically (the mean action; argmax if discrete)."""
+    """The trained policy acting deterministically (the mean action; argmax if discrete).
+
+    A hierarchical program from ``flowsim imitate`` (``weights["kind"] == "hierarchy"``) runs
+    its call stack instead.
+    """
+    if weights.get("kind") == "hierarchy":
+        from flowsim.hierarchy.collect import policy_driver
+
+        return policy_driver(weights)
     from flowsim.algos.common import policy_spec_for
     from flowsim.distributed.policy import build_policy
 
@@ -152,6 +217,8 @@ def evaluate(
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}.")
+    requested = baselines
+    baselines = applicable_baselines(config, baselines)
     seeds = [seed + k for k in range(episodes)]
     # Controllers act at every SUMO step, as they were designed to, over the same duration;
     # their return is rescaled to the policy's number of agent steps.
@@ -163,17 +230,25 @@ def evaluate(
     if weights is not None:
         candidates.append(("policy", lambda env: policy_actor(weights, env, config.train.hidden)))
     for name in baselines:
+        if name == "fixed_cycle":
+            candidates.append((name, lambda env: _cycle_actor(config, env)))
+            continue
         controller = human_controller(config) if name == "human" else ControllerConfig(type=name)
         candidates.append((name, lambda env, c=controller: controller_actor(c, config)))
     results: dict[str, Any] = {"seeds": seeds, "baselines": {}}
+    skipped = [b for b in requested if b not in baselines]
+    if skipped:
+        results["skipped_baselines"] = skipped  # not applicable to this env (see above)
     for name, make_actor in candidates:
         if progress is not None:
             progress(name)
-        summary = _evaluate_one(config if name == "policy" else baseline_config, make_actor, seeds)
+        own_pace = name in ("policy", "fixed_cycle")  # act at the env's decision interval
+        summary = _evaluate_one(config if own_pace else baseline_config, make_actor, seeds)
         if name == "policy":
             results["policy"] = summary
         else:
-            summary["mean_return"] /= repeat  # per agent step of the policy's env
+            if not own_pace:
+                summary["mean_return"] /= repeat  # per agent step of the policy's env
             results["baselines"][name] = summary
     return results
 
