@@ -1,0 +1,17 @@
+"""Hierarchical imitation: procedures with a call stack, learned from demonstrations.
+
+Modules (torch is imported only by those that need it, so :mod:`flowsim.config` can import
+:mod:`flowsim.hierarchy.config` cheaply):
+
+- :mod:`~flowsim.hierarchy.procedures`: procedures, frames and the call-stack executor (PHP);
+- :mod:`~flowsim.hierarchy.neural`: neural procedures (MLPs on observation, counter, argument);
+- :mod:`~flowsim.hierarchy.demos`: the demonstration format (``.npz``) and its loader;
+- :mod:`~flowsim.hierarchy.strong` / :mod:`~flowsim.hierarchy.weak`: strong supervision and
+  weak supervision (log-space forward-backward over procedure and program counter);
+- :mod:`~flowsim.hierarchy.learn`: fitting (strong, weak, mixed) and flat behaviour cloning;
+- :mod:`~flowsim.hierarchy.synthetic`: a two-procedure task with known structure;
+- :mod:`~flowsim.hierarchy.expert`: the rule-based hierarchical driver of the multi-lane ring;
+- :mod:`~flowsim.hierarchy.collect`: demonstrations and closed-loop evaluation via the sampler;
+- :mod:`~flowsim.hierarchy.imitate`: ``flowsim imitate`` run directories and the benchmark;
+- :mod:`~flowsim.hierarchy.config`: the ``imitation:`` section of an experiment YAML.
+"""

@@ -1,0 +1,119 @@
+"""``flowsim imitate`` and ``flowsim bench imitate``: parsers and handlers for flowsim.cli.
+
+``flowsim/cli.py`` wires them with two calls in ``build_parser``::
+
+    from flowsim.hierarchy.cli import add_bench_parser, add_imitate_parser
+    add_imitate_parser(commands)
+    add_bench_parser(bench_kinds)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from flowsim import jsonout
+from flowsim.errors import ConfigError
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value, e.g. --set imitation.strong_demos=3 (repeatable)",
+    )
+
+
+def add_imitate_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add ``imitate CONFIG.yaml`` to the ``flowsim`` subcommands."""
+    parser = commands.add_parser(
+        "imitate", help="learn hierarchical procedures from expert demonstrations"
+    )
+    parser.add_argument("config", type=Path, help="experiment YAML with an imitation: section")
+    _add_set(parser)
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="folder for run directories")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(handler=cmd_imitate)
+    return parser
+
+
+def add_bench_parser(bench_kinds: Any) -> argparse.ArgumentParser:
+    """Add ``bench imitate`` (data efficiency) to ``flowsim bench``."""
+    parser = bench_kinds.add_parser(
+        "imitate", help="data efficiency: hierarchical imitation vs flat behaviour cloning"
+    )
+    parser.add_argument("--config", type=Path, required=True, help="experiment YAML")
+    _add_set(parser)
+    parser.add_argument(
+        "--counts", default="1,3,10,30", help="strong demonstrations per point (default 1,3,10,30)"
+    )
+    parser.add_argument("--episodes", type=int, default=3, help="closed-loop episodes per point")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--results", default="benchmarks/results", help="folder for the JSON result file"
+    )
+    parser.set_defaults(handler=cmd_bench_imitate)
+    return parser
+
+
+def cmd_imitate(args: argparse.Namespace) -> int:
+    """Handler of ``flowsim imitate``."""
+    from rich.console import Console
+
+    from flowsim.hierarchy.imitate import imitate, load_imitation
+
+    config, imitation = load_imitation(args.config, args.overrides)
+    console = Console(stderr=True)
+    with console.status("imitating") as status:
+        run = imitate(config, imitation, out=args.out, report=status.update)
+    if args.json:
+        print(jsonout.dumps({"run": str(run.directory), **run.summary}), file=args.json_stream)
+        return 0
+    loop = run.summary.get("closed_loop", {})
+    console.print(f"imitated into {run.directory}")
+    for name in ("expert", "program", "flat"):
+        if name in loop:
+            entry = loop[name]
+            console.print(
+                f"  {name:8s} AV speed {entry['av_speed']:.2f} m/s, all {entry['mean_speed']:.2f}"
+                f" m/s, collisions {entry['collisions']}"
+            )
+    return 0
+
+
+def cmd_bench_imitate(args: argparse.Namespace) -> int:
+    """Handler of ``flowsim bench imitate``."""
+    from rich.console import Console
+
+    from flowsim.hierarchy.imitate import bench_imitate, load_imitation
+
+    try:
+        counts = tuple(int(c) for c in args.counts.split(",") if c)
+    except ValueError:
+        raise ConfigError(f"--counts {args.counts}: give integers, e.g. 1,3,10,30") from None
+    if not counts or min(counts) < 1 or args.episodes < 1:
+        raise ConfigError("--counts and --episodes must be positive, e.g. --counts 1,3,10.")
+    config, imitation = load_imitation(args.config, args.overrides)
+    console = Console(stderr=True)
+    with console.status("benchmarking imitation") as status:
+        result = bench_imitate(
+            config, imitation, counts, args.episodes, Path(args.results), status.update
+        )
+    if args.json:
+        print(jsonout.dumps(result), file=args.json_stream)
+        return 0
+    expert = result["expert"]
+    console.print(f"expert: AV speed {expert['av_speed']:.2f} m/s")
+    for entry in result["curve"]:
+        cells = [
+            f"{name} AV {entry[name]['av_speed_vs_expert']:.3f}, "
+            f"acc {entry[name]['action_accuracy']:.3f}, mae {entry[name]['continuous_mae']:.3f}"
+            for name in ("program", "flat")
+        ]
+        console.print(f"{entry['strong_demos']:3d} demos: " + " | ".join(cells))
+    console.print(f"written to {result['written_to']}")
+    return 0

@@ -1,0 +1,407 @@
+"""``flowsim imitate``: demonstrations, learning and closed-loop evaluation in a run directory.
+
+A run directory (like ``flowsim train``'s) holds:
+
+- ``config.yaml``: the resolved config, with the ``imitation:`` settings;
+- ``demos/train.npz`` and ``demos/held_out.npz``: the demonstrations
+  (:mod:`flowsim.hierarchy.demos`); weak ones have their stacks removed;
+- ``progress.csv``: one row per epoch (``epoch, wall_s, loss, strong_nll, weak_nll``);
+- ``checkpoints/checkpoint-NNNNNN.pt`` and ``best.pt`` (atomic, ``weights_only``):
+  ``{"kind": "hierarchy", "program": ..., "flat": ..., "policy": ..., "rows": [...]}``, where
+  ``policy`` is what :func:`flowsim.hierarchy.collect.policy_driver` turns into an actor;
+- ``summary.json``: held-out accuracy and likelihood, procedure recovery, closed-loop speed of
+  the program, the flat baseline and the expert.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from flowsim import jsonout
+from flowsim.checkpoints import save_checkpoint
+from flowsim.config import FlowsimConfig, apply_overrides, dump_config, parse_config
+from flowsim.errors import ConfigError
+from flowsim.hierarchy.config import ImitationConfig
+
+PROGRESS_COLUMNS = ("epoch", "wall_s", "loss", "strong_nll", "weak_nll")
+
+
+def load_imitation(
+    path: Path, overrides: list[str] | None = None
+) -> tuple[FlowsimConfig, ImitationConfig]:
+    """An experiment YAML with an ``imitation:`` section: the config and the section.
+
+    ``--set imitation.KEY=VALUE`` overrides the section; other keys override the config. Works
+    whether :class:`FlowsimConfig` has an ``imitation`` field or still keeps the settings in
+    its ``hierarchy`` mapping (run directories written then say ``hierarchy:``).
+    """
+    from flowsim.config import load_config
+
+    path = Path(path)
+    if "imitation" in FlowsimConfig.model_fields:
+        config = load_config(path, overrides)
+        section = getattr(config, "imitation", None)
+        return config, section if isinstance(section, ImitationConfig) else ImitationConfig()
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; give an experiment YAML.")
+    raw = yaml.safe_load(path.read_text()) or {}
+    section = raw.pop("imitation", None) or dict(raw.get("hierarchy") or {})
+    raw.pop("hierarchy", None)
+    own = [o for o in overrides or [] if o.startswith("imitation.")]
+    rest = [o for o in overrides or [] if not o.startswith("imitation.")]
+    for item in own:
+        key, _, value = item.partition("=")
+        section[key.split(".", 1)[1]] = yaml.safe_load(value)
+    try:
+        imitation = ImitationConfig.model_validate(section)
+    except ValueError as error:
+        raise ConfigError(f"invalid imitation section in {path}: {error}") from None
+    config = parse_config(raw, source=str(path), base_dir=path.resolve().parent)
+    if rest:
+        config = apply_overrides(config, rest)
+    return config, imitation
+
+
+def _with_section(config: FlowsimConfig, imitation: ImitationConfig) -> FlowsimConfig:
+    """The config carrying the imitation settings (saved with the run)."""
+    data = imitation.model_dump(mode="json")
+    if "imitation" in FlowsimConfig.model_fields:
+        return config.model_copy(update={"imitation": imitation})
+    return config.model_copy(update={"hierarchy": data})
+
+
+@dataclass
+class ImitationRun:
+    """A finished ``flowsim imitate`` run."""
+
+    directory: Path
+    summary: dict[str, Any]
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+
+def _seeds(imitation: ImitationConfig) -> tuple[list[int], list[int], list[int]]:
+    """Training, held-out and evaluation episode seeds (disjoint)."""
+    base = imitation.seed * 100_000
+    train = imitation.strong_demos + imitation.weak_demos
+    held = imitation.held_out_demos
+    return (
+        list(range(base, base + train)),
+        list(range(base + train, base + train + held)),
+        list(range(1000, 1000 + imitation.eval_episodes)),
+    )
+
+
+def _reuse_skills(program: Any, imitation: ImitationConfig) -> list[str]:
+    """Load ``imitation.skills`` from ``skills_from``'s program; returns the frozen names."""
+    if not imitation.skills:
+        return []
+    from flowsim.hierarchy.neural import NeuralProgram
+
+    assert imitation.skills_from is not None
+    state, _ = _load_state(Path(imitation.skills_from), "latest")
+    source = NeuralProgram.from_state(state["program"])
+    names = [p.name for p in source.spec.procedures]
+    frozen = []
+    for skill in imitation.skills:
+        targets = [p.name for p in program.spec.procedures]
+        if skill.procedure not in names or skill.procedure not in targets:
+            raise ConfigError(
+                f"imitation.skills: procedure {skill.procedure!r} is not in both programs "
+                f"({names} and {targets})."
+            )
+        if skill.mode == "recreate":
+            continue
+        module = program.procedures[targets.index(skill.procedure)]
+        module.load_state_dict(source.procedures[names.index(skill.procedure)].state_dict())
+        if skill.mode == "frozen":
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+            frozen.append(skill.procedure)
+    return frozen
+
+
+def imitate(
+    config: FlowsimConfig,
+    imitation: ImitationConfig,
+    out: Path | None = None,
+    report: Any = None,
+) -> ImitationRun:
+    """Collect demonstrations, fit the hierarchical program (and the flat baseline), evaluate.
+
+    ``report(text)`` is told each phase (a progress line).
+    """
+    import torch
+
+    from flowsim.hierarchy.collect import play, summarise
+    from flowsim.hierarchy.demos import save_demonstrations
+    from flowsim.hierarchy.expert import ring_spec
+    from flowsim.hierarchy.learn import FlatPolicy, action_metrics, fit, fit_flat
+    from flowsim.hierarchy.neural import NeuralProgram
+    from flowsim.hierarchy.strong import decision_accuracy, decision_table
+
+    say = report or (lambda text: None)
+    torch.set_num_threads(1)
+    config = _with_section(config, imitation)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    root = Path(out) if out is not None else Path("runs")
+    directory = root / f"{config.name}-{stamp}"
+    suffix = 1
+    while directory.exists():
+        suffix += 1
+        directory = root / f"{config.name}-{stamp}-{suffix}"
+    (directory / "checkpoints").mkdir(parents=True)
+    (directory / "config.yaml").write_text(dump_config(config))
+    started = time.perf_counter()
+
+    train_seeds, held_seeds, eval_seeds = _seeds(imitation)
+    say(f"collecting {len(train_seeds) + len(held_seeds)} expert episodes")
+    demos, expert_train = play(config, train_seeds + held_seeds, "expert", record=True)
+    strong_seeds = set(train_seeds[: imitation.strong_demos])
+    train = [
+        d if d.episode in strong_seeds else d.weak() for d in demos if d.episode in train_seeds
+    ]
+    held_out = [d for d in demos if d.episode in held_seeds]
+    meta = {"expert": imitation.expert, "env": config.env.type, "features": _features()}
+    save_demonstrations(directory / "demos" / "train.npz", train, meta)
+    if held_out:
+        save_demonstrations(directory / "demos" / "held_out.npz", held_out, meta)
+
+    spec = ring_spec(tuple(imitation.hidden), imitation.pc_cap)
+    program = NeuralProgram(spec, seed=imitation.seed)
+    frozen = _reuse_skills(program, imitation)
+    say(f"fitting {len(train)} demonstrations ({imitation.epochs} epochs)")
+    rows: list[dict[str, float]] = []
+
+    def log(row: dict[str, float]) -> None:
+        rows.append({**row, "wall_s": time.perf_counter() - started})
+
+    fit(program, train, epochs=imitation.epochs, lr=imitation.lr, callback=log)
+    flat = None
+    if imitation.baseline:
+        flat = FlatPolicy(spec, seed=imitation.seed)
+        fit_flat(flat, train, epochs=imitation.epochs, lr=imitation.lr)
+    _write_progress(directory / "progress.csv", rows)
+    state = {
+        "kind": "hierarchy",
+        "program": program.state(),
+        # what flowsim.evaluation.load_policy hands to policy_actor (see policy_driver)
+        "policy": {"kind": "hierarchy", "program": program.state()},
+        "flat": flat.state() if flat is not None else None,
+        "rows": rows,
+        "frozen": frozen,
+    }
+    save_checkpoint(state, directory / "checkpoints" / f"checkpoint-{imitation.epochs:06d}.pt")
+    save_checkpoint(state, directory / "checkpoints" / "best.pt")
+
+    summary: dict[str, Any] = {
+        "train_demos": len(train),
+        "strong_episodes": imitation.strong_demos,
+        "weak_episodes": imitation.weak_demos,
+        "epochs": imitation.epochs,
+        "final_loss": rows[-1]["loss"] if rows else None,
+        "frozen_procedures": frozen,
+        "expert_train_mean_speed": summarise(expert_train).get("mean_speed"),
+    }
+    strong_train = [d for d in train if d.strong]
+    if strong_train:
+        summary["train_decisions"] = decision_accuracy(program, decision_table(spec, strong_train))
+    if held_out:
+        say("scoring held-out demonstrations")
+        summary["held_out"] = {"program": action_metrics(program, held_out)}
+        if flat is not None:
+            summary["held_out"]["flat"] = action_metrics(flat, held_out)
+        summary["procedure_recovery"] = recovery(program, held_out)
+    if imitation.eval_episodes:
+        say(f"closed loop: {len(eval_seeds)} episodes each")
+        summary["closed_loop"] = closed_loop(config, program.state(), flat, eval_seeds)
+    summary["wall_s"] = time.perf_counter() - started
+    (directory / "summary.json").write_text(jsonout.dumps(summary) + "\n")
+    return ImitationRun(directory, summary, rows)
+
+
+def _features() -> list[str]:
+    from flowsim.hierarchy.expert import FEATURES
+
+    return list(FEATURES)
+
+
+def recovery(program: Any, demos: list[Any]) -> dict[str, float]:
+    """Procedure recovery on demonstrations with known stacks (best label permutation)."""
+    from flowsim.hierarchy.weak import (
+        boundary_scores,
+        options,
+        recovery_accuracy,
+        segment,
+        true_segments,
+    )
+
+    spec = program.spec
+    predicted, truth, found, real = [], [], [], []
+    for demo in demos:
+        labels, starts = segment(program, demo.weak())
+        true_labels, true_starts = true_segments(spec, demo)
+        predicted.append(labels)
+        truth.append(true_labels)
+        found.append(starts > 0.5)
+        real.append(true_starts)
+    scores = boundary_scores(np.concatenate(found), np.concatenate(real))
+    scores["procedure_accuracy"] = recovery_accuracy(
+        np.concatenate(predicted), np.concatenate(truth), len(options(spec))
+    )
+    return scores
+
+
+def closed_loop(
+    config: FlowsimConfig, program_state: dict[str, Any] | None, flat: Any, seeds: list[int]
+) -> dict[str, Any]:
+    """The program, the flat baseline and the expert driving on the same seeds."""
+    from flowsim.hierarchy.collect import play, summarise
+
+    results: dict[str, Any] = {"seeds": seeds}
+    _, expert = play(config, seeds, "expert")
+    results["expert"] = summarise(expert)
+    drivers = []
+    if program_state is not None:
+        drivers.append(("program", "program", program_state))
+    if flat is not None:
+        drivers.append(("flat", "flat", flat.state() if hasattr(flat, "state") else flat))
+    for name, kind, state in drivers:
+        _, stats = play(config, seeds, kind, state)
+        entry = summarise(stats)
+        entry["speed_vs_expert"] = entry["mean_speed"] / results["expert"]["mean_speed"]
+        entry["av_speed_vs_expert"] = entry["av_speed"] / results["expert"]["av_speed"]
+        results[name] = entry
+    return results
+
+
+def _write_progress(path: Path, rows: list[dict[str, float]]) -> None:
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=PROGRESS_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _load_state(run_dir: Path, checkpoint: str) -> tuple[dict[str, Any], Path]:
+    from flowsim.training import load_checkpoint
+
+    state, path = load_checkpoint(Path(run_dir), checkpoint)
+    if state.get("kind") != "hierarchy":
+        raise ConfigError(f"{path} is not a flowsim imitate checkpoint (no kind: hierarchy).")
+    return state, path
+
+
+def is_imitation_run(run_dir: Path) -> bool:
+    """True when ``run_dir``'s newest checkpoint was written by ``flowsim imitate``."""
+    try:
+        _load_state(Path(run_dir), "latest")
+    except ConfigError:
+        return False
+    return True
+
+
+def evaluate_imitation_run(
+    run_dir: Path,
+    episodes: int = 5,
+    seed: int = 1000,
+    checkpoint: str = "latest",
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """``flowsim evaluate`` for an imitation run: the program (``policy``) against the expert
+    and the flat baseline (``baselines``), in :func:`flowsim.evaluation.evaluate_run`'s shape."""
+    run_dir = Path(run_dir)
+    config, _ = load_imitation(run_dir / "config.yaml", overrides)
+    state, _ = _load_state(run_dir, checkpoint)
+    seeds = [seed + k for k in range(episodes)]
+    result = closed_loop(config, state["program"], state.get("flat"), seeds)
+    baselines = {"expert": result["expert"]}
+    if "flat" in result:
+        baselines["flat"] = result["flat"]
+    return {
+        "policy": result["program"],
+        "baselines": baselines,
+        "seeds": seeds,
+        "run_dir": str(run_dir),
+        "checkpoint": checkpoint,
+    }
+
+
+def bench_imitate(
+    config: FlowsimConfig,
+    imitation: ImitationConfig,
+    counts: tuple[int, ...] = (1, 3, 10, 30),
+    eval_episodes: int = 3,
+    results: Path | None = Path("benchmarks/results"),
+    report: Any = None,
+) -> dict[str, Any]:
+    """Data efficiency: closed-loop driving against the number of strong demonstrations.
+
+    Collects ``max(counts)`` expert episodes once; for each count fits the hierarchical program
+    and the flat baseline on the first episodes (``imitation.epochs`` each) and drives both on
+    the same evaluation seeds as the expert. The JSON goes to
+    ``results/imitate-<name>-<time>.json`` (not written when ``results`` is None).
+    """
+    import torch
+
+    from flowsim.hierarchy.collect import play, summarise
+    from flowsim.hierarchy.expert import ring_spec
+    from flowsim.hierarchy.learn import FlatPolicy, action_metrics, fit, fit_flat
+    from flowsim.hierarchy.neural import NeuralProgram
+
+    say = report or (lambda text: None)
+    torch.set_num_threads(1)
+    base = imitation.seed * 100_000
+    most = max(counts)
+    say(f"collecting {most + 1} expert episodes")
+    demos, _ = play(config, list(range(base, base + most + 1)), "expert", record=True)
+    held_out = [d for d in demos if d.episode == base + most]
+    seeds = list(range(1000, 1000 + eval_episodes))
+    _, expert_stats = play(config, seeds, "expert")
+    expert = summarise(expert_stats)
+    curve = []
+    for count in counts:
+        train = [d for d in demos if d.episode < base + count]
+        entry: dict[str, Any] = {"strong_demos": count}
+        for name in ("program", "flat"):
+            say(f"{count} demonstration(s): fitting and driving the {name}")
+            started = time.perf_counter()
+            spec = ring_spec(tuple(imitation.hidden), imitation.pc_cap)
+            if name == "program":
+                model: Any = NeuralProgram(spec, seed=imitation.seed)
+                fit(model, train, epochs=imitation.epochs, lr=imitation.lr)
+            else:
+                model = FlatPolicy(spec, seed=imitation.seed)
+                fit_flat(model, train, epochs=imitation.epochs, lr=imitation.lr)
+            fit_s = time.perf_counter() - started
+            _, stats = play(config, seeds, name, model.state())
+            driven = summarise(stats)
+            entry[name] = {
+                **driven,
+                **action_metrics(model, held_out),
+                "av_speed_vs_expert": driven["av_speed"] / expert["av_speed"],
+                "speed_vs_expert": driven["mean_speed"] / expert["mean_speed"],
+                "fit_s": fit_s,
+            }
+        curve.append(entry)
+    result: dict[str, Any] = {
+        "config": config.name,
+        "epochs": imitation.epochs,
+        "eval_seeds": seeds,
+        "expert": expert,
+        "curve": curve,
+    }
+    if results is not None:
+        folder = Path(results)
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = folder / f"imitate-{config.name}-{stamp}.json"
+        path.write_text(jsonout.dumps(result) + "\n")
+        result["written_to"] = str(path)
+    return result
