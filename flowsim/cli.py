@@ -237,6 +237,53 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from flowsim.config import load_config
+    from flowsim.tune.run import resume_tune, run_tune, show
+
+    if (args.resume is None) == (args.config is None):
+        raise ConfigError("flowsim tune needs a CONFIG.yaml with a tune: section, or --resume DIR.")
+    if args.resume is not None and args.overrides:
+        raise ConfigError("--set applies to a new tuning run; --resume continues it as it was.")
+    if args.resume is not None:
+        run = resume_tune(
+            args.resume, address=args.address, show_progress=not args.json, plots=not args.no_plots
+        )
+    else:
+        address = [f"sampler.address={args.address}"] if args.address else []
+        config = load_config(args.config, [*args.overrides, *address])
+        run = run_tune(config, out=args.out, show_progress=not args.json, plots=not args.no_plots)
+    if args.json:
+        print(jsonout.dumps(run.summary), file=args.json_stream)
+    else:
+        show(run)
+    if run.summary["interrupted"]:
+        return 130
+    if run.best is None:
+        raise FlowsimError(f"no trial reported {run.summary['metric']}; see {run.directory}.")
+    return 0
+
+
+def _cmd_bench_tune(args: argparse.Namespace) -> int:
+    from flowsim.config import load_config
+    from flowsim.tune.bench import bench_tune
+
+    results = _results_folder(args)
+    if args.trials < 1 or args.repeats < 1 or (args.iterations is not None and args.iterations < 1):
+        raise ConfigError("--trials, --repeats and --iterations must be positive, e.g. --trials 4.")
+    config = load_config(args.config, args.overrides)
+    with _stderr.status("benchmarking tuning") as status:
+        result = bench_tune(
+            config,
+            iterations=args.iterations,
+            trials=args.trials,
+            out=args.out,
+            repeats=args.repeats,
+            report=lambda phase: status.update(phase),
+        )
+    return _report_bench(args, result, results)
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from flowsim.evaluation import evaluate_run
 
@@ -331,7 +378,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from flowsim.plot import plot
+    from flowsim.tune.results import is_tune_dir
 
+    if is_tune_dir(args.target):
+        return _cmd_plot_tune(args)
     with _stderr.status("plotting") as status:
         result = plot(
             args.target,
@@ -349,6 +399,26 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     for name, value in result["mean_speed"].items():
         rows[f"mean speed: {name} (m/s)"] = value
     _print_table(f"plot {args.target}", rows)
+    for name, path in result["files"].items():
+        Console().print(f"{name}: {escape(path)}", highlight=False, soft_wrap=True)
+    return 0
+
+
+def _cmd_plot_tune(args: argparse.Namespace) -> int:
+    """``flowsim plot TUNE_DIR``: parallel coordinates and the trials' learning curves."""
+    from flowsim.viz.tune import plot_tune
+
+    if args.driver or args.steps is not None or args.overrides:
+        raise ConfigError(
+            f"{args.target} is a tuning directory: --driver, --steps and --set apply to run "
+            "directories (e.g. TUNE_DIR/trial-<id>/run)."
+        )
+    with _stderr.status("plotting the trials"):
+        result = plot_tune(args.target, args.out)
+    _print_table(
+        f"plot {args.target}",
+        {"trials": result["trials"], "best trial": result["best_trial"] or "none"},
+    )
     for name, path in result["files"].items():
         Console().print(f"{name}: {escape(path)}", highlight=False, soft_wrap=True)
     return 0
@@ -451,6 +521,9 @@ def _cmd_scenarios_build(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``flowsim`` command."""
     parser = _Parser(prog="flowsim", description="Mixed-autonomy traffic RL on SUMO.")
+    from flowsim.hierarchy.cli import add_bench_parser as add_bench_imitate_parser
+    from flowsim.hierarchy.cli import add_imitate_parser
+
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     simulate = commands.add_parser("simulate", help="run a scenario with its drivers, no learning")
@@ -509,6 +582,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_train.set_defaults(handler=_cmd_bench_train)
 
+    bench_tune = bench_kinds.add_parser(
+        "tune", help="the Tune layer's overhead per trial against flowsim train, trials per hour"
+    )
+    _add_config_args(bench_tune, positional=False)
+    bench_tune.add_argument(
+        "--iterations", type=int, help="iterations per trial (default: the config's)"
+    )
+    bench_tune.add_argument(
+        "--trials", type=int, default=4, help="trials of the throughput run (default 4)"
+    )
+    bench_tune.add_argument(
+        "--repeats", type=int, default=3, help="alternating train / one-trial runs (median)"
+    )
+    bench_tune.add_argument(
+        "--out", type=Path, default=Path("runs/bench"), help="folder for the runs it makes"
+    )
+    bench_tune.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench_tune.add_argument(
+        "--results", default="benchmarks/results", help="folder for the JSON result file"
+    )
+    bench_tune.set_defaults(handler=_cmd_bench_tune)
+    add_bench_imitate_parser(bench_kinds)
+
     train = commands.add_parser("train", help="train a policy (PPO, TRPO or ES)")
     train.add_argument("config", type=Path, nargs="?", help="experiment YAML")
     _add_set(
@@ -518,6 +614,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=Path("runs"), help="folder for run directories")
     train.add_argument("--resume", type=Path, help="continue the run in this directory")
     train.set_defaults(handler=_cmd_train)
+    add_imitate_parser(commands)
+
+    tune = commands.add_parser(
+        "tune", help="search hyper-parameters on Ray Tune (the YAML's tune: section)"
+    )
+    tune.add_argument("config", type=Path, nargs="?", help="experiment YAML with a tune: section")
+    _add_set(tune, "override a config value, e.g. --set tune.num_samples=8 (repeatable)")
+    tune.add_argument(
+        "--out", type=Path, default=Path("runs"), help="folder for the tuning directory"
+    )
+    tune.add_argument(
+        "--resume", type=Path, metavar="TUNE_DIR", help="continue an interrupted tuning run"
+    )
+    tune.add_argument("--address", help="Ray cluster to run on: auto, host:port or ray://host:port")
+    tune.add_argument("--no-plots", action="store_true", help="skip the plots at the end")
+    tune.add_argument("--json", action="store_true", help="print the summary as JSON")
+    tune.set_defaults(handler=_cmd_tune)
 
     evaluate = commands.add_parser(
         "evaluate", help="run a trained policy deterministically against human baselines"
@@ -587,7 +700,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser(
         "plot", help="learning curves and time-space diagrams (humans vs the trained AV)"
     )
-    plot.add_argument("target", type=Path, help="a run directory, or an experiment YAML")
+    plot.add_argument(
+        "target",
+        type=Path,
+        help="a run directory, a tuning directory (flowsim tune) or an experiment YAML",
+    )
     plot.add_argument("--out", type=Path, help="folder for the PNGs (default RUN_DIR/plots)")
     plot.add_argument(
         "--driver",

@@ -35,6 +35,8 @@ from pydantic import (
 )
 
 from flowsim.errors import ConfigError
+from flowsim.hierarchy.config import ImitationConfig
+from flowsim.tune.config import TuneConfig
 
 __all__ = [
     "ControllerConfig",
@@ -776,8 +778,12 @@ class FlowsimConfig(_Section):
     sim: SimConfig = Field(default_factory=SimConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig())
-    tune: dict[str, Any] = Field(default_factory=dict, description="Ray Tune settings.")
-    hierarchy: dict[str, Any] = Field(default_factory=dict, description="Imitation settings.")
+    tune: TuneConfig | None = Field(
+        None, description="Ray Tune: search space, scheduler, search, stop (`flowsim tune`)."
+    )
+    imitation: ImitationConfig | None = Field(
+        None, description="Hierarchical imitation (`flowsim imitate`): expert, demonstrations."
+    )
 
     @field_validator("vehicles")
     @classmethod

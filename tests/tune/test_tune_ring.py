@@ -1,0 +1,50 @@
+"""Ring trials with their own runner actors: placement groups sized so that two run at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from flowsim.config import load_config
+from flowsim.tune.run import run_tune
+from flowsim.tune.trainable import trial_bundles
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(180)
+def test_two_ring_trials_with_a_runner_each_run_at_once_on_two_cpus(
+    local_ray, tmp_path: Path
+) -> None:
+    import ray
+
+    if ray.cluster_resources().get("CPU", 0) != 2:
+        pytest.skip("sized for a 2-CPU Ray instance (the test machine)")
+    space = {"train.lr": {"grid": [0.0003, 0.001]}}
+    config = load_config(
+        ROOT / "scenarios" / "tune_ring.yaml",
+        [
+            "env.warmup_steps=10",
+            "env.horizon=50",
+            "sampler.rollout_fragment_length=100",
+            "train.minibatch_size=50",
+            "train.epochs=2",
+            "train.iterations=3",
+            "tune.num_samples=1",
+            "tune.scheduler=fifo",
+            f"tune.search_space={json.dumps(space)}",
+        ],
+    )
+    assert config.sampler.num_workers == 1
+    # a trainer that waits on its runner takes no CPU; the runner takes one
+    assert trial_bundles(config) == [{"CPU": 0.0}, {"CPU": 1.0}]
+
+    run = run_tune(config, out=tmp_path, plots=False)
+    assert [t.status for t in run.trials] == ["done", "done"]
+    first, second = (json.loads((t.run_dir / "trial.json").read_text()) for t in run.trials)
+    # both trials were training at the same time: their spans overlap
+    assert first["started_at"] < second["last_report_at"]
+    assert second["started_at"] < first["last_report_at"]
+    assert all(t.value("mean_speed") is not None for t in run.trials)
