@@ -584,6 +584,11 @@ class EnvConfig(_Section):
             raise ValueError("env.type gym needs env.id, a Gymnasium id such as CartPole-v1")
         if self.type != "gym" and self.id:
             raise ValueError(f"env.id is only for env.type gym (env.type is {self.type})")
+        if self.id and ":" in self.id:
+            raise ValueError(
+                f"env.id {self.id!r}: a 'module:Env' id would make Gymnasium import that module "
+                "from a config; import and register your env in Python, then give its plain id"
+            )
         return self
 
 
@@ -916,7 +921,10 @@ def _format_errors(error: ValidationError, source: str) -> str:
             continue
         seen.add(key)
         value = item.get("input")
-        shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{…}"
+        try:
+            shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{…}"
+        except (ValueError, RecursionError):  # a cycle, or an int too long to print
+            shown = "(a value too large to show)"
         if len(shown) > 60:
             shown = shown[:57] + "..."
         kind = item.get("type", "")
@@ -964,12 +972,34 @@ def parse_config(
 class _UniqueKeyLoader(yaml.SafeLoader):
     """A safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError, LookupError, TypeError, AttributeError) as error:
+            # PyYAML's constructors raise these for a 5000-digit integer, a 13th month, or a
+            # malformed explicit tag (`!!int` with no digits, `!!bool maybe`)
+            tag = node.tag.rsplit(":", 1)[-1]
+            shown = node.value if isinstance(node, yaml.ScalarNode) else "..."
+            reason = str(error).split(";")[0]  # drop Python's hint about interpreter limits
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{shown[:40]!r} is not a valid {tag} ({reason})",
+                node.start_mark,
+            ) from None
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         keys = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            mark = key_node.start_mark
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a name, not a list or mapping", mark
+                ) from None
             if key in keys:
-                mark = key_node.start_mark
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key '{key}' appears twice in one mapping", mark
                 )
@@ -988,15 +1018,64 @@ def _read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text; save the YAML file as UTF-8.") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}. Check its permissions.") from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ConfigError(f"{path} is not valid YAML{where}: {problem}. Fix the syntax.") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"{path} nests too deeply or is too big for a flowsim config.") from None
+    except (ValueError, OverflowError, LookupError, TypeError, AttributeError) as error:
+        # what construct_object could not place: a malformed collection tag (`!!set [a]`)
+        reason = str(error).split(";")[0]  # drop Python's hint about interpreter limits
+        raise ConfigError(
+            f"{path} holds a value YAML cannot read ({type(error).__name__}: {reason}). Fix "
+            "the value, or drop its explicit tag (!!int, !!float, !!timestamp, !!set, ...)."
+        ) from None
+    try:
+        _check_expanded_size(data, path)
     except RecursionError:
         raise ConfigError(f"{path} nests too deeply to be a flowsim config.") from None
+    return data
+
+
+#: Values a config may expand to once YAML aliases (``*name``) are followed; real ones hold
+#: a few hundred. A cap keeps an alias bomb ("billion laughs") from exhausting time and memory.
+MAX_CONFIG_VALUES = 100_000
+
+
+def _check_expanded_size(data: Any, path: Path) -> None:
+    """Refuse a document whose aliases refer to themselves or expand past the cap."""
+    sizes: dict[int, int] = {}  # by id: an alias is the same object, counted once per use
+    open_ids: set[int] = set()
+
+    def size(value: Any) -> int:
+        if not isinstance(value, dict | list):
+            return 1
+        if id(value) in sizes:
+            return sizes[id(value)]
+        if id(value) in open_ids:
+            raise ConfigError(
+                f"{path}: an alias (*name) refers to a mapping or list that contains it; "
+                "a config cannot hold itself. Replace the alias with the values."
+            )
+        open_ids.add(id(value))
+        children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        total = 1 + sum(size(child) for child in children)
+        open_ids.discard(id(value))
+        if total > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{path}: its aliases (*name) expand to more than {MAX_CONFIG_VALUES:,} values; "
+                "a flowsim config is far smaller. Write the values out instead of nesting aliases."
+            )
+        sizes[id(value)] = total
+        return total
+
+    size(data)
 
 
 def _default_at(defaults: Any, part: str) -> Any:

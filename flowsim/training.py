@@ -212,7 +212,7 @@ def train(
         logger.info("resuming %s from %s (iteration %d)", directory, checkpoint, trainer.iteration)
     columns = progress_columns(trainer)
     # Rewriting drops rows a crash left past the checkpoint.
-    _write_progress(directory / "progress.csv", rows, columns)
+    write_progress(directory / "progress.csv", rows, columns)
     best = max((r["return_mean"] for r in rows if not math.isnan(r["return_mean"])), default=None)
     writer = _tensorboard(directory)
     started = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
@@ -231,8 +231,8 @@ def train(
                     best is None or row["return_mean"] > best
                 )
                 best = row["return_mean"] if improved else best
-                _save(directory, trainer, rows, config.train.keep_checkpoints, improved)
-                _append_progress(directory / "progress.csv", row, columns)
+                save_iteration(directory, trainer, rows, config.train.keep_checkpoints, improved)
+                append_progress(directory / "progress.csv", row, columns)
                 if writer is not None:
                     for key, value in row.items():
                         if math.isfinite(value):  # NaN (e.g. ES has no policy loss) is skipped
@@ -255,7 +255,7 @@ def train(
     return Run(directory, trainer, rows)
 
 
-def _save(
+def save_iteration(
     directory: Path, trainer: Any, rows: list[dict[str, float]], keep: int, best: bool
 ) -> None:
     """Checkpoint this iteration (with the progress rows), keep the last ``keep`` and the best."""
@@ -273,7 +273,8 @@ def _save(
         old.unlink(missing_ok=True)
 
 
-def _write_progress(path: Path, rows: list[dict[str, float]], columns: tuple[str, ...]) -> None:
+def write_progress(path: Path, rows: list[dict[str, float]], columns: tuple[str, ...]) -> None:
+    """Write ``progress.csv`` with ``columns`` from ``rows``, replacing the file atomically."""
     staging = path.with_suffix(".tmp")
     with open(staging, "w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
@@ -282,7 +283,8 @@ def _write_progress(path: Path, rows: list[dict[str, float]], columns: tuple[str
     os.replace(staging, path)
 
 
-def _append_progress(path: Path, row: dict[str, float], columns: tuple[str, ...]) -> None:
+def append_progress(path: Path, row: dict[str, float], columns: tuple[str, ...]) -> None:
+    """Append one iteration's row to ``progress.csv`` (written by :func:`write_progress`)."""
     with open(path, "a", newline="") as stream:
         csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore").writerow(row)
 

@@ -51,8 +51,9 @@ def placement_bundles(config: FlowsimConfig, trainer_cpus: float = 1.0) -> list[
 def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, Any]:
     """Start a local Ray instance or join the configured cluster (once per process).
 
-    Returns the cluster's total resources. A local instance has the dashboard off, a bounded
-    object store and listens on loopback only.
+    Returns the cluster's total resources. A local instance has the dashboard off and a
+    bounded object store; its ports listen on every interface, protected by Ray's token
+    authentication (on by default for a new local instance in Ray 2.60; docs/security.md).
     """
     import ray
 

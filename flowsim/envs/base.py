@@ -129,8 +129,18 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.observe(), reward, terminated, truncated, self._info(collisions=collided)
 
     def sanitize_action(self, action: np.ndarray) -> np.ndarray:
-        """Actions outside the box are clipped to it; NaN entries become 0 (no command)."""
-        action = np.array(action, dtype=np.float64).reshape(self._action_shape)
+        """Actions outside the box are clipped to it; NaN entries become 0 (no command).
+
+        Raises:
+            ValueError: the action is not numbers of the action space's shape.
+        """
+        try:
+            action = np.array(action, dtype=np.float64).reshape(self._action_shape)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise ValueError(
+                f"action {repr(action)[:60]}: expected numbers of shape {self._action_shape} "
+                f"(action_space {self.action_space}); {error}"
+            ) from None
         is_nan = action != action  # NaN is the only value unequal to itself
         if np.count_nonzero(is_nan):  # cheaper than .any() on a tiny array
             action[is_nan] = 0.0

@@ -174,8 +174,18 @@ class TrafficLightGridEnv(FlowsimEnv):
     # -- the task -------------------------------------------------------------------------
     def sanitize_action(self, action: Any) -> np.ndarray:
         """One green phase per signal: rounded and clipped to its phases; NaN keeps the
-        current phase."""
-        phases = np.array(action, dtype=np.float64).reshape(-1)
+        current phase.
+
+        Raises:
+            ValueError: the action is not one number per signal.
+        """
+        try:
+            phases = np.array(action, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise ValueError(
+                f"action {repr(action)[:60]}: expected {len(self.layout)} green phase "
+                f"number(s), one per signal {list(self.signal_ids)}; {error}"
+            ) from None
         if phases.size != len(self.layout):
             raise ValueError(
                 f"expected {len(self.layout)} green phase(s), one per signal "

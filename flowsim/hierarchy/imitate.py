@@ -15,7 +15,6 @@ A run directory (like ``flowsim train``'s) holds:
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +29,7 @@ from flowsim.checkpoints import save_checkpoint
 from flowsim.config import FlowsimConfig, apply_overrides, dump_config, parse_config
 from flowsim.errors import ConfigError
 from flowsim.hierarchy.config import ImitationConfig
+from flowsim.training import write_progress
 
 PROGRESS_COLUMNS = ("epoch", "wall_s", "loss", "strong_nll", "weak_nll")
 
@@ -188,7 +188,7 @@ def imitate(
     if imitation.baseline:
         flat = FlatPolicy(spec, seed=imitation.seed)
         fit_flat(flat, train, epochs=imitation.epochs, lr=imitation.lr)
-    _write_progress(directory / "progress.csv", rows)
+    write_progress(directory / "progress.csv", rows, PROGRESS_COLUMNS)
     state = {
         "kind": "hierarchy",
         "program": program.state(),
@@ -280,13 +280,6 @@ def closed_loop(
         entry["av_speed_vs_expert"] = entry["av_speed"] / results["expert"]["av_speed"]
         results[name] = entry
     return results
-
-
-def _write_progress(path: Path, rows: list[dict[str, float]]) -> None:
-    with open(path, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=PROGRESS_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _load_state(run_dir: Path, checkpoint: str) -> tuple[dict[str, Any], Path]:

@@ -215,11 +215,11 @@ def run_trial(
     from ray import tune
 
     from flowsim.training import (
-        _append_progress,
-        _save,
-        _write_progress,
+        append_progress,
         make_trainer,
         progress_columns,
+        save_iteration,
+        write_progress,
     )
 
     context = tune.get_context()
@@ -262,7 +262,7 @@ def run_trial(
             rows = list(state["rows"])
             stale_best = _drop_later_checkpoints(run_dir / "checkpoints", trainer.iteration)
         columns = progress_columns(trainer)
-        _write_progress(run_dir / "progress.csv", rows, columns)
+        write_progress(run_dir / "progress.csv", rows, columns)
         best = None if stale_best else _best(rows)
         started = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
         lineage = record["restored_from"]
@@ -278,7 +278,7 @@ def run_trial(
                 best is None or row["return_mean"] > best
             )
             best = row["return_mean"] if improved else best
-            _append_progress(run_dir / "progress.csv", row, columns)
+            append_progress(run_dir / "progress.csv", row, columns)
 
             report: dict[str, Any] = {k: v for k, v in row.items() if math.isfinite(v)}
             carried = _last_finite(rows, metric)
@@ -301,7 +301,9 @@ def run_trial(
                 layer_s += time.perf_counter() - tick
                 continue
             paused = time.perf_counter()
-            _save(run_dir, trainer, rows, keep_checkpoints, improved)  # as `flowsim train` does
+            save_iteration(
+                run_dir, trainer, rows, keep_checkpoints, improved
+            )  # as `flowsim train` does
             tick += time.perf_counter() - paused
             saved = run_dir / "checkpoints" / f"checkpoint-{trainer.iteration:06d}.pt"
             with tempfile.TemporaryDirectory(dir=run_dir, prefix=".tune-") as folder:

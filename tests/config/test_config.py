@@ -234,3 +234,8 @@ def test_folder_is_not_an_additional_file(tmp_path: Path) -> None:
     path.write_text("sim: {additional_files: [.]}\n")
     with pytest.raises(ConfigError, match="is a folder"):
         load_config(path)
+
+
+def test_a_config_cannot_make_gymnasium_import_a_module() -> None:
+    with pytest.raises(ConfigError, match=r"module:Env"):
+        parse_config({"env": {"type": "gym", "id": "os:Foo-v0"}})
