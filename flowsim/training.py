@@ -117,6 +117,21 @@ TRAINERS = {
 }
 
 
+def new_run_directory(config: FlowsimConfig, out: str | Path | None = None) -> Path:
+    """A fresh ``<out>/<name>-<timestamp>[-k]`` run folder with ``checkpoints/`` and the
+    effective ``config.yaml`` (``out`` defaults to ``runs``)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    root = Path(out) if out is not None else Path("runs")
+    directory = root / f"{config.name}-{stamp}"
+    suffix = 1
+    while directory.exists():
+        suffix += 1
+        directory = root / f"{config.name}-{stamp}-{suffix}"
+    (directory / "checkpoints").mkdir(parents=True)
+    (directory / "config.yaml").write_text(dump_config(config))
+    return directory
+
+
 def sampler_seed(seed: int, iteration: int) -> int:
     """Base seed of the runners of a run that starts (or resumes) at ``iteration``.
 
@@ -192,15 +207,7 @@ def train(
     else:
         if config is None:
             raise ConfigError("train() needs a config unless it resumes a run.")
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        root = Path(out) if out is not None else Path("runs")
-        directory = root / f"{config.name}-{stamp}"
-        suffix = 1
-        while directory.exists():
-            suffix += 1
-            directory = root / f"{config.name}-{stamp}-{suffix}"
-        (directory / "checkpoints").mkdir(parents=True)
-        (directory / "config.yaml").write_text(dump_config(config))
+        directory = new_run_directory(config, out)
         state = None
 
     assert config is not None

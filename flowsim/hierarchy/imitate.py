@@ -26,10 +26,10 @@ import yaml
 
 from flowsim import jsonout
 from flowsim.checkpoints import save_checkpoint
-from flowsim.config import FlowsimConfig, apply_overrides, dump_config, parse_config
+from flowsim.config import FlowsimConfig, apply_overrides, parse_config
 from flowsim.errors import ConfigError
 from flowsim.hierarchy.config import ImitationConfig
-from flowsim.training import write_progress
+from flowsim.training import new_run_directory, write_progress
 
 PROGRESS_COLUMNS = ("epoch", "wall_s", "loss", "strong_nll", "weak_nll")
 
@@ -150,15 +150,7 @@ def imitate(
     say = report or (lambda text: None)
     torch.set_num_threads(1)
     config = _with_section(config, imitation)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    root = Path(out) if out is not None else Path("runs")
-    directory = root / f"{config.name}-{stamp}"
-    suffix = 1
-    while directory.exists():
-        suffix += 1
-        directory = root / f"{config.name}-{stamp}-{suffix}"
-    (directory / "checkpoints").mkdir(parents=True)
-    (directory / "config.yaml").write_text(dump_config(config))
+    directory = new_run_directory(config, out)
     started = time.perf_counter()
 
     train_seeds, held_seeds, eval_seeds = _seeds(imitation)
