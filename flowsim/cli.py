@@ -484,7 +484,10 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
                 per_hour = sum(i.rate for i in config.inflows if i.rate is not None)
                 entering = f"{per_hour:g} veh/h" if per_hour else f"{len(config.inflows)} flows"
                 groups = f"{groups} + inflows {entering}" if groups else f"inflows {entering}"
-            cells = (name, config.scenario.type, groups, config.env.type, _yaml_summary(path))
+            scenario = config.scenario.type
+            if config.env.type == "gym":  # no SUMO network: the vehicles section is unused
+                scenario, groups = "-", f"Gymnasium {config.env.id}"
+            cells = (name, scenario, groups, config.env.type, _yaml_summary(path))
             shipped.add_row(*(escape(cell) for cell in cells))
         Console().print(shipped)
     return 0
