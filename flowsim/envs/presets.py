@@ -116,6 +116,18 @@ MERGE: dict[str, object] = {
     "sim": {"step_length": 0.5},
 }
 
+#: sumo-rl's signal-control task: a green-phase decision every 5 one-second steps for an hour,
+#: yellow 2 s, green at least 5 s, reward the drop in accumulated waiting time.
+SUMO_RL_SIGNAL_TASK: dict[str, object] = {
+    "type": "traffic_light_grid",
+    "sims_per_step": 5,
+    "horizon": 720,
+    "warmup_steps": 0,
+    "yellow_time": 2.0,
+    "min_green": 5.0,
+    "signal_reward": "diff_waiting_time",
+}
+
 #: ``flowsim/Intersection-v0``, mirrored by ``scenarios/intersection.yaml``: sumo-rl's single
 #: intersection: two lanes per arm, 720 veh/h from north and south and 1800 veh/h from east and
 #: west, SUMO-driven cars, 1 s steps, a decision every 5 s, yellow 2 s, min green 5 s, an hour.
@@ -144,15 +156,7 @@ INTERSECTION: dict[str, object] = {
         }
     ],
     "sim": {"step_length": 1.0},
-    "env": {
-        "type": "traffic_light_grid",
-        "sims_per_step": 5,
-        "horizon": 720,
-        "warmup_steps": 0,
-        "yellow_time": 2.0,
-        "min_green": 5.0,
-        "signal_reward": "diff_waiting_time",
-    },
+    "env": SUMO_RL_SIGNAL_TASK,
 }
 
 #: ``flowsim/TrafficLightGrid-v0``, mirrored by ``scenarios/grid.yaml``: Flow's grid0, 3 x 3
@@ -209,15 +213,7 @@ OSM: dict[str, object] = {
         "signals": {"program": "actuated", "green": 31.0, "yellow": 6.0},
     },
     "vehicles": [{"type": "human", "count": 0, "controller": "sumo"}],
-    "env": {
-        "type": "traffic_light_grid",
-        "sims_per_step": 5,
-        "horizon": 720,
-        "warmup_steps": 0,
-        "yellow_time": 2.0,
-        "min_green": 5.0,
-        "signal_reward": "diff_waiting_time",
-    },
+    "env": SUMO_RL_SIGNAL_TASK,
     "sim": {"step_length": 1.0},
 }
 
