@@ -46,11 +46,15 @@ def _decode(value: Any) -> Any:
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` to a temporary file, flush it to disk, then rename it into place."""
     staging = Path(path).with_suffix(".tmp")
-    with open(staging, "wb") as stream:
-        torch.save(_encode(state), stream)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(staging, path)
+    try:
+        with open(staging, "wb") as stream:
+            torch.save(_encode(state), stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(staging, path)
+    except BaseException:  # a full disk, say: no half-written file is left behind
+        staging.unlink(missing_ok=True)
+        raise
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -284,6 +284,57 @@ def _cmd_bench_tune(args: argparse.Namespace) -> int:
     return _report_bench(args, result, results)
 
 
+def _cmd_bench_faults(args: argparse.Namespace) -> int:
+    from flowsim.config import load_config
+    from flowsim.faults import bench_faults
+
+    results = _results_folder(args)
+    if args.soak_s <= 0 or args.fuzz_examples < 1:
+        raise ConfigError("--soak-s and --fuzz-examples must be positive, e.g. --soak-s 60.")
+    config = load_config(args.config, args.overrides)
+    with _stderr.status("injecting faults") as status:
+        result = bench_faults(
+            config,
+            out=args.out,
+            soak_s=args.soak_s,
+            fuzz_examples=args.fuzz_examples,
+            seed=args.seed,
+            report=lambda phase: status.update(phase),
+        )
+    from flowsim.bench import write_result
+
+    try:
+        result["written_to"] = str(write_result(result, results))
+    except OSError as error:
+        raise FlowsimError(f"could not write the result under {results}: {error}") from None
+    if args.json:
+        print(jsonout.dumps(result), file=args.json_stream)
+        return 0
+    table = Table(title="bench faults", header_style="bold")
+    for column in ("fault", "injected", "recovered", "batches lost", "iterations lost", "logged"):
+        table.add_column(column, justify="left" if column == "fault" else "right")
+    for kind, row in result["faults"].items():
+        logged = row.get("events_logged")
+        table.add_row(
+            kind.replace("_", " "),
+            str(row["injected"]),
+            str(row["recovered"]),
+            str(row["batches_lost"]),
+            str(row["iterations_lost"]),
+            "-" if logged is None else str(logged),
+        )
+    Console().print(table)
+    fuzz, soaked = result["config_fuzz"], result["soak"]
+    Console().print(
+        f"soak: {soaked['batches_delivered']} full batches in {soaked['duration_s']:.0f} s, "
+        f"{soaked['batches_lost']} lost, {soaked['injected_total']} faults survived\n"
+        f"config fuzz: {fuzz['examples']} files, {fuzz['loaded']} loaded, "
+        f"{fuzz['refused']} refused with a message, {fuzz['tracebacks']} tracebacks\n"
+        f"written to {result['written_to']}"
+    )
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from flowsim.evaluation import evaluate_run
 
@@ -607,6 +658,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_tune.set_defaults(handler=_cmd_bench_tune)
     add_bench_imitate_parser(bench_kinds)
+    bench_faults = bench_kinds.add_parser(
+        "faults", help="inject every kind of fault; count recoveries and anything lost"
+    )
+    _add_config_args(bench_faults, positional=False)
+    bench_faults.add_argument(
+        "--soak-s", type=float, default=60.0, help="seconds of sampling under random faults"
+    )
+    bench_faults.add_argument(
+        "--fuzz-examples", type=int, default=500, help="fuzzed config files loaded"
+    )
+    bench_faults.add_argument("--seed", type=int, default=0, help="seed of faults and fuzzing")
+    bench_faults.add_argument(
+        "--out", type=Path, default=Path("runs/bench"), help="folder for the runs it makes"
+    )
+    bench_faults.add_argument("--json", action="store_true", help="print the figures as JSON")
+    bench_faults.add_argument(
+        "--results", default="benchmarks/results", help="folder for the JSON result file"
+    )
+    bench_faults.set_defaults(handler=_cmd_bench_faults)
 
     train = commands.add_parser("train", help="train a policy (PPO, TRPO or ES)")
     train.add_argument("config", type=Path, nargs="?", help="experiment YAML")

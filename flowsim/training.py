@@ -24,7 +24,8 @@ import numpy as np
 from flowsim import jsonout
 from flowsim.checkpoints import read_checkpoint, save_checkpoint
 from flowsim.config import FlowsimConfig, dump_config, load_config
-from flowsim.errors import ConfigError
+from flowsim.errors import ConfigError, FlowsimError
+from flowsim.events import FAULT_COLUMNS, RunEvents
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,12 @@ PROGRESS_COLUMNS = (
     "entropy",
     "clip_frac",
     "steps_per_s",
+    *FAULT_COLUMNS,
 )
+
+#: Checkpoints that may fail to be written one after another (a full disk) before the run
+#: stops, asking for space and a ``--resume``; single failures are logged and skipped.
+MAX_WRITE_FAILURES_IN_A_ROW = 3
 
 
 def progress_columns(trainer: Any) -> tuple[str, ...]:
@@ -69,8 +75,13 @@ def _checkpoints(directory: Path) -> list[Path]:
     return sorted(directory.glob("checkpoint-*.pt"))
 
 
-def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
-    """The newest checkpoint of a run that loads; a damaged one falls back to the previous."""
+def load_latest_checkpoint(
+    run_dir: Path, damaged: list[tuple[Path, str]] | None = None
+) -> tuple[dict[str, Any], Path]:
+    """The newest checkpoint of a run that loads; a damaged one falls back to the previous.
+
+    Each damaged checkpoint skipped is added to ``damaged`` (path, reason) when given.
+    """
     folder = run_dir / "checkpoints"
     candidates = _checkpoints(folder) if folder.is_dir() else []
     if not candidates:
@@ -85,6 +96,8 @@ def load_latest_checkpoint(run_dir: Path) -> tuple[dict[str, Any], Path]:
             raise
         except Exception as error:
             logger.warning("checkpoint %s is damaged (%s); using the previous one", path, error)
+            if damaged is not None:
+                damaged.append((path, f"{type(error).__name__}: {error}"))
             print(
                 f"warning: checkpoint {path.name} is damaged; falling back to the previous one",
                 file=sys.stderr,
@@ -193,7 +206,14 @@ def train(
     to the rows saved with it, so no iteration is lost or duplicated. Episodes in flight when
     the run stopped are not part of a checkpoint: the runners start fresh episodes from seeds
     derived from the checkpoint's iteration (:func:`sampler_seed`).
+
+    Faults the run survives (SUMO restarted in a runner, a runner replaced, a checkpoint that
+    could not be written, a damaged checkpoint skipped, the resume itself) are logged to
+    ``events.jsonl`` and counted in ``progress.csv`` (:mod:`flowsim.events`). A checkpoint that
+    cannot be written (a full disk) is skipped with a warning; after
+    :data:`MAX_WRITE_FAILURES_IN_A_ROW` in a row the run stops and says how to resume.
     """
+    damaged: list[tuple[Path, str]] = []
     if resume is not None:
         resume = Path(resume)
         if not (resume / "config.yaml").is_file():
@@ -201,7 +221,7 @@ def train(
                 f"--resume {resume}: not a run directory (no config.yaml); give a folder "
                 "written by `flowsim train`."
             )
-        state, checkpoint = load_latest_checkpoint(resume)
+        state, checkpoint = load_latest_checkpoint(resume, damaged)
         config = load_config(resume / "config.yaml")
         directory = resume
     else:
@@ -217,9 +237,22 @@ def train(
         trainer.load_state_dict(state["trainer"])
         rows = list(state["rows"])
         logger.info("resuming %s from %s (iteration %d)", directory, checkpoint, trainer.iteration)
+    events = RunEvents(directory, rows[-1] if rows else None)
+    if state is not None:
+        for path, reason in damaged:
+            events.record("checkpoint_damaged", trainer.iteration, f"{path.name}: {reason}")
+        dropped = _rows_past(directory / "progress.csv", trainer.iteration)
+        events.record(
+            "resumed",
+            trainer.iteration,
+            f"from {checkpoint.name}; {dropped} progress row(s) past it dropped and redone",
+        )
     columns = progress_columns(trainer)
     # Rewriting drops rows a crash left past the checkpoint.
     write_progress(directory / "progress.csv", rows, columns)
+    progress_stale = False  # True after a failed append: the next write rewrites the file
+    failures_in_a_row = 0
+    runner_restarts = getattr(group, "runner_restarts", 0)
     best = max((r["return_mean"] for r in rows if not math.isnan(r["return_mean"])), default=None)
     writer = _tensorboard(directory)
     started = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
@@ -227,19 +260,56 @@ def train(
         with _progress(config.train.iterations, trainer.iteration, show_progress) as update:
             while trainer.iteration < config.train.iterations:
                 metrics = trainer.train_iteration()
+                restarted = int(metrics.get("restarts", 0))
+                if restarted:
+                    events.record(
+                        "sim_restart", trainer.iteration, "SUMO died in a runner", restarted
+                    )
+                replaced = getattr(group, "runner_restarts", 0) - runner_restarts
+                runner_restarts += replaced
+                if replaced:
+                    reasons = "; ".join(getattr(group, "drain_replacements", list)())
+                    events.record("runner_restart", trainer.iteration, reasons, replaced)
                 row: dict[str, float] = {
                     key: float(metrics.get(key, float("nan"))) for key in columns
                 }
                 for key in ("iteration", "env_steps", "episodes"):
                     row[key] = int(row[key])
                 row["wall_s"] = time.perf_counter() - started
+                row.update(events.counts)
                 rows.append(row)
                 improved = not math.isnan(row["return_mean"]) and (
                     best is None or row["return_mean"] > best
                 )
                 best = row["return_mean"] if improved else best
-                save_iteration(directory, trainer, rows, config.train.keep_checkpoints, improved)
-                append_progress(directory / "progress.csv", row, columns)
+                try:
+                    save_iteration(
+                        directory, trainer, rows, config.train.keep_checkpoints, improved
+                    )
+                    failures_in_a_row = 0
+                except OSError as error:
+                    failures_in_a_row += 1
+                    events.record("write_failed", trainer.iteration, f"checkpoint: {error}")
+                    row.update(events.counts)
+                    if failures_in_a_row >= MAX_WRITE_FAILURES_IN_A_ROW:
+                        _write_progress_quietly(directory / "progress.csv", rows, columns)
+                        raise FlowsimError(
+                            f"{failures_in_a_row} checkpoints in a row could not be written "
+                            f"under {directory / 'checkpoints'} ({error.strerror or error}). "
+                            "Free space there, then continue with `flowsim train --resume "
+                            f"{directory}`: it starts from the newest checkpoint on disk."
+                        ) from None
+                try:
+                    if progress_stale:
+                        write_progress(directory / "progress.csv", rows, columns)
+                    else:
+                        append_progress(directory / "progress.csv", row, columns)
+                    progress_stale = False
+                except OSError as error:
+                    progress_stale = True
+                    events.record("write_failed", trainer.iteration, f"progress.csv: {error}")
+                    row.update(events.counts)
+                events.flush()
                 if writer is not None:
                     for key, value in row.items():
                         if math.isfinite(value):  # NaN (e.g. ES has no policy loss) is skipped
@@ -248,6 +318,7 @@ def train(
                 if callback is not None and callback(row, trainer) is False:
                     break
     finally:
+        events.flush()
         group.close()
         if writer is not None:
             writer.close()
@@ -280,14 +351,41 @@ def save_iteration(
         old.unlink(missing_ok=True)
 
 
+def _rows_past(path: Path, iteration: int) -> int:
+    """How many rows of a ``progress.csv`` lie past ``iteration`` (a crash wrote them)."""
+    try:
+        with open(path, newline="") as stream:
+            return sum(
+                1
+                for row in csv.DictReader(stream)
+                if (row.get("iteration") or "").isdigit() and int(row["iteration"]) > iteration
+            )
+    except OSError:
+        return 0
+
+
+def _write_progress_quietly(
+    path: Path, rows: list[dict[str, float]], columns: tuple[str, ...]
+) -> None:
+    """:func:`write_progress`, logging instead of raising when the disk refuses."""
+    try:
+        write_progress(path, rows, columns)
+    except OSError as error:
+        logger.warning("could not rewrite %s: %s", path, error)
+
+
 def write_progress(path: Path, rows: list[dict[str, float]], columns: tuple[str, ...]) -> None:
     """Write ``progress.csv`` with ``columns`` from ``rows``, replacing the file atomically."""
     staging = path.with_suffix(".tmp")
-    with open(staging, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(staging, path)
+    try:
+        with open(staging, "w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
 
 
 def append_progress(path: Path, row: dict[str, float], columns: tuple[str, ...]) -> None:

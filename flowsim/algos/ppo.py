@@ -71,6 +71,7 @@ class PPOTrainer:
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "episodes": batch.num_episodes,
+            "restarts": batch.metrics.get("restarts", 0),
             **episode_metrics(batch.episode_returns, batch.episode_mean_speeds),
             **losses,
             "sample_s": sample_s,

@@ -155,6 +155,7 @@ class TRPOTrainer:
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "episodes": batch.num_episodes,
+            "restarts": batch.metrics.get("restarts", 0),
             **episode_metrics(batch.episode_returns, batch.episode_mean_speeds),
             **policy_stats,
             "value_loss": value_loss,

@@ -137,6 +137,7 @@ class RayRunnerGroup:
         self._ready: list[Any] = [actor.ping.remote() for actor in self._actors]
         self._weights: tuple[Any, int] | None = None
         self.runner_restarts = 0
+        self._replacements: list[str] = []
 
     # -- actors ---------------------------------------------------------------------------
     def _spawn(self, index: int) -> Any:
@@ -163,11 +164,17 @@ class RayRunnerGroup:
         with contextlib.suppress(Exception):  # it may be gone already
             ray.kill(self._actors[index], no_restart=True)
         self.runner_restarts += 1
+        self._replacements.append(f"runner {index}: {reason}")
         self._generation[index] += 1
         self._actors[index] = self._spawn(index)
         if self._weights is not None:
             self._actors[index].set_weights.remote(*self._weights)
         self._ready[index] = self._actors[index].ping.remote()
+
+    def drain_replacements(self) -> list[str]:
+        """Why each runner was replaced since the last call (``"runner 1: RayActorError"``)."""
+        reasons, self._replacements = self._replacements, []
+        return reasons
 
     def _check_ping(self, index: int) -> None:
         """Mark runner ``index`` ready if its start-up ping answered; replace it if it died."""
@@ -213,14 +220,19 @@ class RayRunnerGroup:
     def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
         """Put the weights in the object store once; every runner loads that copy.
 
-        Waits until the live runners have loaded them, so bad weights fail here, loudly.
+        Waits until the live runners have loaded them, so bad weights fail here, loudly. A
+        replacement Ray has not placed yet (its node gone, no CPU free) loads them when it
+        starts; nobody waits for it.
         """
         import ray
 
         self._weights = (ray.put(weights), version)
-        refs = {
-            self._actors[i].set_weights.remote(*self._weights): i for i in range(len(self._actors))
-        }
+        live = set(self._live_runners())
+        refs = {}
+        for index, actor in enumerate(self._actors):
+            ref = actor.set_weights.remote(*self._weights)
+            if index in live:
+                refs[ref] = index
         for ref, index in refs.items():
             try:
                 ray.get(ref)
@@ -337,18 +349,36 @@ class RayRunnerGroup:
         raise FlowsimError("every runner died and none could be replaced.")
 
     def evaluate(self, function: Callable[[EnvRunner], Any], timeout_s: float = 600.0) -> list[Any]:
-        """``function(runner)`` on every runner, in runner order (waits for them to start)."""
-        import ray
+        """``function(runner)`` on every runner, in runner order (waits for them to start).
 
+        A runner that dies meanwhile is replaced and left out of the answers: callers that
+        need every share (ES) see which runners answered.
+        """
         live = self._live_runners(wait_s=timeout_s, want_all=True)
-        return ray.get([self._actors[i].evaluate.remote(function) for i in live])
+        return self._gather({i: self._actors[i].evaluate.remote(function) for i in live})
 
     def describe(self, timeout_s: float = 600.0) -> list[dict[str, Any]]:
-        """Where each runner lives (process, host, Ray node, SUMO processes)."""
+        """Where each runner lives (process, host, Ray node, SUMO processes).
+
+        A runner that dies meanwhile is replaced and left out.
+        """
+        live = self._live_runners(wait_s=timeout_s, want_all=True)
+        return self._gather({i: self._actors[i].describe.remote() for i in live})
+
+    def _gather(self, refs: dict[int, Any]) -> list[Any]:
+        """The answers of ``refs`` (runner -> call), in runner order; dead runners replaced."""
         import ray
 
-        live = self._live_runners(wait_s=timeout_s, want_all=True)
-        return ray.get([self._actors[i].describe.remote() for i in live])
+        answers = []
+        for index, ref in refs.items():
+            actor = self._actors[index]
+            try:
+                answers.append(ray.get(ref))
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
+                if self._actors[index] is actor:
+                    self._ready[index] = None
+                    self._replace(index, type(error).__name__)
+        return answers
 
     def actor(self, index: int) -> Any:
         """The Ray actor handle of runner ``index`` (for tests and fault injection)."""

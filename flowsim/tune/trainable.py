@@ -214,6 +214,7 @@ def run_trial(
     """
     from ray import tune
 
+    from flowsim.events import FAULT_COLUMNS
     from flowsim.training import (
         append_progress,
         make_trainer,
@@ -267,11 +268,23 @@ def run_trial(
         started = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
         lineage = record["restored_from"]
         layer_s = float(record.get("tune_layer_s", 0.0))
+        # Faults survived, as `flowsim train` counts them (a trial logs no events.jsonl).
+        faults = dict.fromkeys(FAULT_COLUMNS, 0)
+        for key in ("sim_restarts", "runner_restarts"):  # carried over from the checkpoint
+            carried = float(rows[-1].get(key, 0)) if rows else 0.0
+            faults[key] = int(carried) if math.isfinite(carried) else 0
+        faults["resumes"] = len(record.get("resumed_at", []))
+        replaced_before = 0
         while trainer.iteration < config.train.iterations:
             metrics = trainer.train_iteration()
             row: dict[str, float] = {key: float(metrics.get(key, math.nan)) for key in columns}
             for key in ("iteration", "env_steps", "episodes"):
                 row[key] = int(row[key])
+            faults["sim_restarts"] += int(metrics.get("restarts", 0))
+            replaced = getattr(group, "runner_restarts", 0)
+            faults["runner_restarts"] += replaced - replaced_before
+            replaced_before = replaced
+            row.update(faults)
             row["wall_s"] = time.perf_counter() - started
             rows.append(row)
             improved = math.isfinite(row["return_mean"]) and (
