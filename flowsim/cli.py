@@ -313,15 +313,21 @@ def _cmd_bench_faults(args: argparse.Namespace) -> int:
     table = Table(title="bench faults", header_style="bold")
     for column in ("fault", "injected", "recovered", "batches lost", "iterations lost", "logged"):
         table.add_column(column, justify="left" if column == "fault" else "right")
+    labels = {
+        "trainer_killed_and_resumed": "trainer SIGKILL + resume",
+        "disk_full_at_checkpoint": "disk full (checkpoint)",
+        "checkpoint_truncated": "checkpoint truncated",
+        "sumo_killed_in_training": "SUMO killed (training)",
+        "soak_sumo_killed": "SUMO killed (soak)",
+        "soak_runner_killed": "runner killed (soak)",
+    }
     for kind, row in result["faults"].items():
-        logged = row.get("events_logged")
+        cells = [row.get(key) for key in ("batches_lost", "iterations_lost", "events_logged")]
         table.add_row(
-            kind.replace("_", " "),
+            labels.get(kind, kind),
             str(row["injected"]),
             str(row["recovered"]),
-            str(row["batches_lost"]),
-            str(row["iterations_lost"]),
-            "-" if logged is None else str(logged),
+            *("-" if cell is None else str(cell) for cell in cells),
         )
     Console().print(table)
     fuzz, soaked = result["config_fuzz"], result["soak"]
