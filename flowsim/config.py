@@ -969,8 +969,35 @@ def parse_config(
         raise ConfigError(f"invalid configuration in {source}: {error}") from None
 
 
+#: YAML's merge key (``<<: *base``) and value key (``=``) as the resolver tags them.
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
+
+#: Values a config may expand to once YAML aliases (``*name``) and merge keys (``<<``) are
+#: followed; real ones hold a few hundred. A cap keeps an alias bomb ("billion laughs") from
+#: exhausting time and memory.
+MAX_CONFIG_VALUES = 100_000
+
+#: Brackets (``[`` / ``{``) a YAML value may nest; real configs nest a few. PyYAML's scanner
+#: slows with every open bracket (a line of 5000 took seconds), so deeper text is refused early.
+MAX_BRACKET_DEPTH = 64
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last)."""
+    """A safe loader that refuses a key given twice in one mapping (YAML keeps the last) and
+    resolves merge keys (``<<: *base``) within :data:`MAX_CONFIG_VALUES`.
+
+    A mapping's merges are resolved once: the merged keys come first and its own keys override
+    them (YAML's rule; of several merged mappings, ``<<: [*a, *b]``, the earlier wins). A key
+    that arrives through several merges is kept once, so nested merges never grow a mapping
+    past its distinct keys, and every merged key counts toward the cap.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._flattened: set[int] = set()  # ids of mapping nodes whose merges are resolved
+        self._flattening: set[int] = set()  # being resolved: merging one of these is a cycle
+        self._merged = 0  # key / value pairs copied by merges so far
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
@@ -988,23 +1015,125 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 node.start_mark,
             ) from None
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        keys = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            mark = key_node.start_mark
+    def fetch_flow_collection_start(self, TokenClass: type) -> None:
+        if self.flow_level >= MAX_BRACKET_DEPTH:
+            raise yaml.scanner.ScannerError(
+                None, None, f"brackets nest deeper than {MAX_BRACKET_DEPTH} levels", self.get_mark()
+            )
+        super().fetch_flow_collection_start(TokenClass)
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """Check the mapping's own keys, then put the merged keys they do not override first."""
+        if id(node) in self._flattened:
+            return
+        if id(node) in self._flattening:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a merge (<<) refers to a mapping that contains it", node.start_mark
+            )
+        self._flattening.add(id(node))
+        own: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+        sources: list[yaml.MappingNode] = []
+        merge_mark = None
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                if merge_mark is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        "key '<<' appears twice in one mapping; merge several with <<: [*a, *b]",
+                        key_node.start_mark,
+                    )
+                merge_mark = key_node.start_mark
+                sources = self._merge_sources(value_node)
+                continue
+            if key_node.tag == _VALUE_TAG:  # PyYAML reads a bare `=` key as the text "="
+                key_node.tag = "tag:yaml.org,2002:str"
+            key = self.construct_object(key_node, deep=True)
             try:
                 hash(key)
             except TypeError:
                 raise yaml.constructor.ConstructorError(
-                    None, None, "a key must be a name, not a list or mapping", mark
+                    None, None, "a key must be a name, not a list or mapping", key_node.start_mark
                 ) from None
-            if key in keys:
+            if key in own:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key '{key}' appears twice in one mapping", mark
+                    None, None, f"key '{key}' appears twice in one mapping", key_node.start_mark
                 )
-            keys.add(key)
-        return super().construct_mapping(node, deep=deep)
+            own[key] = (key_node, value_node)
+        merged: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+        for source in sources:
+            self.flatten_mapping(source)
+            self._merged += len(source.value)
+            if self._merged > MAX_CONFIG_VALUES:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"its merge keys (<<) copy more than {MAX_CONFIG_VALUES:,} values; a flowsim "
+                    "config is far smaller",
+                    merge_mark,
+                )
+            for key_node, value_node in source.value:
+                key = self.construct_object(key_node, deep=True)  # checked when it was flattened
+                if key not in own:
+                    merged.setdefault(key, (key_node, value_node))
+        node.value = [*merged.values(), *own.values()]
+        self._flattening.discard(id(node))
+        self._flattened.add(id(node))
+
+    @staticmethod
+    def _merge_sources(value_node: yaml.Node) -> list[yaml.MappingNode]:
+        """The mappings a ``<<`` key merges: one mapping, or a list of mappings."""
+        if isinstance(value_node, yaml.MappingNode):
+            return [value_node]
+        if isinstance(value_node, yaml.SequenceNode) and all(
+            isinstance(item, yaml.MappingNode) for item in value_node.value
+        ):
+            return list(value_node.value)
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            "a merge key (<<) takes a mapping or a list of mappings, e.g. <<: *base",
+            value_node.start_mark,
+        )
+
+
+class _YAMLSyntaxError(ConfigError):
+    """Text that does not parse as YAML, as opposed to YAML holding values flowsim refuses."""
+
+
+def _load_yaml(text: str, source: str, fix: str = "Fix the syntax.") -> Any:
+    """Parse ``text`` with the safe loader; any problem is a ConfigError naming ``source``.
+
+    Unparsable text raises :class:`_YAMLSyntaxError` (a ConfigError); object tags, malformed
+    tagged values, deep nesting and alias bombs raise a plain ConfigError ending in ``fix``.
+    """
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if isinstance(error, yaml.constructor.ConstructorError):
+            raise ConfigError(f"{source} is not valid YAML{where}: {problem}. {fix}") from None
+        raise _YAMLSyntaxError(
+            f"{source} is not valid YAML{where}: {problem}. Fix the syntax."
+        ) from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(
+            f"{source} nests too deeply or is too big for a flowsim config."
+        ) from None
+    except (ValueError, OverflowError, LookupError, TypeError, AttributeError) as error:
+        # what construct_object could not place: a malformed collection tag (`!!set [a]`)
+        reason = str(error).split(";")[0]  # drop Python's hint about interpreter limits
+        raise ConfigError(
+            f"{source} holds a value YAML cannot read ({type(error).__name__}: {reason}). Fix "
+            "the value, or drop its explicit tag (!!int, !!float, !!timestamp, !!set, ...)."
+        ) from None
+    try:
+        _check_expanded_size(data, source)
+    except RecursionError:
+        raise ConfigError(f"{source} nests too deeply to be a flowsim config.") from None
+    return data
 
 
 def _read_yaml(path: Path) -> Any:
@@ -1020,35 +1149,10 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path} is not UTF-8 text; save the YAML file as UTF-8.") from None
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}. Check its permissions.") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{path} is not valid YAML{where}: {problem}. Fix the syntax.") from None
-    except (RecursionError, MemoryError):
-        raise ConfigError(f"{path} nests too deeply or is too big for a flowsim config.") from None
-    except (ValueError, OverflowError, LookupError, TypeError, AttributeError) as error:
-        # what construct_object could not place: a malformed collection tag (`!!set [a]`)
-        reason = str(error).split(";")[0]  # drop Python's hint about interpreter limits
-        raise ConfigError(
-            f"{path} holds a value YAML cannot read ({type(error).__name__}: {reason}). Fix "
-            "the value, or drop its explicit tag (!!int, !!float, !!timestamp, !!set, ...)."
-        ) from None
-    try:
-        _check_expanded_size(data, path)
-    except RecursionError:
-        raise ConfigError(f"{path} nests too deeply to be a flowsim config.") from None
-    return data
+    return _load_yaml(text, str(path))
 
 
-#: Values a config may expand to once YAML aliases (``*name``) are followed; real ones hold
-#: a few hundred. A cap keeps an alias bomb ("billion laughs") from exhausting time and memory.
-MAX_CONFIG_VALUES = 100_000
-
-
-def _check_expanded_size(data: Any, path: Path) -> None:
+def _check_expanded_size(data: Any, source: str) -> None:
     """Refuse a document whose aliases refer to themselves or expand past the cap."""
     sizes: dict[int, int] = {}  # by id: an alias is the same object, counted once per use
     open_ids: set[int] = set()
@@ -1060,7 +1164,7 @@ def _check_expanded_size(data: Any, path: Path) -> None:
             return sizes[id(value)]
         if id(value) in open_ids:
             raise ConfigError(
-                f"{path}: an alias (*name) refers to a mapping or list that contains it; "
+                f"{source}: an alias (*name) refers to a mapping or list that contains it; "
                 "a config cannot hold itself. Replace the alias with the values."
             )
         open_ids.add(id(value))
@@ -1069,8 +1173,9 @@ def _check_expanded_size(data: Any, path: Path) -> None:
         open_ids.discard(id(value))
         if total > MAX_CONFIG_VALUES:
             raise ConfigError(
-                f"{path}: its aliases (*name) expand to more than {MAX_CONFIG_VALUES:,} values; "
-                "a flowsim config is far smaller. Write the values out instead of nesting aliases."
+                f"{source}: its aliases (*name) expand to more than {MAX_CONFIG_VALUES:,} "
+                "values; a flowsim config is far smaller. Write the values out instead of "
+                "nesting aliases."
             )
         sizes[id(value)] = total
         return total
@@ -1078,13 +1183,35 @@ def _check_expanded_size(data: Any, path: Path) -> None:
     size(data)
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters for a message (a key or value may be any size)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _as_index(part: str) -> int | None:
+    """``part`` as a list index (ASCII digits only: ``int`` also reads '²' and '٣'), or None."""
+    return int(part) if part.isascii() and part.isdigit() and len(part) < 19 else None
+
+
 def _default_at(defaults: Any, part: str) -> Any:
     """The default value under ``part`` of a defaults node, deep-copied; None if absent."""
     if isinstance(defaults, dict):
         return copy.deepcopy(defaults.get(part))
-    if isinstance(defaults, list) and part.isdigit() and int(part) < len(defaults):
-        return copy.deepcopy(defaults[int(part)])
+    index = _as_index(part)
+    if isinstance(defaults, list) and index is not None and index < len(defaults):
+        return copy.deepcopy(defaults[index])
     return None
+
+
+def _list_slot(node: list[Any], part: str, dotted: str) -> int:
+    """The index ``part`` names in the list ``node``; a ConfigError if it names none."""
+    index = _as_index(part)
+    if index is None or index >= len(node):
+        raise ConfigError(
+            f"--set {_shown(dotted)}: '{_shown(part, 20)}' is not an index of a list of "
+            f"{len(node)} items."
+        )
+    return index
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any, defaults: Any = None) -> None:
@@ -1094,59 +1221,77 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, defaults: Any = N
     for index, part in enumerate(parts[:-1]):
         default = _default_at(defaults, part)
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(
-                    f"--set {dotted}: '{part}' is not an index of a list of {len(node)} items."
-                )
-            node, defaults = node[int(part)], default
+            node, defaults = node[_list_slot(node, part, dotted)], default
             continue
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {dotted}: '{part}' is not inside a mapping.")
+            raise ConfigError(
+                f"--set {_shown(dotted)}: '{_shown(part, 20)}' is not inside a mapping."
+            )
         if isinstance(node.get(part), str) and part == "controller":
             node[part] = {"type": node[part]}  # expand the shorthand `controller: idm`
         if part not in node or node[part] is None:
             fresh = default if default is not None else None
-            node[part] = fresh if fresh is not None else ([] if parts[index + 1].isdigit() else {})
+            is_index = _as_index(parts[index + 1]) is not None
+            node[part] = fresh if fresh is not None else ([] if is_index else {})
         node, defaults = node[part], default
     last = parts[-1]
     if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
-            raise ConfigError(
-                f"--set {dotted}: '{last}' is not an index of a list of {len(node)} items."
-            )
-        node[int(last)] = value
+        node[_list_slot(node, last, dotted)] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise ConfigError(f"--set {dotted}: the parent of '{last}' is not a mapping.")
+        raise ConfigError(
+            f"--set {_shown(dotted)}: the parent of '{_shown(last, 20)}' is not a mapping."
+        )
 
 
 def _parse_override(item: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` as the dotted key and the value read as YAML (text when it is not YAML)."""
     if "=" not in item:
-        raise ConfigError(f"--set '{item}' must look like key=value, e.g. env.horizon=1000.")
+        raise ConfigError(
+            f"--set '{_shown(item)}' must look like key=value, e.g. env.horizon=1000."
+        )
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set '{item}': the key must be dotted names, e.g. sim.seed=3.")
+        raise ConfigError(f"--set '{_shown(item)}': the key must be dotted names, e.g. sim.seed=3.")
+    if not raw.strip():
+        return key, ""
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        value = _load_yaml(
+            raw,
+            f"--set {_shown(key)}: the value",
+            fix=f"Quote a value meant as text: --set '{_shown(key, 30)}=\"...\"'.",
+        )
+    except _YAMLSyntaxError:
+        value = raw  # not YAML at all (an unclosed bracket): the text itself
     return key, value
+
+
+def _overrides_source(source: str, keys: list[str]) -> str:
+    """Where validated data came from, naming the overridden keys (for error messages)."""
+    return f"{source} {', '.join(_shown(key) for key in keys)}" if keys else source
 
 
 def apply_overrides(
     config: FlowsimConfig | dict[str, Any], overrides: list[str] | None, source: str = "--set"
 ) -> FlowsimConfig:
-    """Return ``config`` with ``key=value`` overrides applied (values parsed as YAML)."""
+    """Return ``config`` with ``key=value`` overrides applied (values parsed as YAML).
+
+    Raises:
+        ConfigError: an override is malformed or gives an invalid value; the message names
+            its key.
+    """
     if isinstance(config, FlowsimConfig):
         data = config.model_dump(mode="json", exclude_unset=False)
     else:
         data = dict(config)
+    keys = []
     for item in overrides or []:
         key, value = _parse_override(item)
         _set_dotted(data, key, value)
-    return parse_config(data, source=source)
+        keys.append(key)
+    return parse_config(data, source=_overrides_source(source, keys))
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> FlowsimConfig:
@@ -1160,10 +1305,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Flowsim
         )
     data = dict(raw or {})
     defaults = FlowsimConfig().model_dump(mode="json") if overrides else None
+    keys = []
     for item in overrides or []:
         key, value = _parse_override(item)
         _set_dotted(data, key, value, defaults)
-    source = f"{path}" + (" with --set overrides" if overrides else "")
+        keys.append(key)
+    source = _overrides_source(f"{path} with --set", keys) if keys else str(path)
     return parse_config(data, source=source, base_dir=path.resolve().parent)
 
 

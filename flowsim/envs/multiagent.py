@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,57 @@ from flowsim.errors import ConfigError
 #: Bounds of one AV's observation: speed, speed difference to the leader, headway (normalised).
 _OBS_LOW = np.array([0.0, -1.0, 0.0], dtype=np.float32)
 _OBS_HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
+
+
+def agent_actions(
+    actions: Any, agents: Sequence[str], slots: Mapping[str, int], expected: str
+) -> np.ndarray:
+    """The live ``agents``' actions as one number per possible agent (``slots`` maps each to
+    its index), NaN where there is none.
+
+    The multi-agent envs' rule for an action dict (docs/envs.md, "Invalid actions"): an agent
+    left out, or given None, has no action (NaN; the env says what that means); an action for
+    an agent that is done is ignored; the values are sanitised later as in the single-agent env.
+
+    Raises:
+        ValueError: ``actions`` is not a mapping, names an agent that is not in ``slots``
+            (not one of the env's ``possible_agents``), or gives an agent something other
+            than one number (``expected`` describes the action in the message).
+    """
+    if not isinstance(actions, Mapping):
+        raise ValueError(
+            f"actions must be a dict from agent name to action, got {type(actions).__name__} "
+            f"{repr(actions)[:60]}; agents: {list(agents)}"
+        )
+    unknown = [name for name in actions if name not in slots]
+    if unknown:
+        names = ", ".join(repr(name)[:40] for name in unknown[:5])
+        raise ValueError(f"actions for unknown agents {names}; the agents are {list(agents)}")
+    vector = np.full(len(slots), np.nan)
+    for agent in agents:
+        if agent in actions:
+            vector[slots[agent]] = _one_number(agent, actions[agent], expected)
+    return vector
+
+
+def _one_number(agent: str, action: Any, expected: str) -> float:
+    """``action`` as a float; a ValueError naming ``agent`` and ``expected`` if it is not one
+    real number (any shape of size 1: ``2.0``, ``[2.0]``, ``np.array([[2.0]])``)."""
+    problem = None
+    try:
+        value = np.asarray(action)
+        if value.dtype.kind not in "biufO":  # text, bytes, complex, dates
+            problem = f"{value.dtype} is not a real number"
+        elif value.size != 1:
+            problem = f"got shape {value.shape}"
+        else:
+            return float(value.astype(np.float64).reshape(()))
+    except (TypeError, ValueError, OverflowError) as error:
+        problem = str(error)
+    raise ValueError(
+        f"action {repr(action)[:60]} for agent {agent!r}: expected one number, {expected}; "
+        f"{problem}"
+    )
 
 
 def _av_ids(config: FlowsimConfig) -> tuple[str, ...]:
@@ -113,8 +165,8 @@ class MultiAgentRingEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
     of that AV, with ``v_max`` the speed limit and ``L_max`` the largest ring length, in
     ``[0, 1] × [-1, 1] × [0, 1]`` (as :class:`~flowsim.envs.ring.WaveAttenuationEnv`).
     Action (per agent): the AV's acceleration, shape ``(1,)``, in ``[-env.max_decel,
-    env.max_accel]`` m/s²; clipped to that box, NaN or a missing agent's action means 0 (hold
-    the speed).
+    env.max_accel]`` m/s²; clipped to that box, NaN, None or a missing agent's action means 0
+    (hold the speed); see :func:`agent_actions` for unknown agents and wrong shapes.
     Reward (shared, the same for every agent): WaveAttenuationEnv's ``(speed_weight * mean(v)
     - wave_penalty * std(v)) / target_speed - accel_penalty * mean|a|`` over all vehicles'
     speeds ``v`` and all AVs' actions ``a`` (Flow's ``4 * mean(v) / 20 - 4 * mean|a|``);
@@ -173,6 +225,7 @@ class MultiAgentRingEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             agent: spaces.Box(low=-env.max_decel, high=env.max_accel, shape=(1,), dtype=np.float32)
             for agent in self.possible_agents
         }
+        self._expected_action = f"the acceleration in [-{env.max_decel:g}, {env.max_accel:g}]"
 
     def observation_space(self, agent: str) -> spaces.Box:
         """The observation space of ``agent`` (the same object at every call)."""
@@ -209,13 +262,8 @@ class MultiAgentRingEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         """Apply every live agent's acceleration for one agent step; results for those agents."""
         if not self.agents:
             raise RuntimeError("the episode is over (agents is empty): call reset() first")
-        unknown = set(actions) - set(self.possible_agents)
-        if unknown:
-            raise ValueError(f"actions for unknown agents {sorted(unknown)}; agents: {self.agents}")
-        vector = np.full(len(self.possible_agents), np.nan)  # NaN: no action, sanitised to 0
-        for agent in self.agents:
-            if agent in actions:
-                vector[self._slot[agent]] = np.asarray(actions[agent], dtype=np.float64).item()
+        # NaN (no action, a missing agent's) is sanitised to 0 like any NaN
+        vector = agent_actions(actions, self.agents, self._slot, self._expected_action)
         rows, reward, terminated, truncated, info = self.ring.step(vector)
         live, present = self.agents, set(self.ring.present_slots.tolist())
         terminations = {a: terminated or self._slot[a] not in present for a in live}
@@ -251,4 +299,4 @@ def parallel_env(
     return MultiAgentRingEnv(config, overrides)
 
 
-__all__ = ["MULTIAGENT_RING", "MultiAgentRingEnv", "parallel_env"]
+__all__ = ["MULTIAGENT_RING", "MultiAgentRingEnv", "agent_actions", "parallel_env"]

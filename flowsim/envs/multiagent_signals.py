@@ -24,6 +24,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from flowsim.config import FlowsimConfig
+from flowsim.envs.multiagent import agent_actions
 from flowsim.envs.signals import TrafficLightGridEnv
 from flowsim.errors import ConfigError
 
@@ -39,7 +40,9 @@ class MultiAgentTrafficLightEnv(ParallelEnv[str, np.ndarray, np.int64]):
     largest signal's size, float32 in [0, 1].
     Action (per agent): ``Discrete(n)``, the green phase the signal should show (a switch
     shows ``env.yellow_time`` s of yellow first; ignored until the green has lasted
-    ``env.yellow_time + env.min_green`` s). A missing agent's action keeps its phase.
+    ``env.yellow_time + env.min_green`` s). Rounded and clipped to the signal's green phases;
+    NaN, None or a missing agent's action keeps its phase; see
+    :func:`~flowsim.envs.multiagent.agent_actions` for unknown agents and wrong shapes.
     Reward (per agent): that signal's own ``env.signal_reward`` (the drop in waiting time on
     its incoming lanes / 100 s, minus its queue, or minus its pressure).
     Termination: never, unless a collision happens with ``env.terminate_on_collision`` (every
@@ -127,13 +130,8 @@ class MultiAgentTrafficLightEnv(ParallelEnv[str, np.ndarray, np.int64]):
         """Apply every agent's green phase for one agent step; results for those agents."""
         if not self.agents:
             raise RuntimeError("the episode is over (agents is empty): call reset() first")
-        unknown = set(actions) - set(self.possible_agents)
-        if unknown:
-            raise ValueError(f"actions for unknown agents {sorted(unknown)}; agents: {self.agents}")
-        phases = np.full(len(self.possible_agents), np.nan)  # NaN: keep the current phase
-        for agent in self.agents:
-            if agent in actions:
-                phases[self._slot[agent]] = np.asarray(actions[agent], dtype=np.float64).item()
+        # NaN (no action, a missing agent's) keeps the current phase, like any NaN
+        phases = agent_actions(actions, self.agents, self._slot, "a green phase index")
         vector, _, terminated, truncated, info = self.task.step(phases)
         live = self.agents
         observations = self._split(vector)

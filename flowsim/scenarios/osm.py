@@ -124,10 +124,26 @@ def decompress_osm(source: Path, target: Path, key: str = "scenario.osm.file") -
         raise ConfigError(f"{key}: {source} holds no data once decompressed; {_FILE_HELP}.")
 
 
+def _root_tag(plain: Path) -> str | None:
+    """The root element's name, or None where the XML breaks first (netconvert then says how)."""
+    try:
+        for _, element in ET.iterparse(plain, events=("start",)):
+            return element.tag
+    except (ET.ParseError, UnicodeError, ValueError):
+        return None
+    return None
+
+
 def _convert(folder: Path, source: Path, signals: SignalConfig, key: str) -> None:
     """netconvert ``source`` into ``folder/osm.net.xml``; ConfigErrors name ``key`` and the fix."""
     plain = folder / "input.osm"
     decompress_osm(source, plain, key)
+    root = _root_tag(plain)
+    if root not in (None, "osm"):
+        plain.unlink()
+        raise ConfigError(
+            f"{key}: {source} has a <{str(root)[:40]}> root element, not <osm>; {_FILE_HELP}."
+        )
     options = [
         f"--osm-files={plain.name}",
         "--output-file=osm.net.xml",
@@ -151,7 +167,7 @@ def _convert(folder: Path, source: Path, signals: SignalConfig, key: str) -> Non
             for part in parts
             if part and not part.startswith(("In file", "Quitting"))
         )
-        if "No edges loaded" in detail:
+        if "No edges loaded" in detail or "No nodes loaded" in detail:  # no road kept
             raise ConfigError(f"{no_roads}.") from None
         raise ConfigError(
             f"{key}: netconvert cannot read {source} as OpenStreetMap XML ({detail}); {_FILE_HELP}."
