@@ -91,6 +91,7 @@ class SoakReport:
     injected: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SOAK_FAULTS, 0))
     sim_restarts: int = 0
     runner_restarts: int = 0
+    sumo_kills_absorbed: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -110,6 +111,7 @@ class SoakReport:
             "injected_total": sum(self.injected.values()),
             "sim_restarts": self.sim_restarts,
             "runner_restarts": self.runner_restarts,
+            "sumo_kills_absorbed": self.sumo_kills_absorbed,
             "recovered": self.recovered,
             "errors": list(self.errors),
         }
@@ -143,7 +145,10 @@ def soak(
     A thread waits an exponential time (mean ``mean_interval_s``) and then kills, at random,
     one runner's SUMO process or one runner's whole process; sampling goes on regardless. A
     batch counts as delivered when it holds exactly ``runners x batch_steps`` transitions and
-    as lost otherwise (or when sampling raised). Needs Ray initialised (or starts it).
+    as lost otherwise (or when sampling raised). A SUMO kill whose runner process is killed
+    too before the driver saw the restart counts as absorbed by that runner's replacement (a
+    kill landing just after the runner returned its batch counts both as restarted and as
+    absorbed). Needs Ray initialised (or starts it).
     ``on_batch(report)`` runs after each batch (a progress bar, say).
     """
     from flowsim.distributed import RayRunnerGroup
@@ -154,6 +159,7 @@ def soak(
     actor_pids: dict[int, int] = {}
     lock = threading.Lock()
     stop = threading.Event()
+    unreported: dict[int, int] = {}  # runner pid -> SUMO kills it has not reported yet
 
     def refresh_pids() -> None:
         described = group.describe()
@@ -169,14 +175,19 @@ def soak(
                 continue
             runner = int(rng.choice(sorted(pids)))
             kind = SOAK_FAULTS[int(rng.integers(len(SOAK_FAULTS)))]
+            pid = pids[runner]
             if kind == "sumo_killed":
-                targets = child_sumo_pids(pids[runner])
-                if targets and kill_process(targets[0]):
-                    report.injected[kind] += 1
-            elif kill_process(pids[runner]):
-                report.injected[kind] += 1
+                targets = child_sumo_pids(pid)
                 with lock:
-                    actor_pids.pop(runner, None)
+                    if targets and kill_process(targets[0]):
+                        report.injected[kind] += 1
+                        unreported[pid] = unreported.get(pid, 0) + 1
+            else:
+                with lock:
+                    if kill_process(pid):
+                        report.injected[kind] += 1
+                        actor_pids.pop(runner, None)
+                        report.sumo_kills_absorbed += unreported.pop(pid, 0)
 
     expected = batch_steps * group.num_runners
 
@@ -193,6 +204,11 @@ def soak(
         else:
             report.batches_lost += 1
         report.sim_restarts += int(batch.metrics.get("restarts", 0))
+        with lock:
+            for runner in batch.metrics.get("runners", []):
+                pid = runner.get("pid")
+                if pid in unreported:
+                    unreported[pid] = max(unreported[pid] - int(runner.get("restarts", 0)), 0)
         if on_batch is not None:
             on_batch(report)
 
@@ -509,7 +525,16 @@ def bench_faults(
     ray.shutdown()
     for kind in SOAK_FAULTS:  # no training in the soak: no iterations to lose
         kinds[f"soak_{kind}"] = {"injected": soaked.injected[kind], "iterations_lost": None}
-    kinds["soak_sumo_killed"].update(recovered=soaked.sim_restarts, events_logged=None)
+    # A SUMO kill is recovered when sampling goes on with full batches: its runner restarted
+    # SUMO, or the runner was killed too and replaced. The split is approximate (a runner
+    # killed just after it reported a restart counts both ways), so it is shown, not summed.
+    whole = soaked.batches_lost == 0 and not soaked.errors
+    kinds["soak_sumo_killed"].update(
+        recovered=soaked.injected["sumo_killed"] if whole else soaked.sim_restarts,
+        restarted_in_runner=soaked.sim_restarts,
+        absorbed_by_runner_replacement=soaked.sumo_kills_absorbed,
+        events_logged=None,
+    )
     kinds["soak_runner_killed"].update(recovered=soaked.runner_restarts, events_logged=None)
     kinds["soak_sumo_killed"]["batches_lost"] = soaked.batches_lost
     kinds["soak_runner_killed"]["batches_lost"] = 0  # a lost batch is counted once, above

@@ -26,7 +26,8 @@ def test_sampler_under_random_faults_loses_no_batch() -> None:
     assert report.steps == report.batches_delivered * 2 * 200
     assert sum(report.injected.values()) >= 3
     # Every runner killed was replaced; every SUMO killed either restarted in its runner or
-    # went down with a runner killed before it delivered the restart.
+    # went down with a runner killed before the driver saw the restart (a runner killed right
+    # after returning its batch counts both ways, hence >=).
     assert report.runner_restarts == report.injected["runner_killed"]
-    assert report.sim_restarts <= report.injected["sumo_killed"]
+    assert report.sim_restarts + report.sumo_kills_absorbed >= report.injected["sumo_killed"]
     assert set(report.injected) == set(SOAK_FAULTS)
