@@ -13,6 +13,7 @@ from flowsim.config import load_config, parse_config
 from flowsim.envs import make_env
 from flowsim.errors import ConfigError
 from flowsim.scenarios import FIGURE_EIGHT_EDGES, make_scenario
+from flowsim.scenarios.open import net_edges
 from flowsim.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,11 +26,7 @@ def test_network_has_flows_edges_and_only_straight_crossings() -> None:
     config = load_config(FIGURE_EIGHT)
     instance = make_scenario(config).instance(np.random.default_rng(0))
     root = ET.parse(instance.net_file).getroot()
-    lengths = {
-        e.get("id"): float(e.find("lane").get("length"))
-        for e in root.iter("edge")
-        if e.get("function") != "internal"
-    }
+    lengths = {edge: length for edge, (length, _) in net_edges(instance.net_file).items()}
     r = config.scenario.radius
     assert set(lengths) == set(FIGURE_EIGHT_EDGES)
     for edge, length in lengths.items():

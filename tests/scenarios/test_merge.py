@@ -12,6 +12,7 @@ import pytest
 from flowsim.config import load_config, parse_config
 from flowsim.errors import ConfigError
 from flowsim.scenarios import MERGE_HIGHWAY, make_scenario
+from flowsim.scenarios.open import net_edges
 from flowsim.sim.simulation import Simulation
 from flowsim.simulate import simulate
 from flowsim.testing import run_cli
@@ -24,11 +25,7 @@ def test_network_is_flows_merge() -> None:
     config = load_config(MERGE)
     instance = make_scenario(config).instance(np.random.default_rng(0))
     root = ET.parse(instance.net_file).getroot()
-    lengths = {
-        e.get("id"): float(e.find("lane").get("length"))
-        for e in root.iter("edge")
-        if e.get("function") != "internal"
-    }
+    lengths = {edge: length for edge, (length, _) in net_edges(instance.net_file).items()}
     assert set(lengths) == {"inflow_highway", "left", "center", "inflow_merge", "bottom"}
     merge = config.scenario.merge
     assert lengths["left"] == pytest.approx(merge.pre_merge_length, abs=15)
