@@ -271,3 +271,36 @@ def test_a_real_full_filesystem_is_survived(tmp_path: Path) -> None:
     finally:
         subprocess.run(["umount", str(point)], check=False)
         point.rmdir()
+
+
+def test_es_runner_killed_mid_iteration_leaves_its_pairs_out(tmp_path: Path) -> None:
+    import ray
+
+    config = _config(
+        3,
+        "train.algo=es",
+        "sampler.num_workers=2",
+        "env.horizon=150",
+        "train.es.perturbations=4",
+        "train.es.noise_table_size=1000000",
+        "train.es.eval_episodes=1",
+    )
+    killed: list[bool] = []
+
+    def kill_runner(row: dict, trainer) -> None:
+        if row["iteration"] == 1:  # lands while iteration 2 plays its episodes
+            described = trainer.group.describe()
+            timer = threading.Timer(0.5, lambda: killed.append(kill_process(described[0]["pid"])))
+            timer.start()
+
+    try:
+        run = train(config, out=tmp_path, callback=kill_runner)
+    finally:
+        ray.shutdown()
+    rows = _rows(run.directory)
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    assert killed == [True]
+    assert int(float(rows[-1]["runner_restarts"])) == 1
+    assert _kinds(run.directory).get("runner_restart") == 1
+    # The iteration it died in estimated the gradient from the pairs the survivor played.
+    assert min(int(float(r["pairs"])) for r in rows) < 4
