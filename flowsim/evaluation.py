@@ -179,7 +179,11 @@ def human_controller(config: FlowsimConfig) -> ControllerConfig:
     return max(humans, key=lambda g: g.count).controller
 
 
-def _summarise(episodes: list[dict[str, float]]) -> dict[str, float]:
+def summarise_episodes(episodes: list[dict[str, float]]) -> dict[str, float]:
+    """Means over :func:`run_episode` results of the return and the speed metrics (``mean_speed``,
+    ``speed_std``), the worst speed, the total collisions and, on rings, the equilibrium speed
+    and ``speed_ratio``. Every evaluation of a driver reports these keys (the hierarchy's
+    closed loop adds its own to them)."""
     summary = {
         "episodes": len(episodes),
         "mean_return": float(np.mean([e["return"] for e in episodes])),
@@ -261,7 +265,7 @@ def _evaluate_one(
     env = make_env(config)
     try:
         actor = make_actor(env)
-        return _summarise([run_episode(env, actor, s) for s in seeds])
+        return summarise_episodes([run_episode(env, actor, s) for s in seeds])
     finally:
         env.close()
 

@@ -52,6 +52,13 @@ def add_bench_parser(bench_kinds: Any) -> argparse.ArgumentParser:
         "--counts", default="1,3,10,30", help="strong demonstrations per point (default 1,3,10,30)"
     )
     parser.add_argument("--episodes", type=int, default=3, help="closed-loop episodes per point")
+    parser.add_argument(
+        "--weak",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also fit N episodes without call stacks and score procedure recovery (default 0)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--results", default="benchmarks/results", help="folder for the JSON result file"
@@ -97,23 +104,73 @@ def cmd_bench_imitate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--counts {args.counts}: give integers, e.g. 1,3,10,30") from None
     if not counts or min(counts) < 1 or args.episodes < 1:
         raise ConfigError("--counts and --episodes must be positive, e.g. --counts 1,3,10.")
+    if args.weak < 0:
+        raise ConfigError(f"--weak {args.weak}: give a number of episodes, 0 or more, e.g. 3.")
     config, imitation = load_imitation(args.config, args.overrides)
     console = Console(stderr=True)
     with console.status("benchmarking imitation") as status:
         result = bench_imitate(
-            config, imitation, counts, args.episodes, Path(args.results), status.update
+            config,
+            imitation,
+            counts,
+            args.episodes,
+            Path(args.results),
+            status.update,
+            weak_demos=args.weak,
         )
     if args.json:
         print(jsonout.dumps(result), file=args.json_stream)
         return 0
-    expert = result["expert"]
-    console.print(f"expert: AV speed {expert['av_speed']:.2f} m/s")
-    for entry in result["curve"]:
-        cells = [
-            f"{name} AV {entry[name]['av_speed_vs_expert']:.3f}, "
-            f"acc {entry[name]['action_accuracy']:.3f}, mae {entry[name]['continuous_mae']:.3f}"
-            for name in ("program", "flat")
-        ]
-        console.print(f"{entry['strong_demos']:3d} demos: " + " | ".join(cells))
+    Console(width=max(Console().width, 120)).print(curve_table(result))
+    for level, reached in result["threshold"].items():
+        console.print(
+            f"fewest demonstrations reaching {float(level):.0%} of the expert's "
+            f"{result['score']}: hierarchical {reached['program']}, flat {reached['flat']}"
+            " (None: not reached)"
+        )
+    if "weak" in result:
+        weak = result["weak"]
+        recovered = weak["recovery"]
+        console.print(
+            f"weak supervision ({weak['weak_demos']} episodes, no call stacks): procedure "
+            f"recovery {recovered['procedure_accuracy']:.3f}, boundary recall "
+            f"{recovered['boundary_recall']:.3f}, precision {recovered['boundary_precision']:.3f}; "
+            f"{result['score']} vs expert {weak['program']['score_vs_expert']:.3f}"
+        )
     console.print(f"written to {result['written_to']}")
     return 0
+
+
+def curve_table(result: dict[str, Any]) -> Any:
+    """The data-efficiency curve of ``bench imitate`` as a rich table (H: hierarchical
+    program, F: flat behaviour cloning)."""
+    from rich.table import Table
+
+    score = result["score"]
+    expert = result["expert"]
+    title = (
+        f"bench imitate {result['config']}: expert {score} {expert[score]:.2f}, "
+        f"{result['epochs']} epochs, {len(result['eval_seeds'])} closed-loop episodes"
+    )
+    table = Table(title=title, header_style="bold")
+    table.add_column("demos", justify="right")
+    metrics = (
+        ("score", "score_vs_expert", "{:.2f}"),
+        ("AV spd", "av_speed_vs_expert", "{:.2f}"),
+        ("acc", "action_accuracy", "{:.3f}"),
+        ("MAE", "continuous_mae", "{:.2f}"),
+        ("fit s", "fit_s", "{:.0f}"),
+    )
+    for header, _, _ in metrics:
+        for model in ("H", "F"):
+            table.add_column(f"{header} {model}", justify="right")
+    for entry in result["curve"]:
+        cells = [str(entry["strong_demos"])]
+        for _, key, form in metrics:
+            cells += [form.format(entry[model][key]) for model in ("program", "flat")]
+        table.add_row(*cells)
+    table.caption = (
+        f"H: hierarchical program, F: flat cloning; score: {score}, AV spd: AV speed, both "
+        "over the expert's; acc: held-out discrete actions; MAE: held-out acceleration (m/s²)"
+    )
+    return table

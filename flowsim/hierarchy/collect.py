@@ -17,13 +17,29 @@ import numpy as np
 
 from flowsim.config import FlowsimConfig
 from flowsim.hierarchy.demos import Demonstration
-from flowsim.hierarchy.expert import HierarchicalDriver, RingLayout, expert_procedures
+from flowsim.hierarchy.expert import HierarchicalDriver, RingLayout, expert_task
 
 
-def make_driver(kind: str, state: dict[str, Any] | None = None, record: bool = False) -> Any:
-    """A ring driver: ``expert``, ``program`` (a neural program's state) or ``flat``."""
+def make_driver(
+    kind: str,
+    state: dict[str, Any] | None = None,
+    record: bool = False,
+    expert: str = "ring",
+    noise: float = 0.0,
+    seed: int = 0,
+) -> Any:
+    """A driver for ``expert``'s task: ``expert`` (its executed accelerations perturbed by
+    ``noise``, see :class:`HierarchicalDriver`), ``program`` (a neural program's state) or
+    ``flat`` (a :class:`~flowsim.hierarchy.learn.FlatPolicy`'s state)."""
+    task = expert_task(expert)
     if kind == "expert":
-        return HierarchicalDriver(lambda layout: expert_procedures(layout.max_speed), record=record)
+        return HierarchicalDriver(
+            lambda layout: task.procedures(layout.max_speed),
+            record=record,
+            task=task,
+            noise=noise,
+            seed=seed,
+        )
     if kind == "program":
         from flowsim.hierarchy.neural import NeuralProgram
 
@@ -33,46 +49,51 @@ def make_driver(kind: str, state: dict[str, Any] | None = None, record: bool = F
         def procedures(_layout: RingLayout) -> list[Any]:
             return program.as_procedures(greedy=True)
 
-        return HierarchicalDriver(procedures, record=record)
+        return HierarchicalDriver(procedures, record=record, task=task)
     if kind == "flat":
         from flowsim.hierarchy.learn import FlatPolicy
-        from flowsim.hierarchy.neural import ProgramSpec
+        from flowsim.hierarchy.neural import ProgramSpec, complete_weights
 
         assert state is not None
         policy = FlatPolicy(ProgramSpec.from_dict(state["spec"]))
-        policy.load_state_dict({k: _tensor(v) for k, v in state["weights"].items()})
-        return HierarchicalDriver(flat=policy.act)
+        policy.load_state_dict(complete_weights(state["weights"], policy))
+        return HierarchicalDriver(flat=policy.act, task=task)
     raise ValueError(f"unknown driver {kind!r}: expert, program or flat")
 
 
 def policy_driver(policy: dict[str, Any]) -> Any:
     """The actor of a run's ``policy`` checkpoint entry when it is a hierarchy
-    (``{"kind": "hierarchy", "program": ...}``): what ``flowsim evaluate`` / ``replay`` drive."""
+    (``{"kind": "hierarchy", "program": ..., "expert": ...}``): what ``flowsim evaluate`` /
+    ``replay`` drive."""
     if policy.get("kind") != "hierarchy":
         raise ValueError("not a hierarchical policy (kind is not 'hierarchy')")
-    return make_driver("program", policy["program"])
-
-
-def _tensor(value: np.ndarray) -> Any:
-    import torch
-
-    return torch.as_tensor(value)
+    return make_driver("program", policy["program"], expert=policy.get("expert", "ring"))
 
 
 def _play_share(
-    shares: list[list[int]], kind: str, state: dict[str, Any] | None, record: bool, runner: Any
+    shares: list[list[int]],
+    kind: str,
+    state: dict[str, Any] | None,
+    record: bool,
+    expert: str,
+    noise: float,
+    runner: Any,
 ) -> tuple[list[Demonstration], list[dict[str, float]]]:
     """Runs on a runner: its share of the seeds, with the driver; demos if recorded."""
     from flowsim.evaluation import run_episode
 
     seeds = shares[runner.runner_index]
-    driver = make_driver(kind, state, record)
+    driver = make_driver(kind, state, record, expert, noise, seeds[0] if seeds else 0)
     stats = []
     for seed in seeds:
-        start = len(driver.av_speeds)
+        start, served = len(driver.av_speeds), len(driver.stops_served)
         episode = run_episode(runner.envs[0], driver, seed)
         episode["av_speed"] = float(np.mean(driver.av_speeds[start:]))
         episode["lane_changes"] = float(np.sum(driver.lane_changes[start:]))
+        if driver.task.at_stop is not None:
+            assert driver.layout is not None
+            buses = len(driver.layout.av_slots)
+            episode["stops_served"] = float(np.sum(driver.stops_served[served:])) / buses
         stats.append(episode)
     driver.flush()
     demos = driver.finished
@@ -88,12 +109,15 @@ def play(
     state: dict[str, Any] | None = None,
     record: bool = False,
     group: Any = None,
+    expert: str = "ring",
+    noise: float = 0.0,
 ) -> tuple[list[Demonstration], list[dict[str, float]]]:
-    """Play one episode per seed with a driver on the config's runner group.
+    """Play one episode per seed with a driver of ``expert``'s task on the config's runners.
 
     Returns the demonstrations (one per AV and episode, if ``record``) and each episode's
     metrics (:func:`flowsim.evaluation.run_episode`). A ``group`` given is reused (and left
-    open); otherwise one is made from ``config.sampler`` and closed.
+    open); otherwise one is made from ``config.sampler`` and closed. ``noise`` perturbs the
+    expert's executed accelerations (demonstrations that show recoveries).
     """
     from flowsim.distributed import make_runner_group
 
@@ -102,7 +126,9 @@ def play(
     try:
         count = group.num_runners
         shares = [seeds[k::count] for k in range(count)]
-        results = group.evaluate(functools.partial(_play_share, shares, kind, state, record))
+        results = group.evaluate(
+            functools.partial(_play_share, shares, kind, state, record, expert, noise)
+        )
     finally:
         if own:
             group.close()
@@ -113,17 +139,16 @@ def play(
 
 
 def summarise(stats: list[dict[str, float]]) -> dict[str, float]:
-    """Means over episodes of the return, the speed of all vehicles (``mean_speed``, second
-    half of each episode) and of the AVs (``av_speed``, whole episode) and the lane changes
-    commanded; the worst speed and the total collisions."""
+    """:func:`flowsim.evaluation.summarise_episodes` (return, ``mean_speed``, ``speed_std``,
+    worst speed, collisions, equilibrium speed on rings) plus the means over episodes of the
+    AVs' speed (``av_speed``, whole episode), the lane changes commanded and, when the driver
+    served stops, the stops served (``stops_served``, per AV and episode)."""
+    from flowsim.evaluation import summarise_episodes
+
     if not stats:
         return {}
-    return {
-        "episodes": len(stats),
-        "mean_return": float(np.mean([s["return"] for s in stats])),
-        "mean_speed": float(np.mean([s["mean_speed"] for s in stats])),
-        "av_speed": float(np.mean([s["av_speed"] for s in stats])),
-        "lane_changes": float(np.mean([s["lane_changes"] for s in stats])),
-        "min_speed": float(np.min([s["min_speed"] for s in stats])),
-        "collisions": int(sum(s["collisions"] for s in stats)),
-    }
+    summary = summarise_episodes(stats)
+    for key in ("av_speed", "lane_changes", "stops_served"):
+        if all(key in s for s in stats):
+            summary[key] = float(np.mean([s[key] for s in stats]))
+    return summary

@@ -33,8 +33,10 @@ class ImitationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    expert: Literal["ring"] = Field(
-        "ring", description="Hierarchical expert: ring (Drive/Cruise/Follow/ChangeLane/Yield)."
+    expert: Literal["ring", "bus"] = Field(
+        "ring",
+        description="Hierarchical expert: ring (Drive/Cruise/Follow/ChangeLane/Yield) or bus "
+        "(Drive/Cruise/Follow/Yield/Approach/Dwell: serves stops, a task that needs memory).",
     )
     strong_demos: StrictInt = Field(
         10, ge=0, le=100_000, description="Episodes demonstrated with call stacks."
@@ -45,8 +47,19 @@ class ImitationConfig(BaseModel):
     held_out_demos: StrictInt = Field(
         2, ge=0, le=10_000, description="Episodes kept aside to measure accuracy."
     )
+    demo_noise: float = Field(
+        0.0,
+        ge=0,
+        le=10,
+        description="Std (m/s²) of noise added to the expert's executed accelerations while "
+        "it demonstrates (the recorded actions stay the intended ones, DART-style).",
+    )
     levels: StrictInt = Field(
-        2, ge=2, le=2, description="Hierarchy depth learned from weak demonstrations (2 today)."
+        2,
+        ge=2,
+        le=2,
+        description="Hierarchy depth learned from weak demonstrations: the ring and bus "
+        "programs have 2 (deeper specs: flowsim.hierarchy.levels.fit_levels, level by level).",
     )
     epochs: StrictInt = Field(300, ge=1, le=1_000_000, description="Full-batch Adam epochs.")
     lr: float = Field(3e-3, gt=0, le=1, description="Adam learning rate.")

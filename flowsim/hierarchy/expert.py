@@ -169,8 +169,8 @@ class _Reading:
         ]
 
 
-def _idm(r: _Reading) -> float:
-    v0, headway, s0, a, b = DESIRED_SPEED, 0.6, 2.0, 1.5, 2.0
+def _idm(r: _Reading, v0: float = DESIRED_SPEED) -> float:
+    headway, s0, a, b = 0.6, 2.0, 1.5, 2.0
     desired = s0 + r.speed * headway + r.speed * (r.speed - r.leader_speed) / (2 * (a * b) ** 0.5)
     accel = a * (1 - (r.speed / v0) ** 4 - (max(desired, 0.0) / max(r.gap, 0.1)) ** 2)
     return float(np.clip(accel, -MAX_ACCEL, MAX_ACCEL))
@@ -261,8 +261,54 @@ def expert_procedures(vmax: float) -> list[Procedure]:
     return [Drive(vmax), Cruise(vmax), Follow(vmax), ChangeLane(vmax), Yield(vmax)]
 
 
+@dataclass(frozen=True)
+class ExpertTask:
+    """A hierarchical expert of the multi-lane ring and what a learner needs to imitate it.
+
+    ``featurize(obs, layout)`` gives every AV's features (names in ``features``), ``spec`` the
+    program shape (hidden sizes, pc cap), ``procedures(vmax)`` the rule-based expert; with
+    ``at_stop``, drivers count the stops served (``dwell`` steps standing at a stop).
+    """
+
+    name: str
+    features: tuple[str, ...]
+    featurize: Callable[[np.ndarray, RingLayout], np.ndarray]
+    spec: Callable[[tuple[int, ...], int], ProgramSpec]
+    procedures: Callable[[float], list[Procedure]]
+    at_stop: Callable[[np.ndarray, float], np.ndarray] | None = None
+    dwell: int = 0
+
+
+#: Experts ``imitation.expert`` may name.
+EXPERTS = ("ring", "bus")
+
+
+def expert_task(name: str = "ring") -> ExpertTask:
+    """The expert task called ``name`` (one of :data:`EXPERTS`)."""
+    if name == "ring":
+        return ExpertTask("ring", FEATURES, ring_features, ring_spec, expert_procedures)
+    if name == "bus":
+        from flowsim.hierarchy import bus
+
+        return ExpertTask(
+            "bus",
+            bus.FEATURES,
+            bus.bus_features,
+            bus.bus_spec,
+            bus.bus_procedures,
+            at_stop=bus.at_stop,
+            dwell=bus.DWELL_STEPS,
+        )
+    raise ValueError(f"unknown expert {name!r}; choose from {list(EXPERTS)}")
+
+
 class HierarchicalDriver:
     """An actor for :func:`flowsim.evaluation.run_episode`: one call stack per AV.
+
+    ``task`` (default: the ring expert's) turns observations into features and, where it has
+    stops, counts the stops served. ``noise`` (m/s²) perturbs the accelerations sent to the
+    env but not the ones recorded (DART, Laskey et al. 2017): demonstrations then show how the
+    expert recovers from small mistakes.
 
     ``make_procedures(layout)`` gives the procedures (the expert's, or a neural program's
     adapters); ``flat`` instead maps one AV's features to ``(discrete, continuous)``. With
@@ -275,10 +321,15 @@ class HierarchicalDriver:
         flat: Callable[[np.ndarray], tuple[tuple[int, ...], tuple[float, ...]]] | None = None,
         record: bool = False,
         max_depth: int = 4,
+        task: ExpertTask | None = None,
+        noise: float = 0.0,
+        seed: int = 0,
     ) -> None:
         if (make_procedures is None) == (flat is None):
             raise ValueError("give make_procedures or flat")
         self.make_procedures, self.flat = make_procedures, flat
+        self.task = task if task is not None else expert_task("ring")
+        self.noise, self.rng = noise, np.random.default_rng(seed)
         self.record, self.max_depth = record, max_depth
         self._episode: Any = None
         self.layout: RingLayout | None = None
@@ -290,6 +341,9 @@ class HierarchicalDriver:
         #: every step's mean AV speed (m/s) and lane changes commanded, across episodes
         self.av_speeds: list[float] = []
         self.lane_changes: list[int] = []
+        #: every step's stops served (all AVs; with a task that has stops)
+        self.stops_served: list[int] = []
+        self._standing = np.zeros(0, dtype=np.int64)
 
     def _start(self, env: Any) -> None:
         self.flush()
@@ -299,6 +353,7 @@ class HierarchicalDriver:
         self.stacks = [CallStack(procedures) for _ in range(count)] if procedures else []
         self.features = [[] for _ in range(count)]
         self.traces = [[] for _ in range(count)]
+        self._standing = np.zeros(count, dtype=np.int64)
         self._episode = env.unwrapped.simulation.instance
 
     def flush(self) -> None:
@@ -320,9 +375,13 @@ class HierarchicalDriver:
         if env.unwrapped.simulation.instance is not self._episode:
             self._start(env)
         assert self.layout is not None
-        features = ring_features(obs, self.layout)
+        features = self.task.featurize(obs, self.layout)
         count = features.shape[0]
         self.av_speeds.append(float(features[:, 0].mean()) * self.layout.max_speed)
+        if self.task.at_stop is not None:
+            standing = self.task.at_stop(features, self.layout.max_speed)
+            self._standing = np.where(standing, self._standing + 1, 0)
+            self.stops_served.append(int(np.count_nonzero(self._standing == self.task.dwell)))
         action = np.zeros(2 * count, dtype=np.float32)
         for k in range(count):
             if self.flat is not None:
@@ -335,6 +394,8 @@ class HierarchicalDriver:
                     self.features[k].append(features[k])
                     self.traces[k].append(self.stacks[k].last)
             action[k] = continuous[0]
+            if self.noise:  # the env gets a perturbed acceleration, the record the intended one
+                action[k] += self.noise * self.rng.standard_normal()
             action[count + k] = discrete[0] - 1
         self.lane_changes.append(int(np.count_nonzero(action[count:])))
         return action

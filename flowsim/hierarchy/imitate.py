@@ -32,6 +32,8 @@ from flowsim.hierarchy.config import ImitationConfig
 from flowsim.training import new_run_directory, write_progress
 
 PROGRESS_COLUMNS = ("epoch", "wall_s", "loss", "strong_nll", "weak_nll")
+#: Shares of the expert's score at which ``bench imitate`` reports the demonstrations needed.
+THRESHOLDS = (0.5, 0.8, 0.95)
 
 
 def load_imitation(
@@ -99,35 +101,6 @@ def _seeds(imitation: ImitationConfig) -> tuple[list[int], list[int], list[int]]
     )
 
 
-def _reuse_skills(program: Any, imitation: ImitationConfig) -> list[str]:
-    """Load ``imitation.skills`` from ``skills_from``'s program; returns the frozen names."""
-    if not imitation.skills:
-        return []
-    from flowsim.hierarchy.neural import NeuralProgram
-
-    assert imitation.skills_from is not None
-    state, _ = _load_state(Path(imitation.skills_from), "latest")
-    source = NeuralProgram.from_state(state["program"])
-    names = [p.name for p in source.spec.procedures]
-    frozen = []
-    for skill in imitation.skills:
-        targets = [p.name for p in program.spec.procedures]
-        if skill.procedure not in names or skill.procedure not in targets:
-            raise ConfigError(
-                f"imitation.skills: procedure {skill.procedure!r} is not in both programs "
-                f"({names} and {targets})."
-            )
-        if skill.mode == "recreate":
-            continue
-        module = program.procedures[targets.index(skill.procedure)]
-        module.load_state_dict(source.procedures[names.index(skill.procedure)].state_dict())
-        if skill.mode == "frozen":
-            for parameter in module.parameters():
-                parameter.requires_grad_(False)
-            frozen.append(skill.procedure)
-    return frozen
-
-
 def imitate(
     config: FlowsimConfig,
     imitation: ImitationConfig,
@@ -142,9 +115,10 @@ def imitate(
 
     from flowsim.hierarchy.collect import play, summarise
     from flowsim.hierarchy.demos import save_demonstrations
-    from flowsim.hierarchy.expert import ring_spec
+    from flowsim.hierarchy.expert import expert_task
     from flowsim.hierarchy.learn import FlatPolicy, action_metrics, fit, fit_flat
     from flowsim.hierarchy.neural import NeuralProgram
+    from flowsim.hierarchy.skills import reuse_skills
     from flowsim.hierarchy.strong import decision_accuracy, decision_table
 
     say = report or (lambda text: None)
@@ -155,20 +129,28 @@ def imitate(
 
     train_seeds, held_seeds, eval_seeds = _seeds(imitation)
     say(f"collecting {len(train_seeds) + len(held_seeds)} expert episodes")
-    demos, expert_train = play(config, train_seeds + held_seeds, "expert", record=True)
+    task = expert_task(imitation.expert)
+    demos, expert_train = play(
+        config,
+        train_seeds + held_seeds,
+        "expert",
+        record=True,
+        expert=task.name,
+        noise=imitation.demo_noise,
+    )
     strong_seeds = set(train_seeds[: imitation.strong_demos])
     train = [
         d if d.episode in strong_seeds else d.weak() for d in demos if d.episode in train_seeds
     ]
     held_out = [d for d in demos if d.episode in held_seeds]
-    meta = {"expert": imitation.expert, "env": config.env.type, "features": _features()}
+    meta = {"expert": task.name, "env": config.env.type, "features": list(task.features)}
     save_demonstrations(directory / "demos" / "train.npz", train, meta)
     if held_out:
         save_demonstrations(directory / "demos" / "held_out.npz", held_out, meta)
 
-    spec = ring_spec(tuple(imitation.hidden), imitation.pc_cap)
+    spec = task.spec(tuple(imitation.hidden), imitation.pc_cap)
     program = NeuralProgram(spec, seed=imitation.seed)
-    frozen = _reuse_skills(program, imitation)
+    frozen = reuse_skills(program, imitation, task.features)
     say(f"fitting {len(train)} demonstrations ({imitation.epochs} epochs)")
     rows: list[dict[str, float]] = []
 
@@ -185,10 +167,12 @@ def imitate(
         "kind": "hierarchy",
         "program": program.state(),
         # what flowsim.evaluation.load_policy hands to policy_actor (see policy_driver)
-        "policy": {"kind": "hierarchy", "program": program.state()},
+        "policy": {"kind": "hierarchy", "program": program.state(), "expert": task.name},
         "flat": flat.state() if flat is not None else None,
         "rows": rows,
         "frozen": frozen,
+        "expert": task.name,
+        "features": list(task.features),
     }
     save_checkpoint(state, directory / "checkpoints" / f"checkpoint-{imitation.epochs:06d}.pt")
     save_checkpoint(state, directory / "checkpoints" / "best.pt")
@@ -213,16 +197,10 @@ def imitate(
         summary["procedure_recovery"] = recovery(program, held_out)
     if imitation.eval_episodes:
         say(f"closed loop: {len(eval_seeds)} episodes each")
-        summary["closed_loop"] = closed_loop(config, program.state(), flat, eval_seeds)
+        summary["closed_loop"] = closed_loop(config, program.state(), flat, eval_seeds, task.name)
     summary["wall_s"] = time.perf_counter() - started
     (directory / "summary.json").write_text(jsonout.dumps(summary) + "\n")
     return ImitationRun(directory, summary, rows)
-
-
-def _features() -> list[str]:
-    from flowsim.hierarchy.expert import FEATURES
-
-    return list(FEATURES)
 
 
 def recovery(program: Any, demos: list[Any]) -> dict[str, float]:
@@ -252,29 +230,50 @@ def recovery(program: Any, demos: list[Any]) -> dict[str, float]:
 
 
 def closed_loop(
-    config: FlowsimConfig, program_state: dict[str, Any] | None, flat: Any, seeds: list[int]
+    config: FlowsimConfig,
+    program_state: dict[str, Any] | None,
+    flat: Any,
+    seeds: list[int],
+    expert: str = "ring",
 ) -> dict[str, Any]:
-    """The program, the flat baseline and the expert driving on the same seeds."""
+    """The program, the flat baseline and ``expert`` driving on the same seeds."""
     from flowsim.hierarchy.collect import play, summarise
 
     results: dict[str, Any] = {"seeds": seeds}
-    _, expert = play(config, seeds, "expert")
-    results["expert"] = summarise(expert)
+    _, expert_stats = play(config, seeds, "expert", expert=expert)
+    results["expert"] = summarise(expert_stats)
     drivers = []
     if program_state is not None:
         drivers.append(("program", "program", program_state))
     if flat is not None:
         drivers.append(("flat", "flat", flat.state() if hasattr(flat, "state") else flat))
     for name, kind, state in drivers:
-        _, stats = play(config, seeds, kind, state)
-        entry = summarise(stats)
-        entry["speed_vs_expert"] = entry["mean_speed"] / results["expert"]["mean_speed"]
-        entry["av_speed_vs_expert"] = entry["av_speed"] / results["expert"]["av_speed"]
-        results[name] = entry
+        _, stats = play(config, seeds, kind, state, expert=expert)
+        results[name] = versus_expert(summarise(stats), results["expert"])
     return results
 
 
-def _load_state(run_dir: Path, checkpoint: str) -> tuple[dict[str, Any], Path]:
+def _ratio(value: float, reference: float) -> float:
+    return value / reference if reference else float("nan")
+
+
+def versus_expert(entry: dict[str, Any], expert: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with its ratios to the expert's figures: ``speed_vs_expert`` (all vehicles),
+    ``av_speed_vs_expert`` and, on tasks with stops, ``stops_served_vs_expert``; and
+    ``score_vs_expert``, the task's own measure (stops served where there are stops, AV
+    speed otherwise)."""
+    entry = dict(entry)
+    entry["speed_vs_expert"] = _ratio(entry["mean_speed"], expert["mean_speed"])
+    entry["av_speed_vs_expert"] = _ratio(entry["av_speed"], expert["av_speed"])
+    entry["score_vs_expert"] = entry["av_speed_vs_expert"]
+    if "stops_served" in entry and "stops_served" in expert:
+        entry["stops_served_vs_expert"] = _ratio(entry["stops_served"], expert["stops_served"])
+        entry["score_vs_expert"] = entry["stops_served_vs_expert"]
+    return entry
+
+
+def load_hierarchy_state(run_dir: Path, checkpoint: str) -> tuple[dict[str, Any], Path]:
+    """The checkpoint (``latest`` or ``best``) of a ``flowsim imitate`` run and its path."""
     from flowsim.training import load_checkpoint
 
     state, path = load_checkpoint(Path(run_dir), checkpoint)
@@ -286,7 +285,7 @@ def _load_state(run_dir: Path, checkpoint: str) -> tuple[dict[str, Any], Path]:
 def is_imitation_run(run_dir: Path) -> bool:
     """True when ``run_dir``'s newest checkpoint was written by ``flowsim imitate``."""
     try:
-        _load_state(Path(run_dir), "latest")
+        load_hierarchy_state(Path(run_dir), "latest")
     except ConfigError:
         return False
     return True
@@ -302,10 +301,10 @@ def evaluate_imitation_run(
     """``flowsim evaluate`` for an imitation run: the program (``policy``) against the expert
     and the flat baseline (``baselines``), in :func:`flowsim.evaluation.evaluate_run`'s shape."""
     run_dir = Path(run_dir)
-    config, _ = load_imitation(run_dir / "config.yaml", overrides)
-    state, _ = _load_state(run_dir, checkpoint)
+    config, imitation = load_imitation(run_dir / "config.yaml", overrides)
+    state, _ = load_hierarchy_state(run_dir, checkpoint)
     seeds = [seed + k for k in range(episodes)]
-    result = closed_loop(config, state["program"], state.get("flat"), seeds)
+    result = closed_loop(config, state["program"], state.get("flat"), seeds, imitation.expert)
     baselines = {"expert": result["expert"]}
     if "flat" in result:
         baselines["flat"] = result["flat"]
@@ -325,68 +324,135 @@ def bench_imitate(
     eval_episodes: int = 3,
     results: Path | None = Path("benchmarks/results"),
     report: Any = None,
+    weak_demos: int = 0,
+    plot: bool = True,
 ) -> dict[str, Any]:
     """Data efficiency: closed-loop driving against the number of strong demonstrations.
 
-    Collects ``max(counts)`` expert episodes once; for each count fits the hierarchical program
-    and the flat baseline on the first episodes (``imitation.epochs`` each) and drives both on
-    the same evaluation seeds as the expert. The JSON goes to
-    ``results/imitate-<name>-<time>.json`` (not written when ``results`` is None).
+    Collects ``max(counts, weak_demos)`` training episodes and one held-out episode of the
+    expert once; for each count fits the hierarchical program and the flat baseline on the
+    first episodes (``imitation.epochs`` each) and drives both on the same evaluation seeds as
+    the expert. With ``weak_demos``, also fits a program on that many episodes with their call
+    stacks hidden and scores its procedure recovery on the held-out episode (best permutation
+    of labels) and its driving. ``threshold`` lists, for each share of the expert's score in
+    :data:`THRESHOLDS` and each model, the fewest demonstrations whose ``score_vs_expert``
+    reaches it (None: none did). The JSON (and a PNG of the curve when
+    ``plot``) goes to ``results/imitate-<name>-<time>.json`` (nothing written when ``results``
+    is None).
     """
     import torch
 
     from flowsim.hierarchy.collect import play, summarise
-    from flowsim.hierarchy.expert import ring_spec
+    from flowsim.hierarchy.expert import expert_task
     from flowsim.hierarchy.learn import FlatPolicy, action_metrics, fit, fit_flat
     from flowsim.hierarchy.neural import NeuralProgram
 
     say = report or (lambda text: None)
     torch.set_num_threads(1)
+    task = expert_task(imitation.expert)
+    spec = task.spec(tuple(imitation.hidden), imitation.pc_cap)
     base = imitation.seed * 100_000
-    most = max(counts)
+    most = max(*counts, weak_demos)
     say(f"collecting {most + 1} expert episodes")
-    demos, _ = play(config, list(range(base, base + most + 1)), "expert", record=True)
+    demos, _ = play(
+        config,
+        list(range(base, base + most + 1)),
+        "expert",
+        record=True,
+        expert=task.name,
+        noise=imitation.demo_noise,
+    )
     held_out = [d for d in demos if d.episode == base + most]
     seeds = list(range(1000, 1000 + eval_episodes))
-    _, expert_stats = play(config, seeds, "expert")
+    _, expert_stats = play(config, seeds, "expert", expert=task.name)
     expert = summarise(expert_stats)
+
+    def drive(name: str, model: Any, fit_s: float) -> dict[str, Any]:
+        _, stats = play(config, seeds, name, model.state(), expert=task.name)
+        entry = versus_expert(summarise(stats), expert)
+        return {**entry, **action_metrics(model, held_out), "fit_s": fit_s}
+
     curve = []
     for count in counts:
         train = [d for d in demos if d.episode < base + count]
-        entry: dict[str, Any] = {"strong_demos": count}
+        entry: dict[str, Any] = {"strong_demos": count, "demonstrations": len(train)}
         for name in ("program", "flat"):
             say(f"{count} demonstration(s): fitting and driving the {name}")
             started = time.perf_counter()
-            spec = ring_spec(tuple(imitation.hidden), imitation.pc_cap)
             if name == "program":
                 model: Any = NeuralProgram(spec, seed=imitation.seed)
                 fit(model, train, epochs=imitation.epochs, lr=imitation.lr)
             else:
                 model = FlatPolicy(spec, seed=imitation.seed)
                 fit_flat(model, train, epochs=imitation.epochs, lr=imitation.lr)
-            fit_s = time.perf_counter() - started
-            _, stats = play(config, seeds, name, model.state())
-            driven = summarise(stats)
-            entry[name] = {
-                **driven,
-                **action_metrics(model, held_out),
-                "av_speed_vs_expert": driven["av_speed"] / expert["av_speed"],
-                "speed_vs_expert": driven["mean_speed"] / expert["mean_speed"],
-                "fit_s": fit_s,
-            }
+            entry[name] = drive(name, model, time.perf_counter() - started)
         curve.append(entry)
     result: dict[str, Any] = {
         "config": config.name,
+        "expert_task": task.name,
+        "score": "stops_served" if task.at_stop is not None else "av_speed",
         "epochs": imitation.epochs,
+        "demo_noise": imitation.demo_noise,
         "eval_seeds": seeds,
         "expert": expert,
         "curve": curve,
+        "threshold": {
+            f"{level:.2f}": {
+                name: next(
+                    (e["strong_demos"] for e in curve if e[name]["score_vs_expert"] >= level),
+                    None,
+                )
+                for name in ("program", "flat")
+            }
+            for level in THRESHOLDS
+        },
     }
+    if weak_demos:
+        say(f"weak supervision: fitting {weak_demos} episode(s) without call stacks")
+        weak = [d.weak() for d in demos if d.episode < base + weak_demos]
+        started = time.perf_counter()
+        model = NeuralProgram(spec, seed=imitation.seed)
+        fit(model, weak, epochs=imitation.epochs, lr=imitation.lr)
+        fit_s = time.perf_counter() - started
+        say("weak supervision: procedure recovery and driving")
+        result["weak"] = {
+            "weak_demos": weak_demos,
+            "demonstrations": len(weak),
+            "recovery": recovery(model, held_out),
+            "program": drive("program", model, fit_s),
+        }
     if results is not None:
         folder = Path(results)
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = folder / f"imitate-{config.name}-{stamp}.json"
+        if plot:
+            result["plot"] = str(plot_curve(result, path.with_suffix(".png")))
         path.write_text(jsonout.dumps(result) + "\n")
         result["written_to"] = str(path)
     return result
+
+
+def plot_curve(result: dict[str, Any], path: Path) -> Path:
+    """The data-efficiency curve of :func:`bench_imitate` (score against the expert's, per
+    number of strong demonstrations, program and flat baseline) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = [e["strong_demos"] for e in result["curve"]]
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for name, label in (("program", "hierarchical (strong)"), ("flat", "flat cloning")):
+        axis.plot(counts, [e[name]["score_vs_expert"] for e in result["curve"]], "o-", label=label)
+    axis.axhline(1.0, color="grey", linestyle=":", label="expert")
+    axis.set_xscale("log")
+    axis.set_xticks(counts, [str(c) for c in counts])
+    axis.set_xlabel("strong demonstrations (episodes)")
+    axis.set_ylabel(f"{result['score']} / expert's")
+    axis.set_title(f"{result['config']}: closed-loop data efficiency")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path

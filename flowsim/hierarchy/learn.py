@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from flowsim.hierarchy.demos import Demonstration
-from flowsim.hierarchy.neural import Heads, NeuralProgram, ProgramSpec, action_log_prob, mlp
+from flowsim.hierarchy.neural import (
+    Heads,
+    NeuralProgram,
+    ProgramSpec,
+    Standardise,
+    action_log_prob,
+    mlp,
+)
 from flowsim.hierarchy.strong import decision_table, strong_loss
 from flowsim.hierarchy.weak import weak_loss
 
@@ -36,7 +43,11 @@ def fit(
     weak_weight: float = 1.0,
     callback: Callable[[dict[str, float]], None] | None = None,
 ) -> FitResult:
-    """Train ``program`` on strong (stack known) and weak (stack hidden) ``demos``."""
+    """Train ``program`` on strong (stack known) and weak (stack hidden) ``demos``.
+
+    Procedures without a feature standardisation get one from ``demos`` first.
+    """
+    program.standardise(torch.as_tensor(np.concatenate([d.obs for d in demos])))
     strong = [d for d in demos if d.strong]
     weak = [d for d in demos if not d.strong]
     table = decision_table(program.spec, strong) if strong else None
@@ -72,6 +83,7 @@ class FlatPolicy(nn.Module):
         torch.manual_seed(seed)
         self.spec = spec
         sizes = [spec.obs_dim, *spec.hidden]
+        self.standardise = Standardise(spec.obs_dim)
         self.trunk = mlp(sizes)
         self.discrete = nn.ModuleList(nn.Linear(sizes[-1], n) for n in spec.discrete_actions)
         continuous = spec.continuous_actions
@@ -80,7 +92,7 @@ class FlatPolicy(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> Heads:
         """Action heads for a batch of observations."""
-        hidden = self.trunk(obs)
+        hidden = self.trunk(self.standardise(obs))
         heads = Heads(
             term_logit=torch.zeros(obs.shape[0]),
             op_logp=torch.zeros(obs.shape[0], 1),
@@ -114,6 +126,8 @@ def fit_flat(
     continuous = torch.as_tensor(
         np.concatenate([d.continuous_actions for d in demos]), dtype=torch.float32
     )
+    if not bool(policy.standardise.fitted):
+        policy.standardise.fit_to(obs)
     optimiser = torch.optim.Adam(policy.parameters(), lr=lr)
     rows = []
     for epoch in range(1, epochs + 1):

@@ -40,7 +40,8 @@ class ProgramSpec:
 
     ``discrete_actions``: the number of choices of each categorical action part;
     ``continuous_actions``: the number of real-valued parts; ``pc_cap``: program counters are
-    fed as a one-hot of ``min(pc, pc_cap)``.
+    fed as a one-hot of ``min(pc, pc_cap)`` and, with ``pc_ordinal``, also as
+    ``min(pc, pc_cap) / pc_cap`` (so that "later than ever seen" generalises from "late").
     """
 
     procedures: tuple[ProcedureSpec, ...]
@@ -50,6 +51,7 @@ class ProgramSpec:
     root: int = 0
     pc_cap: int = 8
     hidden: tuple[int, ...] = (64, 64)
+    pc_ordinal: bool = True
 
     @property
     def max_args(self) -> int:
@@ -74,7 +76,43 @@ class ProgramSpec:
             root=int(data["root"]),
             pc_cap=int(data["pc_cap"]),
             hidden=tuple(data["hidden"]),
+            pc_ordinal=bool(data.get("pc_ordinal", False)),  # absent before it existed
         )
+
+
+class Standardise(nn.Module):
+    """Feature standardisation ``(obs - shift) / scale``, set once from training data.
+
+    Its buffers travel with the weights (a procedure reused on another task keeps them);
+    ``fitted`` says whether :meth:`fit_to` has run (or the weights were loaded).
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(size))
+        self.register_buffer("scale", torch.ones(size))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def fit_to(self, obs: torch.Tensor) -> None:
+        """Mean and standard deviation of ``obs`` (rows); a constant feature keeps scale 1."""
+        std = obs.std(0) if obs.shape[0] > 1 else torch.zeros(obs.shape[1])
+        self.shift.copy_(obs.mean(0))
+        self.scale.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+        self.fitted.fill_(True)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Standardised observations."""
+        return (obs - self.shift) / self.scale
+
+
+def complete_weights(weights: dict[str, Any], module: nn.Module) -> dict[str, torch.Tensor]:
+    """``weights`` as tensors, with the standardisation buffers of checkpoints written before
+    they existed filled in as the identity."""
+    out = {k: torch.as_tensor(v) for k, v in weights.items()}
+    for key, value in module.state_dict().items():
+        if key not in out and key.rsplit(".", 1)[-1] in ("shift", "scale", "fitted"):
+            out[key] = torch.ones_like(value) if not key.endswith("shift") else value
+    return out
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -98,14 +136,18 @@ class Heads:
 
 
 class NeuralProcedure(nn.Module):
-    """One procedure's MLP: input ``[obs, onehot(min(pc, cap)), onehot(arg)]``."""
+    """One procedure's MLP: input ``[obs, onehot(min(pc, cap)), onehot(arg)]`` (and the scalar
+    counter with ``pc_ordinal``)."""
 
     def __init__(self, spec: ProcedureSpec, program: ProgramSpec) -> None:
         super().__init__()
         self.spec = spec
         self.pc_cap = program.pc_cap
         self.max_args = program.max_args
-        size = program.obs_dim + program.pc_cap + 1 + self.max_args
+        self.pc_ordinal = program.pc_ordinal
+        size = program.obs_dim + program.pc_cap + 1 + self.max_args + int(self.pc_ordinal)
+        self.obs_dim = program.obs_dim
+        self.standardise = Standardise(program.obs_dim)
         self.trunk = mlp([size, *program.hidden])
         width = program.hidden[-1] if program.hidden else size
         self.term = nn.Linear(width, 1)
@@ -127,11 +169,20 @@ class NeuralProcedure(nn.Module):
         if not self.spec.use_pc:
             pc_hot = torch.zeros_like(pc_hot)
         arg_hot = nn.functional.one_hot(arg.long().clamp(min=0), self.max_args).float()
-        return torch.cat([obs, pc_hot, arg_hot], dim=-1)
+        parts = [obs, pc_hot, arg_hot]
+        if self.pc_ordinal:
+            scalar = pcs.float()[:, None] / self.pc_cap if self.spec.use_pc else pc_hot[:, :1]
+            parts.append(scalar)
+        return torch.cat(parts, dim=-1)
 
     def forward(self, obs: torch.Tensor, pc: torch.Tensor, arg: torch.Tensor) -> Heads:
         """All heads for a batch of rows."""
-        hidden = self.trunk(self.encode(obs, pc, arg))
+        return self.heads(self.encode(obs, pc, arg))
+
+    def heads(self, inputs: torch.Tensor) -> Heads:
+        """All heads for rows already encoded by :meth:`encode`."""
+        obs = self.standardise(inputs[:, : self.obs_dim])
+        hidden = self.trunk(torch.cat([obs, inputs[:, self.obs_dim :]], dim=-1))
         heads = Heads(
             term_logit=self.term(hidden).squeeze(-1),
             op_logp=torch.log_softmax(self.op(hidden), dim=-1),
@@ -169,6 +220,13 @@ class NeuralProgram(nn.Module):
         self.spec = spec
         self.procedures = nn.ModuleList(NeuralProcedure(p, spec) for p in spec.procedures)
 
+    def standardise(self, obs: torch.Tensor) -> None:
+        """Set the feature standardisation of every procedure that has none yet (a reused
+        skill keeps its own) from the observations ``obs`` (rows)."""
+        for module in self.procedures:
+            if not bool(module.standardise.fitted):
+                module.standardise.fit_to(obs)
+
     def as_procedures(self, greedy: bool = True, seed: int = 0) -> list[Procedure]:
         """Adapters that let a :class:`CallStack` run this program (greedy or sampled)."""
         rng = np.random.default_rng(seed)
@@ -183,7 +241,7 @@ class NeuralProgram(nn.Module):
     def from_state(cls, state: dict[str, Any]) -> NeuralProgram:
         """A program rebuilt from :meth:`state`."""
         program = cls(ProgramSpec.from_dict(state["spec"]))
-        program.load_state_dict({k: torch.as_tensor(v) for k, v in state["weights"].items()})
+        program.load_state_dict(complete_weights(state["weights"], program))
         return program
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -73,6 +74,11 @@ def test_imitate_writes_a_run_directory(tmp_path: Path) -> None:
     assert len((folder / "progress.csv").read_text().splitlines()) == 21
     evaluated = evaluate_imitation_run(folder, episodes=1)
     assert set(evaluated["baselines"]) == {"expert", "flat"}
+    # Every driver's summary has the evaluation metrics (speed_std was missing: None).
+    for entry in (evaluated["policy"], *evaluated["baselines"].values()):
+        assert math.isfinite(entry["speed_std"]) and entry["speed_std"] >= 0
+        assert math.isfinite(entry["speed_ratio"])
+    assert math.isfinite(summary["closed_loop"]["program"]["speed_std"])
     # The run's config.yaml reads back with its imitation settings.
     _, again = load_imitation(folder / "config.yaml")
     assert again.epochs == 20
