@@ -294,11 +294,26 @@ def evaluate_run(
     baselines: tuple[str, ...] = ("human", "pi_saturation"),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a run directory's policy deterministically against the baselines."""
+    """Evaluate a run directory's policy deterministically against the baselines.
+
+    An imitation run (``flowsim imitate``) is also compared with its expert and its flat
+    cloning baseline (baselines ``expert`` and ``flat``).
+    """
     config, weights = load_policy(run_dir, checkpoint)
     if overrides:
         config = apply_overrides(config, overrides)
+    imitated: dict[str, Any] = {}
+    if weights.get("kind") == "hierarchy":
+        from flowsim.hierarchy.imitate import evaluate_imitation_run
+
+        if progress is not None:
+            progress("the program, its expert and the flat baseline")
+        imitated = evaluate_imitation_run(Path(run_dir), episodes, seed, checkpoint, overrides)
+        weights = None  # the program was driven above
     results = evaluate(config, weights, episodes, seed, baselines, progress)
+    if imitated:
+        results["policy"] = imitated["policy"]
+        results["baselines"] = {**imitated["baselines"], **results["baselines"]}
     results["run_dir"] = str(run_dir)
     results["checkpoint"] = checkpoint
     return results

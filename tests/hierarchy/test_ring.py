@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from flowsim.checkpoints import read_checkpoint
+from flowsim.evaluation import evaluate_run
 from flowsim.hierarchy.collect import play
 from flowsim.hierarchy.config import ImitationConfig
 from flowsim.hierarchy.demos import load_demonstrations
 from flowsim.hierarchy.expert import CHANGE_LANE, FEATURES, ring_spec
 from flowsim.hierarchy.imitate import evaluate_imitation_run, imitate, load_imitation
 from flowsim.hierarchy.neural import ProgramSpec
+from flowsim.testing import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 YAML = ROOT / "scenarios" / "imitate_lane_change.yaml"
@@ -82,6 +84,14 @@ def test_imitate_writes_a_run_directory(tmp_path: Path) -> None:
     # The run's config.yaml reads back with its imitation settings.
     _, again = load_imitation(folder / "config.yaml")
     assert again.epochs == 20
+    # `flowsim evaluate` shows the program beside its expert, flat cloning and AV baselines.
+    table = evaluate_run(folder, episodes=1, baselines=("human",))
+    assert list(table["baselines"]) == ["expert", "flat", "human"]
+    assert table["policy"]["mean_return"] == evaluated["policy"]["mean_return"]
+    # `flowsim replay` drives the program headless and writes the SUMO outputs.
+    replayed = run_cli("replay", str(folder), "--steps", "30", "--out", str(tmp_path / "replay"))
+    assert replayed.returncode == 0, replayed.stderr
+    assert (tmp_path / "replay" / "fcd.xml").stat().st_size > 0
 
 
 @pytest.mark.slow
