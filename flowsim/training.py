@@ -328,6 +328,7 @@ def train(
         "wall_s": rows[-1]["wall_s"] if rows else 0.0,
         "final_return_mean": rows[-1]["return_mean"] if rows else None,
         "best_return_mean": best,
+        "faults": dict(events.counts),  # survived, as counted in events.jsonl
     }
     (directory / "summary.json").write_text(jsonout.dumps(summary) + "\n")
     return Run(directory, trainer, rows)

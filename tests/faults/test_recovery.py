@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import os
 import shutil
 import signal
@@ -77,6 +78,8 @@ def test_clean_run_has_no_events_and_zero_counters(tmp_path: Path) -> None:
     rows = _assert_complete(run.directory, 2, FRAGMENT)
     assert read_events(run.directory) == []
     assert all(float(rows[-1][c]) == 0 for c in FAULT_COLUMNS)
+    summary = json.loads((run.directory / "summary.json").read_text())
+    assert summary["faults"] == dict.fromkeys(FAULT_COLUMNS, 0)
 
 
 def test_sumo_killed_mid_episode_is_restarted_and_counted(tmp_path: Path) -> None:
@@ -205,6 +208,8 @@ def test_disk_that_stays_full_stops_the_run_which_then_resumes(tmp_path: Path) -
     rows = _assert_complete(run_dir, 7, FRAGMENT)
     kinds = _kinds(run_dir)
     assert kinds == {"write_failed": 3, "resumed": 1}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["faults"]["resumes"] == 1
     assert "3 progress row(s) past it dropped" in read_events(run_dir)[-1]["detail"]
     # The counters restart from the checkpoint the run resumed from (iteration 2).
     assert int(float(rows[-1]["write_failures"])) == 0 and int(float(rows[-1]["resumes"])) == 1
