@@ -10,7 +10,7 @@ import pytest
 from flowsim.replay import load_source, replay
 from flowsim.scenarios.base import run_netconvert
 from flowsim.testing import run_cli as flowsim
-from flowsim.viz.curves import plot_learning_curves, read_progress
+from flowsim.viz.curves import fault_rows, plot_learning_curves, read_progress
 from flowsim.viz.timespace import Route, TimeSpace, read_replay, wave_strength
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,3 +127,17 @@ def test_plot_command_on_a_trained_run(tmp_path: Path) -> None:
     assert config.returncode == 0, config.stderr
     assert (tmp_path / "cfg" / "replay-pi_saturation" / "replay.json").is_file()
     assert not (tmp_path / "cfg" / "learning_curves.png").exists()
+
+
+def test_iterations_with_faults_are_found_for_marking(tmp_path: Path) -> None:
+    progress = tmp_path / "progress.csv"
+    header = "iteration,env_steps,wall_s,return_mean,return_min,return_max,mean_speed,steps_per_s"
+    rows = [f"{header},sim_restarts,runner_restarts,write_failures,damaged_checkpoints,resumes"]
+    counters = ["0,0,0,0,0", "1,0,0,0,0", "1,0,0,0,0", "1,2,1,0,0", "1,2,1,0,1"]
+    rows += [f"{i},{300 * i},{0.5 * i},1,0,2,2.0,600,{c}" for i, c in enumerate(counters, 1)]
+    progress.write_text("\n".join(rows) + "\n")
+    assert fault_rows(read_progress(progress)).tolist() == [1, 3, 4]
+    assert plot_learning_curves(progress, tmp_path / "curves.png").is_file()
+    # A run written before flowsim counted faults has nothing to mark.
+    progress.write_text("\n".join([header, "1,300,0.5,1,0,2,2.0,600"]) + "\n")
+    assert fault_rows(read_progress(progress)).tolist() == []

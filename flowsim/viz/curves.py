@@ -1,4 +1,7 @@
-"""Learning curves of a run from its ``progress.csv``: return, mean speed and steps/s."""
+"""Learning curves of a run from its ``progress.csv``: return, mean speed and steps/s.
+
+Iterations where the run survived a fault (its ``progress.csv`` counters grew) are marked.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_learning_curves", "read_progress"]
+__all__ = ["fault_rows", "plot_learning_curves", "read_progress"]
 
 #: (column, axis label) of the curves, one panel column each.
 CURVES = (
@@ -36,10 +39,22 @@ def read_progress(path: str | Path) -> dict[str, np.ndarray]:
     return {name: np.array([_number(row.get(name)) for row in rows]) for name in rows[0]}
 
 
+def fault_rows(progress: dict[str, np.ndarray]) -> np.ndarray:
+    """Indices of the rows where one of the fault counters (:mod:`flowsim.events`) grew."""
+    from flowsim.events import FAULT_COLUMNS
+
+    columns = [np.nan_to_num(progress[c]) for c in FAULT_COLUMNS if c in progress]
+    if not columns:  # a run written before flowsim counted faults
+        return np.zeros(0, dtype=int)
+    total = np.sum(columns, axis=0)
+    return np.flatnonzero(np.diff(total, prepend=0.0) > 0)
+
+
 def plot_learning_curves(progress_csv: str | Path, path: str | Path, title: str = "") -> Path:
     """Plot return, mean speed and steps/s against env steps (top) and wall time (bottom).
 
-    The return panel shades the range between the iteration's worst and best episode. Saves a
+    The return panel shades the range between the iteration's worst and best episode; dashed
+    red lines mark iterations where the run survived a fault (see ``events.jsonl``). Saves a
     PNG at ``path`` and returns it.
     """
     import matplotlib
@@ -55,6 +70,7 @@ def plot_learning_curves(progress_csv: str | Path, path: str | Path, title: str 
         len(X_AXES), len(CURVES), figsize=(13.0, 7.0), squeeze=False, constrained_layout=True
     )
     marker = "o" if len(progress["env_steps"]) < 20 else None
+    faults = fault_rows(progress)
     for row, (x_name, x_label) in enumerate(X_AXES):
         x = progress[x_name]
         for column, (y_name, y_label) in enumerate(CURVES):
@@ -64,6 +80,11 @@ def plot_learning_curves(progress_csv: str | Path, path: str | Path, title: str 
                 axis.fill_between(
                     x, progress["return_min"], progress["return_max"], alpha=0.2, color="tab:blue"
                 )
+            for index, at in enumerate(x[faults]):
+                label = "fault survived" if index == 0 and row == column == 0 else None
+                axis.axvline(at, color="tab:red", linestyle="--", linewidth=0.8, label=label)
+            if len(faults) and row == column == 0:
+                axis.legend(loc="best", fontsize="small")
             axis.set_xlabel(x_label)
             axis.set_ylabel(y_label)
             axis.grid(alpha=0.3)
