@@ -36,9 +36,11 @@ from flowsim.hierarchy.expert import (
     GAP_SCALE,
     KEEP,
     MAX_ACCEL,
+    Reading,
     RingLayout,
-    _idm,
-    _Reading,
+    RootRule,
+    Rule,
+    idm_accel,
     ring_features,
 )
 from flowsim.hierarchy.neural import ProcedureSpec, ProgramSpec
@@ -98,7 +100,7 @@ def bus_spec(hidden: tuple[int, ...] = (64, 64), pc_cap: int = 20) -> ProgramSpe
     )
 
 
-class _BusReading(_Reading):
+class _BusReading(Reading):
     def __init__(self, f: np.ndarray, vmax: float) -> None:
         super().__init__(f, vmax)
         self.stop = float(f[-1]) * GAP_SCALE
@@ -112,21 +114,14 @@ def _braking_range(speed: float) -> float:
     return speed * speed / (2.0 * STOP_DECEL) + 10.0
 
 
-class _BusRule(Procedure):
-    def __init__(self, vmax: float) -> None:
-        self.vmax = vmax
-
-    def read(self, obs: np.ndarray) -> _BusReading:
-        return _BusReading(obs, self.vmax)
+class _BusRule(Rule):
+    reading = _BusReading
 
 
-class Drive(_BusRule):
+class Drive(_BusRule, RootRule):
     """Root: serve the stop, approach it, or drive in traffic (never terminates)."""
 
     name = "Drive"
-
-    def terminate(self, obs: np.ndarray, frame: Frame) -> bool:
-        return False
 
     def operate(self, obs: np.ndarray, frame: Frame) -> Call:
         r = self.read(obs)
@@ -153,8 +148,8 @@ class Cruise(_BusRule):
         return Act((KEEP,), (float(accel),))
 
 
-def _bus_idm(r: _Reading) -> float:
-    return _idm(r, v0=BUS_SPEED)
+def _bus_idm(r: Reading) -> float:
+    return idm_accel(r, v0=BUS_SPEED)
 
 
 class Follow(_BusRule):

@@ -33,10 +33,11 @@ class ImitationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    expert: Literal["ring", "bus"] = Field(
+    expert: Literal["ring", "bus", "figure_eight"] = Field(
         "ring",
-        description="Hierarchical expert: ring (Drive/Cruise/Follow/ChangeLane/Yield) or bus "
-        "(Drive/Cruise/Follow/Yield/Approach/Dwell: serves stops, a task that needs memory).",
+        description="Hierarchical expert: ring (Drive/Cruise/Follow/ChangeLane/Yield), bus "
+        "(Drive/Cruise/Follow/Yield/Approach/Dwell: serves stops, a task that needs memory) or "
+        "figure_eight (Drive/Cruise/Follow/Yield: yields at the crossing of Flow's figure eight).",
     )
     strong_demos: StrictInt = Field(
         10, ge=0, le=100_000, description="Episodes demonstrated with call stacks."
@@ -58,8 +59,9 @@ class ImitationConfig(BaseModel):
         2,
         ge=2,
         le=2,
-        description="Hierarchy depth learned from weak demonstrations: the ring and bus "
-        "programs have 2 (deeper specs: flowsim.hierarchy.levels.fit_levels, level by level).",
+        description="Hierarchy depth learned from weak demonstrations: the ring, bus and "
+        "figure-eight programs have 2 (deeper specs: flowsim.hierarchy.levels.fit_levels, "
+        "level by level).",
     )
     epochs: StrictInt = Field(300, ge=1, le=1_000_000, description="Full-batch Adam epochs.")
     lr: float = Field(3e-3, gt=0, le=1, description="Adam learning rate.")

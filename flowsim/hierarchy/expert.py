@@ -150,7 +150,7 @@ def ring_spec(hidden: tuple[int, ...] = (64, 64), pc_cap: int = 20) -> ProgramSp
     )
 
 
-class _Reading:
+class Reading:
     """The features of one AV in physical units."""
 
     def __init__(self, f: np.ndarray, vmax: float) -> None:
@@ -169,30 +169,40 @@ class _Reading:
         ]
 
 
-def _idm(r: _Reading, v0: float = DESIRED_SPEED) -> float:
+def idm_accel(r: Reading, v0: float = DESIRED_SPEED) -> float:
+    """The IDM acceleration (m/s²) behind the leader that ``r`` describes, desired speed ``v0``."""
     headway, s0, a, b = 0.6, 2.0, 1.5, 2.0
     desired = s0 + r.speed * headway + r.speed * (r.speed - r.leader_speed) / (2 * (a * b) ** 0.5)
     accel = a * (1 - (r.speed / v0) ** 4 - (max(desired, 0.0) / max(r.gap, 0.1)) ** 2)
     return float(np.clip(accel, -MAX_ACCEL, MAX_ACCEL))
 
 
-class _Rule(Procedure):
-    """A rule-based procedure over the features (speed normaliser ``vmax``)."""
+class Rule(Procedure):
+    """A rule-based procedure over an expert's features (speed normaliser ``vmax``); an expert
+    with other features sets ``reading`` to its own :class:`Reading` subclass."""
+
+    reading: type[Reading] = Reading
 
     def __init__(self, vmax: float) -> None:
         self.vmax = vmax
 
-    def read(self, obs: np.ndarray) -> _Reading:
-        return _Reading(obs, self.vmax)
+    def read(self, obs: np.ndarray) -> Any:
+        """The features ``obs`` in physical units (a ``self.reading``)."""
+        return self.reading(obs, self.vmax)
 
 
-class Drive(_Rule):
+class RootRule(Rule):
+    """A rule-based root procedure: it never terminates."""
+
+    def terminate(self, obs: np.ndarray, frame: Frame) -> bool:
+        """Never: the root runs for the whole episode."""
+        return False
+
+
+class Drive(RootRule):
     """Root: pick the sub-procedure for the situation (never terminates)."""
 
     name = "Drive"
-
-    def terminate(self, obs: np.ndarray, frame: Frame) -> bool:
-        return False
 
     def operate(self, obs: np.ndarray, frame: Frame) -> Call:
         r = self.read(obs)
@@ -206,7 +216,7 @@ class Drive(_Rule):
         return Call(FOLLOW) if r.gap < 40.0 else Call(CRUISE)
 
 
-class Cruise(_Rule):
+class Cruise(Rule):
     """Free road: accelerate towards 25 m/s."""
 
     name = "Cruise"
@@ -219,7 +229,7 @@ class Cruise(_Rule):
         return Act((KEEP,), (accel,))
 
 
-class Follow(_Rule):
+class Follow(Rule):
     """Car following (IDM) behind the leader."""
 
     name = "Follow"
@@ -228,10 +238,10 @@ class Follow(_Rule):
         return self.read(obs).gap > 45.0 or frame.pc >= 20
 
     def operate(self, obs: np.ndarray, frame: Frame) -> Act:
-        return Act((KEEP,), (_idm(self.read(obs)),))
+        return Act((KEEP,), (idm_accel(self.read(obs)),))
 
 
-class ChangeLane(_Rule):
+class ChangeLane(Rule):
     """Command a lane change (argument: 0 right, 1 left), then follow for 1 s."""
 
     name = "ChangeLane"
@@ -241,10 +251,10 @@ class ChangeLane(_Rule):
 
     def operate(self, obs: np.ndarray, frame: Frame) -> Act:
         lane = (LEFT if frame.arg == 1 else RIGHT) if frame.pc == 0 else KEEP
-        return Act((lane,), (_idm(self.read(obs)),))
+        return Act((lane,), (idm_accel(self.read(obs)),))
 
 
-class Yield(_Rule):
+class Yield(Rule):
     """Too close: brake to open the gap."""
 
     name = "Yield"
@@ -268,6 +278,10 @@ class ExpertTask:
     ``featurize(obs, layout)`` gives every AV's features (names in ``features``), ``spec`` the
     program shape (hidden sizes, pc cap), ``procedures(vmax)`` the rule-based expert; with
     ``at_stop``, drivers count the stops served (``dwell`` steps standing at a stop).
+    ``layout(env)`` reads the env's :class:`RingLayout` (or a subclass with more); without
+    ``lane_changes`` the env takes accelerations only (one lane) and the lane choice an
+    action still carries is not sent. ``scenario`` and ``env``, when given, are the
+    ``scenario.type`` and ``env.type`` the expert needs (:func:`check_expert_config`).
     """
 
     name: str
@@ -277,10 +291,31 @@ class ExpertTask:
     procedures: Callable[[float], list[Procedure]]
     at_stop: Callable[[np.ndarray, float], np.ndarray] | None = None
     dwell: int = 0
+    layout: Callable[[Any], RingLayout] = RingLayout.of
+    lane_changes: bool = True
+    scenario: str | None = None
+    env: str | None = None
+
+
+def check_expert_config(config: Any, task: ExpertTask) -> None:
+    """Raise a :class:`~flowsim.errors.ConfigError` naming the key and the fix when the
+    experiment's ``scenario.type`` or ``env.type`` is not the one ``task``'s expert drives."""
+    from flowsim.errors import ConfigError
+
+    for key, wanted, actual in (
+        ("scenario.type", task.scenario, config.scenario.type),
+        ("env.type", task.env, config.env.type),
+    ):
+        if wanted is not None and actual != wanted:
+            raise ConfigError(
+                f"imitation.expert {task.name} drives {key} {wanted}, got {actual}; set "
+                f"{key}: {wanted} (e.g. scenarios/imitate_{task.name}.yaml) or choose another "
+                f"imitation.expert from {list(EXPERTS)}."
+            )
 
 
 #: Experts ``imitation.expert`` may name.
-EXPERTS = ("ring", "bus")
+EXPERTS = ("ring", "bus", "figure_eight")
 
 
 def expert_task(name: str = "ring") -> ExpertTask:
@@ -298,6 +333,20 @@ def expert_task(name: str = "ring") -> ExpertTask:
             bus.bus_procedures,
             at_stop=bus.at_stop,
             dwell=bus.DWELL_STEPS,
+        )
+    if name == "figure_eight":
+        from flowsim.hierarchy import figure_eight
+
+        return ExpertTask(
+            "figure_eight",
+            figure_eight.FEATURES,
+            figure_eight.figure_eight_features,
+            figure_eight.figure_eight_spec,
+            figure_eight.figure_eight_procedures,
+            layout=figure_eight.FigureEightLayout.of,
+            lane_changes=False,
+            scenario="figure_eight",
+            env="accel",
         )
     raise ValueError(f"unknown expert {name!r}; choose from {list(EXPERTS)}")
 
@@ -347,7 +396,7 @@ class HierarchicalDriver:
 
     def _start(self, env: Any) -> None:
         self.flush()
-        self.layout = RingLayout.of(env)
+        self.layout = self.task.layout(env)
         procedures = self.make_procedures(self.layout) if self.make_procedures else []
         count = len(self.layout.av_slots)
         self.stacks = [CallStack(procedures) for _ in range(count)] if procedures else []
@@ -371,7 +420,8 @@ class HierarchicalDriver:
         self.traces = []
 
     def __call__(self, obs: np.ndarray, env: Any) -> np.ndarray:
-        """The env action: every AV's acceleration, then its lane-change direction."""
+        """The env action: every AV's acceleration, then (with lane changes) its lane-change
+        direction."""
         if env.unwrapped.simulation.instance is not self._episode:
             self._start(env)
         assert self.layout is not None
@@ -382,7 +432,8 @@ class HierarchicalDriver:
             standing = self.task.at_stop(features, self.layout.max_speed)
             self._standing = np.where(standing, self._standing + 1, 0)
             self.stops_served.append(int(np.count_nonzero(self._standing == self.task.dwell)))
-        action = np.zeros(2 * count, dtype=np.float32)
+        lanes = self.task.lane_changes
+        action = np.zeros(2 * count if lanes else count, dtype=np.float32)
         for k in range(count):
             if self.flat is not None:
                 discrete, continuous = self.flat(features[k])
@@ -396,6 +447,7 @@ class HierarchicalDriver:
             action[k] = continuous[0]
             if self.noise:  # the env gets a perturbed acceleration, the record the intended one
                 action[k] += self.noise * self.rng.standard_normal()
-            action[count + k] = discrete[0] - 1
+            if lanes:
+                action[count + k] = discrete[0] - 1
         self.lane_changes.append(int(np.count_nonzero(action[count:])))
         return action

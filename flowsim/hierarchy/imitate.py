@@ -115,7 +115,7 @@ def imitate(
 
     from flowsim.hierarchy.collect import play, summarise
     from flowsim.hierarchy.demos import save_demonstrations
-    from flowsim.hierarchy.expert import expert_task
+    from flowsim.hierarchy.expert import check_expert_config, expert_task
     from flowsim.hierarchy.learn import FlatPolicy, action_metrics, fit, fit_flat
     from flowsim.hierarchy.neural import NeuralProgram
     from flowsim.hierarchy.skills import reuse_skills
@@ -123,6 +123,7 @@ def imitate(
 
     say = report or (lambda text: None)
     torch.set_num_threads(1)
+    check_expert_config(config, expert_task(imitation.expert))
     config = _with_section(config, imitation)
     directory = new_run_directory(config, out)
     started = time.perf_counter()
@@ -343,13 +344,14 @@ def bench_imitate(
     import torch
 
     from flowsim.hierarchy.collect import play, summarise
-    from flowsim.hierarchy.expert import expert_task
+    from flowsim.hierarchy.expert import check_expert_config, expert_task
     from flowsim.hierarchy.learn import FlatPolicy, action_metrics, fit, fit_flat
     from flowsim.hierarchy.neural import NeuralProgram
 
     say = report or (lambda text: None)
     torch.set_num_threads(1)
     task = expert_task(imitation.expert)
+    check_expert_config(config, task)
     spec = task.spec(tuple(imitation.hidden), imitation.pc_cap)
     base = imitation.seed * 100_000
     most = max(*counts, weak_demos)
