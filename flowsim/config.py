@@ -612,6 +612,11 @@ class SimConfig(_Section):
     collision_action: Literal["warn", "remove", "teleport", "none"] = Field(
         "remove", description="SUMO --collision.action."
     )
+    check_junction_collisions: bool = Field(
+        True,
+        description="SUMO --collision.check-junctions: also detect collisions inside junctions "
+        "(the figure eight's crossing, intersections); SUMO alone checks lanes only.",
+    )
     additional_files: list[ExistingPath] = Field(
         default_factory=list, description="Extra SUMO additional files (detectors, ...)."
     )

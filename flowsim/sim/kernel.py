@@ -169,6 +169,8 @@ class Kernel:
             repr(self.sim.teleport_time),
             "--collision.action",
             self.sim.collision_action,
+            "--collision.check-junctions",
+            "true" if self.sim.check_junction_collisions else "false",
             "--no-step-log",
             "true",
             "--no-warnings",

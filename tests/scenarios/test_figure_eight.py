@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowsim.config import load_config, parse_config
+from flowsim.config import apply_overrides, load_config, parse_config
 from flowsim.envs import make_env
 from flowsim.errors import ConfigError
 from flowsim.scenarios import FIGURE_EIGHT_EDGES, make_scenario
@@ -86,3 +86,31 @@ def test_too_many_vehicles_names_the_radius() -> None:
                 "vehicles": [{"type": "human", "count": 40}],
             }
         )
+
+
+def test_collisions_inside_the_crossing_are_counted() -> None:
+    def collisions(check: str) -> int:
+        config = apply_overrides(
+            load_config(FIGURE_EIGHT),
+            [
+                f"sim.check_junction_collisions={check}",
+                "env.terminate_on_collision=false",
+                "env.horizon=1500",
+                "vehicles.0.speed_mode=aggressive",
+                "vehicles.1.speed_mode=aggressive",
+            ],
+        )
+        env = make_env(config)
+        try:
+            env.reset(seed=0)
+            total = 0
+            for _ in range(1500):  # everyone ignores right of way; the AV at full throttle
+                _, _, _, truncated, info = env.step(env.action_space.high)
+                total += int(info["collisions"])
+                if truncated:
+                    break
+            return total
+        finally:
+            env.close()
+
+    assert collisions("true") > collisions("false")  # the crossing's crashes go unseen without
