@@ -321,7 +321,15 @@ EXPERTS = ("ring", "bus", "figure_eight")
 def expert_task(name: str = "ring") -> ExpertTask:
     """The expert task called ``name`` (one of :data:`EXPERTS`)."""
     if name == "ring":
-        return ExpertTask("ring", FEATURES, ring_features, ring_spec, expert_procedures)
+        return ExpertTask(
+            "ring",
+            FEATURES,
+            ring_features,
+            ring_spec,
+            expert_procedures,
+            scenario="multilane_ring",
+            env="lane_change_accel",
+        )
     if name == "bus":
         from flowsim.hierarchy import bus
 
@@ -333,6 +341,8 @@ def expert_task(name: str = "ring") -> ExpertTask:
             bus.bus_procedures,
             at_stop=bus.at_stop,
             dwell=bus.DWELL_STEPS,
+            scenario="multilane_ring",
+            env="lane_change_accel",
         )
     if name == "figure_eight":
         from flowsim.hierarchy import figure_eight

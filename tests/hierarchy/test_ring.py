@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from flowsim.checkpoints import read_checkpoint
+from flowsim.errors import ConfigError
 from flowsim.evaluation import evaluate_run
 from flowsim.hierarchy.collect import play
 from flowsim.hierarchy.config import ImitationConfig
@@ -119,3 +120,12 @@ def test_cli_helpers_parse() -> None:
         "assert a.counts == '1,3'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("expert", ["ring", "bus"])
+def test_expert_on_the_wrong_scenario_is_a_config_error(expert: str, tmp_path: Path) -> None:
+    figure_eight = ROOT / "scenarios" / "imitate_figure_eight.yaml"
+    config, imitation = load_imitation(figure_eight, [f"imitation.expert={expert}"])
+    with pytest.raises(ConfigError, match=r"scenario\.type multilane_ring.*imitation\.expert"):
+        imitate(config, imitation, out=tmp_path)
+    assert not list(tmp_path.iterdir())  # refused before a run directory is made
