@@ -35,7 +35,7 @@ def test_node_removed_mid_iteration_training_goes_on(tmp_path: Path) -> None:
                 f"sampler.rollout_fragment_length={FRAGMENT}",
                 "sampler.num_workers=2",
                 f"sampler.address={cluster.address}",
-                "train.iterations=4",
+                "train.iterations=6",
                 "train.epochs=1",
             ],
         )
@@ -54,9 +54,9 @@ def test_node_removed_mid_iteration_training_goes_on(tmp_path: Path) -> None:
     assert len(nodes_seen[0]) == 2  # one runner per node before the loss
     with open(run.directory / "progress.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
-    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4]
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     # Full batches throughout: the survivor samples the lost runner's share too.
-    assert [int(r["env_steps"]) for r in rows] == [2 * FRAGMENT * i for i in range(1, 5)]
+    assert [int(r["env_steps"]) for r in rows] == [2 * FRAGMENT * i for i in range(1, 7)]
     assert int(float(rows[-1]["runner_restarts"])) >= 1
     events = [e for e in read_events(run.directory) if e["kind"] == "runner_restart"]
     assert events and events[0]["iteration"] >= 2  # after the removal, when it was noticed
