@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 #: The repository (or installed package's parent) folder: where `scenarios/` lives in a checkout.
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,3 +31,39 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def fuzz_settings(examples: int, *suppress: str) -> Any:
+    """Hypothesis settings for a fuzz test: ``examples`` examples, no deadline (a SUMO step or a
+    first import can be slow on a busy machine), no example database written into the
+    checkout; ``suppress`` names health checks to turn off (e.g. ``"too_slow"``)."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck[name] for name in suppress],
+    )
+
+
+@contextmanager
+def time_limit(seconds: float, what: str = "the call") -> Iterator[None]:
+    """Raise ``TimeoutError`` in the block when it runs past ``seconds`` (a hang becomes a
+    failure). pytest-timeout may be using the same real-time timer: its remaining time is put
+    back afterwards."""
+
+    def expired(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"{what} ran past {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    started = time.monotonic()
+    outer_left, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer_left:
+            left = outer_left - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))

@@ -15,11 +15,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import flowsim  # noqa: F401 - registers the envs
+from flowsim.testing import fuzz_settings
 
 #: Short warm-up; a long horizon so that fuzzing seldom needs a reset.
 FAST = ["env.warmup_steps=20", "env.horizon=10000"]
@@ -29,11 +30,6 @@ NASTY_FLOATS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([np.nan, np.inf, -np.inf, 1e308, -1e308, 2.0**63, 5e-324]),
 )
-
-
-def fuzz(examples: int) -> settings:
-    """No deadline (a SUMO step can be slow on a busy machine), no database in the checkout."""
-    return settings(max_examples=examples, deadline=None, database=None)
 
 
 class SpeedSpy:
@@ -100,7 +96,7 @@ NOT_NUMBERS = st.sampled_from(
 )
 
 
-@fuzz(100)
+@fuzz_settings(100)
 @given(data=st.data())
 def test_nan_inf_and_huge_actions_are_sanitized(env: Any, data: st.DataObject) -> None:
     if isinstance(env.action_space, gym.spaces.Box):
@@ -109,7 +105,7 @@ def test_nan_inf_and_huge_actions_are_sanitized(env: Any, data: st.DataObject) -
         _check_signal_action(env, data)
 
 
-@fuzz(40)
+@fuzz_settings(40)
 @given(data=st.data())
 def test_wrong_shape_or_type_raises_value_error(env: Any, data: st.DataObject) -> None:
     if isinstance(env.action_space, gym.spaces.Box):

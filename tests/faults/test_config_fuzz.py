@@ -11,36 +11,21 @@ from __future__ import annotations
 
 import copy
 import itertools
-import signal
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from flowsim.config import FlowsimConfig, load_config
 from flowsim.errors import ConfigError
-from flowsim.testing import ROOT, run_cli
+from flowsim.testing import ROOT, fuzz_settings, run_cli, time_limit
 
 RING = ROOT / "scenarios" / "ring.yaml"
 #: Seconds one load may take before it counts as a hang (a valid load takes milliseconds).
 LOAD_LIMIT_S = 10
-
-
-def fuzz(examples: int) -> settings:
-    """Hypothesis settings: no deadline (the first load imports pydantic models), no database
-    (nothing written into the checkout); the module fixture is shared on purpose."""
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
-    )
 
 
 _counter = itertools.count()
@@ -90,29 +75,6 @@ UNSAFE_TAGS = [
 ]
 
 
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Fail the example (instead of hanging the suite) when it runs past ``seconds``.
-
-    pytest-timeout may be using the same real-time timer: its remaining time is put back.
-    """
-
-    def _expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"load_config ran past {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    started = time.monotonic()
-    outer_left, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer_left:
-            elapsed = time.monotonic() - started
-            signal.setitimer(signal.ITIMER_REAL, max(outer_left - elapsed, 0.001))
-
-
 def _write(folder: Path, content: str | bytes) -> Path:
     path = folder / f"fuzz-{next(_counter)}.yaml"
     if isinstance(content, bytes):
@@ -124,7 +86,7 @@ def _write(folder: Path, content: str | bytes) -> Path:
 
 def _loads_or_refuses(path: Path) -> FlowsimConfig | ConfigError:
     """The contract: a config or a ConfigError with a message, within the time limit."""
-    with _time_limit(LOAD_LIMIT_S):
+    with time_limit(LOAD_LIMIT_S, "load_config"):
         try:
             return load_config(path)
         except ConfigError as error:
@@ -147,7 +109,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("config-fuzz")
 
 
-@fuzz(400)
+@fuzz_settings(400, "function_scoped_fixture")
 @given(where=st.lists(st.integers(min_value=0, max_value=50), max_size=5), value=values)
 def test_mutated_ring_config_loads_or_refuses(folder: Path, where: list[int], value: Any) -> None:
     """The shipped ring config with one node replaced by a random value."""
@@ -155,7 +117,7 @@ def test_mutated_ring_config_loads_or_refuses(folder: Path, where: list[int], va
     _loads_or_refuses(_write(folder, yaml.safe_dump(data)))
 
 
-@fuzz(200)
+@fuzz_settings(200, "function_scoped_fixture")
 @given(document=st.one_of(values, st.dictionaries(keys, values, max_size=6)))
 def test_random_document_loads_or_refuses(folder: Path, document: Any) -> None:
     _loads_or_refuses(_write(folder, yaml.safe_dump(document)))
@@ -207,20 +169,20 @@ yaml_text = st.lists(
 ).map("".join)
 
 
-@fuzz(300)
+@fuzz_settings(300, "function_scoped_fixture")
 @given(text=yaml_text)
 def test_random_yaml_text_loads_or_refuses(folder: Path, text: str) -> None:
     _loads_or_refuses(_write(folder, text))
 
 
-@fuzz(100)
+@fuzz_settings(100, "function_scoped_fixture")
 @given(data=st.binary(max_size=200))
 def test_random_bytes_load_or_refuse(folder: Path, data: bytes) -> None:
     """Includes non-UTF-8 bytes (refused with a message), empty files (the defaults)."""
     _loads_or_refuses(_write(folder, data))
 
 
-@fuzz(60)
+@fuzz_settings(60, "function_scoped_fixture")
 @given(tag=st.sampled_from(UNSAFE_TAGS), where=st.lists(st.integers(0, 50), max_size=4))
 def test_object_tags_are_refused_not_run(folder: Path, tag: str, where: list[int]) -> None:
     marker = folder / f"ran-{next(_counter)}"
@@ -240,7 +202,7 @@ def _alias_bomb(width: int, depth: int, key: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@fuzz(40)
+@fuzz_settings(40, "function_scoped_fixture")
 @given(
     width=st.integers(2, 12),
     depth=st.integers(1, 12),

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from flowsim.envs import multiagent, multiagent_signals
+from flowsim.testing import fuzz_settings
 
 #: Short warm-up; a long horizon so that fuzzing seldom needs a reset.
 FAST = ["env.warmup_steps=20", "env.horizon=10000"]
@@ -36,11 +37,6 @@ UNKNOWN_AGENTS = st.one_of(
     st.text(max_size=8).filter(lambda name: not name.startswith(("av_", "center"))),
     st.sampled_from(["av_99", "AV_0", "av_0 ", "center99", "", 0, -1, None, 1.5, ("av_0",)]),
 )
-
-
-def fuzz(examples: int) -> settings:
-    """No deadline (a SUMO step can be slow on a busy machine), no database in the checkout."""
-    return settings(max_examples=examples, deadline=None, database=None)
 
 
 def _make(kind: str) -> Any:
@@ -113,7 +109,7 @@ def _nasty_action(env: Any, agent: str) -> st.SearchStrategy[Any]:
     )
 
 
-@fuzz(100)
+@fuzz_settings(100)
 @given(data=st.data())
 def test_nan_inf_huge_and_missing_actions_are_sanitized(env: Any, data: st.DataObject) -> None:
     task = _task(env)
@@ -139,7 +135,7 @@ def test_nan_inf_huge_and_missing_actions_are_sanitized(env: Any, data: st.DataO
         assert (sanitized[no_action] == before[no_action]).all()
 
 
-@fuzz(40)
+@fuzz_settings(40)
 @given(data=st.data())
 def test_an_action_that_is_not_one_number_names_the_agent(env: Any, data: st.DataObject) -> None:
     actions = _valid_actions(env)
@@ -160,7 +156,7 @@ def test_an_action_that_is_not_one_number_names_the_agent(env: Any, data: st.Dat
     _step(env, _valid_actions(env))  # the env is still usable
 
 
-@fuzz(40)
+@fuzz_settings(40)
 @given(data=st.data())
 def test_actions_for_unknown_agents_name_them(env: Any, data: st.DataObject) -> None:
     actions: dict[Any, Any] = _valid_actions(env)

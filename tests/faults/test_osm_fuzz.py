@@ -19,30 +19,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from flowsim.config import SignalConfig
 from flowsim.errors import ConfigError
 from flowsim.scenarios.open import net_edges
 from flowsim.scenarios.osm import osm_network
-from flowsim.testing import ROOT
+from flowsim.testing import ROOT, fuzz_settings
 
 TOWN = (ROOT / "flowsim" / "data" / "town.osm").read_bytes()
 LINES = TOWN.splitlines(keepends=True)
 KEY = "scenario.osm.file"
 
 _counter = itertools.count()
-
-
-def fuzz(examples: int) -> settings:
-    """No deadline (netconvert runs), no database in the checkout; the folder is shared."""
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +69,7 @@ def _builds_or_refuses(folder: Path, content: bytes, suffix: str = ".osm") -> Pa
 cuts = st.integers(min_value=0, max_value=len(TOWN))
 
 
-@fuzz(12)
+@fuzz_settings(12, "function_scoped_fixture", "too_slow")
 @given(cut=cuts)
 def test_truncated_extract(folder: Path, cut: int) -> None:
     outcome = _builds_or_refuses(folder, TOWN[:cut])
@@ -87,7 +77,7 @@ def test_truncated_extract(folder: Path, cut: int) -> None:
         assert isinstance(outcome, ConfigError)  # the root element is never closed
 
 
-@fuzz(12)
+@fuzz_settings(12, "function_scoped_fixture", "too_slow")
 @given(
     flips=st.lists(
         st.tuples(st.integers(0, len(TOWN) - 1), st.integers(1, 255)), min_size=1, max_size=6
@@ -100,7 +90,7 @@ def test_flipped_bytes(folder: Path, flips: list[tuple[int, int]]) -> None:
     _builds_or_refuses(folder, bytes(damaged))
 
 
-@fuzz(10)
+@fuzz_settings(10, "function_scoped_fixture", "too_slow")
 @given(
     dropped=st.sets(st.integers(0, len(LINES) - 1), max_size=12),
     repeated=st.sets(st.integers(0, len(LINES) - 1), max_size=4),
@@ -121,7 +111,7 @@ ODD_VALUES = st.sampled_from(
 )
 
 
-@fuzz(10)
+@fuzz_settings(10, "function_scoped_fixture", "too_slow")
 @given(
     attribute=st.sampled_from([b"lat", b"lon", b"id", b"ref", b"v"]),
     which=st.integers(0, 60),
@@ -136,7 +126,7 @@ def test_mangled_attribute_values(folder: Path, attribute: bytes, which: int, va
     _builds_or_refuses(folder, TOWN[:start] + value + TOWN[end:])
 
 
-@fuzz(10)
+@fuzz_settings(10, "function_scoped_fixture", "too_slow")
 @given(compress=st.sampled_from(["bz2", "gzip"]), cut=st.floats(0.0, 1.0, exclude_max=True))
 def test_cut_archive(folder: Path, compress: str, cut: float) -> None:
     packed = bz2.compress(TOWN) if compress == "bz2" else gzip.compress(TOWN)

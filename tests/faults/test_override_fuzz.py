@@ -15,53 +15,22 @@ with ``--set`` values, and merge bombs must meet the same cap as alias bombs.
 from __future__ import annotations
 
 import re
-import signal
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from flowsim.config import MAX_CONFIG_VALUES, FlowsimConfig, apply_overrides, load_config
 from flowsim.errors import ConfigError
-from flowsim.testing import ROOT, run_cli
+from flowsim.testing import ROOT, fuzz_settings, run_cli, time_limit
 
 RING = ROOT / "scenarios" / "ring.yaml"
 CONFIG = load_config(RING)
 #: Seconds one override may take before it counts as a hang (a valid one takes milliseconds).
 LIMIT_S = 10
-
-
-def fuzz(examples: int) -> settings:
-    """No deadline (the first validation imports models), no database in the checkout."""
-    return settings(max_examples=examples, deadline=None, database=None)
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Fail the example (instead of hanging the suite) when it runs past ``seconds``; the
-    remaining time of pytest-timeout's real-time timer, if any, is put back."""
-
-    def _expired(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"apply_overrides ran past {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, _expired)
-    started = time.monotonic()
-    outer_left, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer_left:
-            signal.setitimer(
-                signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 0.001)
-            )
 
 
 def _leaf_keys(data: Any, prefix: str = "") -> list[str]:
@@ -200,7 +169,7 @@ overrides = st.one_of(
 
 def _applies_or_refuses(items: list[str]) -> FlowsimConfig | ConfigError:
     """The contract: a config, or a ConfigError that names one of the overrides' keys."""
-    with _time_limit(LIMIT_S):
+    with time_limit(LIMIT_S, "apply_overrides"):
         try:
             return apply_overrides(CONFIG, items)
         except ConfigError as error:
@@ -210,13 +179,13 @@ def _applies_or_refuses(items: list[str]) -> FlowsimConfig | ConfigError:
             return error
 
 
-@fuzz(500)
+@fuzz_settings(500)
 @given(items=st.lists(overrides, min_size=1, max_size=3))
 def test_random_overrides_apply_or_refuse(items: list[str]) -> None:
     _applies_or_refuses(items)
 
 
-@fuzz(150)
+@fuzz_settings(150)
 @given(key=st.sampled_from(KNOWN_KEYS), value=values)
 def test_known_key_with_random_value_applies_or_refuses(key: str, value: str) -> None:
     """Every field of the config with values of the wrong type, size or syntax."""
@@ -330,7 +299,8 @@ def test_merge_keys_share_a_block_and_own_keys_win(tmp_path: Path) -> None:
     ],
 )
 def test_bad_merges_are_refused_with_a_message(tmp_path: Path, text: str, message: str) -> None:
-    with _time_limit(LIMIT_S), pytest.raises(ConfigError, match=re.escape(message)):
+    refused = pytest.raises(ConfigError, match=re.escape(message))
+    with time_limit(LIMIT_S, "load_config"), refused:
         load_config(_write(tmp_path, text))
 
 
@@ -349,7 +319,7 @@ def _merge_bomb(width: int, depth: int, wide: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-@fuzz(30)
+@fuzz_settings(30)
 @given(
     width=st.integers(1, 200),
     depth=st.integers(1, 12),
@@ -361,7 +331,7 @@ def test_merge_bombs_are_refused_quickly(width: int, depth: int, wide: bool, key
     # l1, m1 ... are unknown keys: refused whatever the size
     with (
         tempfile.TemporaryDirectory() as folder,
-        _time_limit(LIMIT_S),
+        time_limit(LIMIT_S, "load_config"),
         pytest.raises(ConfigError) as raised,
     ):
         load_config(_write(Path(folder), text))
