@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,14 @@ def _results_folder(args: argparse.Namespace) -> Path:
     return results
 
 
-def _report_bench(args: argparse.Namespace, result: dict[str, Any], results: Path) -> int:
-    """Write a benchmark's JSON under ``results`` and show it (JSON or a table)."""
+def _report_bench(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    results: Path,
+    show: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
+    """Write a benchmark's JSON under ``results`` and show it: JSON, ``show(result)``, or a
+    table of its figures."""
     from flowsim.bench import write_result
 
     try:
@@ -112,6 +119,8 @@ def _report_bench(args: argparse.Namespace, result: dict[str, Any], results: Pat
         raise FlowsimError(f"could not write the result under {results}: {error}") from None
     if args.json:
         print(jsonout.dumps(result), file=args.json_stream)
+    elif show is not None:
+        show(result)
     else:
         title = f"bench {result['benchmark']} {result['config']}"
         _print_table(title, {k: v for k, v in result.items() if k != "machine"})
@@ -301,15 +310,11 @@ def _cmd_bench_faults(args: argparse.Namespace) -> int:
             seed=args.seed,
             report=lambda phase: status.update(phase),
         )
-    from flowsim.bench import write_result
+    return _report_bench(args, result, results, show=_show_faults)
 
-    try:
-        result["written_to"] = str(write_result(result, results))
-    except OSError as error:
-        raise FlowsimError(f"could not write the result under {results}: {error}") from None
-    if args.json:
-        print(jsonout.dumps(result), file=args.json_stream)
-        return 0
+
+def _show_faults(result: dict[str, Any]) -> None:
+    """``bench faults`` as a table: each fault kind, then the soak and the config fuzzing."""
     table = Table(title="bench faults", header_style="bold")
     for column in ("fault", "injected", "recovered", "batches lost", "iterations lost", "logged"):
         table.add_column(column, justify="left" if column == "fault" else "right")
@@ -338,7 +343,6 @@ def _cmd_bench_faults(args: argparse.Namespace) -> int:
         f"{fuzz['refused']} refused with a message, {fuzz['tracebacks']} tracebacks\n"
         f"written to {result['written_to']}"
     )
-    return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from flowsim.config import FlowsimConfig, apply_overrides, dump_config
 from flowsim.errors import FlowsimError
 from flowsim.events import FAULT_COLUMNS, read_events
 from flowsim.faults import full_disk, kill_process, truncate
-from flowsim.testing import ROOT
+from flowsim.testing import ROOT, run_cli
 from flowsim.training import load_latest_checkpoint, train
 
 #: Steps per runner and iteration: small, so each test trains a few iterations in seconds.
@@ -307,3 +307,28 @@ def test_es_runner_killed_is_replaced_and_its_pairs_left_out(tmp_path: Path) -> 
     assert _kinds(run.directory).get("runner_restart") == 1
     # The iteration it died in estimated the gradient from the pairs the survivor played.
     assert min(int(float(r["pairs"])) for r in rows) < 4
+
+
+def test_bench_faults_reports_every_kind_and_nothing_lost(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    done = run_cli(
+        "bench", "faults", "--config", "scenarios/ring.yaml", "--soak-s", "3",
+        "--fuzz-examples", "20", "--out", str(tmp_path / "runs"), "--results", str(results),
+        "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report["faults"]) >= {
+        "trainer_killed_and_resumed",
+        "disk_full_at_checkpoint",
+        "checkpoint_truncated",
+        "sumo_killed_in_training",
+        "soak_sumo_killed",
+        "soak_runner_killed",
+    }
+    assert report["totals"]["batches_lost"] == 0 and report["totals"]["iterations_lost"] == 0
+    assert report["config_fuzz"]["examples"] == 20 and report["config_fuzz"]["tracebacks"] == 0
+    assert list(results.glob("faults-*.json"))
+    refused = run_cli("bench", "faults", "--config", "scenarios/ring.yaml", "--soak-s", "0")
+    assert refused.returncode == 2 and "--soak-s" in refused.stderr
+    assert "Traceback" not in refused.stderr
