@@ -129,7 +129,7 @@ def _root_tag(plain: Path) -> str | None:
     try:
         for _, element in ET.iterparse(plain, events=("start",)):
             return element.tag
-    except (ET.ParseError, UnicodeError, ValueError):
+    except (ET.ParseError, UnicodeError, ValueError, LookupError):  # LookupError: encoding
         return None
     return None
 
@@ -318,7 +318,7 @@ def routes_file_xml(path: Path, vehicle_type: str, edges: dict[str, tuple[float,
     key = "scenario.osm.routes_file"
     try:
         root = ET.parse(path).getroot()
-    except ET.ParseError as error:
+    except (ET.ParseError, UnicodeError, LookupError) as error:  # LookupError: encoding
         raise ConfigError(
             f"{key}: {path} is not valid XML ({error}); give a SUMO routes file."
         ) from None

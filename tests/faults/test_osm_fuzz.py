@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from flowsim.config import SignalConfig
@@ -83,6 +83,7 @@ def test_truncated_extract(folder: Path, cut: int) -> None:
         st.tuples(st.integers(0, len(TOWN) - 1), st.integers(1, 255)), min_size=1, max_size=6
     )
 )
+@example(flips=[(30, 1)])  # encoding="TTF-8": an unknown encoding (LookupError) crashed
 def test_flipped_bytes(folder: Path, flips: list[tuple[int, int]]) -> None:
     damaged = bytearray(TOWN)
     for offset, mask in flips:
