@@ -1,22 +1,48 @@
 """flowsim: mixed-autonomy traffic reinforcement learning on SUMO.
 
-Importing flowsim registers its Gymnasium envs (``flowsim/Ring-v0`` …).
+``import flowsim`` is light: it loads neither SUMO, Ray, torch nor Gymnasium. Its Gymnasium
+ids (``flowsim/Ring-v0`` …) are registered as soon as Gymnasium is imported, before or after
+flowsim; the names below are imported on first use.
 """
 
-from flowsim import envs as envs
-from flowsim.config import FlowsimConfig, load_config
-from flowsim.envs import make_env
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flowsim.envs.registry import register_when_gymnasium_loads
 from flowsim.errors import ConfigError, FlowsimError, SimulationCrashed
 
+if TYPE_CHECKING:
+    from flowsim.config import FlowsimConfig, load_config
+    from flowsim.envs import make_env
 
-def train(config, out=None, resume=None, show_progress=False):
-    """Train a policy on ``config``; see :func:`flowsim.training.train` (imported lazily: torch)."""
-    from flowsim.training import train as _train
+register_when_gymnasium_loads()
+
+__version__ = "0.1.0"
+
+#: public name -> module it lives in (imported on first use)
+_LAZY = {
+    "FlowsimConfig": "flowsim.config",
+    "load_config": "flowsim.config",
+    "make_env": "flowsim.envs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import :data:`_LAZY` names when first used."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'flowsim' has no attribute {name!r}")
+
+
+def train(config: Any, out: Any = None, resume: Any = None, show_progress: bool = False) -> Any:
+    """Train a policy on ``config``; see :func:`flowsim.runs.training.train`."""
+    from flowsim.runs.training import train as _train
 
     return _train(config, out=out, resume=resume, show_progress=show_progress)
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",

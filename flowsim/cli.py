@@ -81,7 +81,7 @@ def _print_table(title: str, rows: dict[str, Any]) -> None:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from flowsim.config import load_config
-    from flowsim.simulate import simulate
+    from flowsim.evaluation.simulate import simulate
 
     if args.steps < 1:
         raise ConfigError(f"--steps {args.steps}: give a positive number of steps, e.g. 3000.")
@@ -110,7 +110,7 @@ def _report_bench(
 ) -> int:
     """Write a benchmark's JSON under ``results`` and show it: JSON, ``show(result)``, or a
     table of its figures."""
-    from flowsim.bench import write_result
+    from flowsim.bench.results import write_result
 
     try:
         result["written_to"] = str(write_result(result, results))
@@ -128,7 +128,7 @@ def _report_bench(
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from flowsim.bench import bench_env
+    from flowsim.bench.env import bench_env
     from flowsim.config import load_config
 
     if args.steps < 100:
@@ -141,7 +141,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_sampler(args: argparse.Namespace) -> int:
-    from flowsim.bench import bench_sampler
+    from flowsim.bench.sampler import bench_sampler
     from flowsim.config import load_config
 
     results = _results_folder(args)
@@ -161,9 +161,10 @@ def _cmd_bench_sampler(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_train(args: argparse.Namespace) -> int:
-    from flowsim.bench import bench_train, write_result
+    from flowsim.bench.results import write_result
+    from flowsim.bench.train import bench_train
     from flowsim.config import load_config
-    from flowsim.training import TRAINERS
+    from flowsim.runs.training import TRAINERS
 
     results = _results_folder(args)
     algos = tuple(a.strip() for a in args.algos.split(",") if a.strip())
@@ -222,7 +223,7 @@ def _cmd_bench_train(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from flowsim.config import load_config
-    from flowsim.training import train
+    from flowsim.runs.training import train
 
     if args.resume is None and args.config is None:
         raise ConfigError("flowsim train needs a CONFIG.yaml, or --resume RUN_DIR.")
@@ -274,8 +275,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_tune(args: argparse.Namespace) -> int:
+    from flowsim.bench.tune import bench_tune
     from flowsim.config import load_config
-    from flowsim.tune.bench import bench_tune
 
     results = _results_folder(args)
     if args.trials < 1 or args.repeats < 1 or (args.iterations is not None and args.iterations < 1):
@@ -294,8 +295,8 @@ def _cmd_bench_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_faults(args: argparse.Namespace) -> int:
+    from flowsim.bench.faults import bench_faults
     from flowsim.config import load_config
-    from flowsim.faults import bench_faults
 
     results = _results_folder(args)
     if args.soak_s <= 0 or args.fuzz_examples < 1:
@@ -346,7 +347,7 @@ def _show_faults(result: dict[str, Any]) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from flowsim.evaluation import evaluate_run
+    from flowsim.evaluation.evaluate import evaluate_run
 
     if args.episodes < 1:
         raise ConfigError(f"--episodes {args.episodes}: give at least 1 episode, e.g. 5.")
@@ -385,7 +386,7 @@ def _flat_evaluation(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from flowsim.replay import (
+    from flowsim.viz.replay import (
         default_driver,
         default_replay_folder,
         display_problem,
@@ -438,8 +439,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from flowsim.plot import plot
     from flowsim.tune.results import is_tune_dir
+    from flowsim.viz.plot import plot
 
     if is_tune_dir(args.target):
         return _cmd_plot_tune(args)

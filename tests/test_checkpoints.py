@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from flowsim.checkpoints import read_checkpoint, save_checkpoint
 from flowsim.config import load_config
 from flowsim.errors import ConfigError
+from flowsim.runs.checkpoints import read_checkpoint, save_checkpoint
+from flowsim.runs.training import load_checkpoint, train
 from flowsim.testing import ROOT, run_cli
-from flowsim.training import load_checkpoint, train
 
 
 def test_round_trip_keeps_arrays_tensors_and_big_ints(tmp_path: Path) -> None:

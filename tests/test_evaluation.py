@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from flowsim.config import apply_overrides, load_config
-from flowsim.evaluation import controller_actor, evaluate, run_episode
+from flowsim.evaluation.evaluate import controller_actor, evaluate, run_episode
+from flowsim.runs.training import train
 from flowsim.testing import run_cli as _flowsim
-from flowsim.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RING = ROOT / "scenarios" / "ring.yaml"
@@ -113,7 +113,7 @@ def test_signal_control_is_compared_with_a_fixed_cycle_not_av_baselines() -> Non
 
 
 def test_gymnasium_runs_have_no_traffic_baselines() -> None:
-    from flowsim.evaluation import applicable_baselines
+    from flowsim.evaluation.evaluate import applicable_baselines
 
     config = load_config(ROOT / "scenarios" / "cartpole.yaml")
     assert applicable_baselines(config, ("human", "pi_saturation", "fixed_cycle")) == ()

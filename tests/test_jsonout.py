@@ -12,7 +12,7 @@ import pytest
 
 from flowsim import jsonout
 from flowsim.config import load_config
-from flowsim.training import train
+from flowsim.runs.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowsim.replay import load_source, replay
 from flowsim.scenarios.base import run_netconvert
 from flowsim.testing import run_cli as flowsim
 from flowsim.viz.curves import fault_rows, plot_learning_curves, read_progress
+from flowsim.viz.replay import load_source, replay
 from flowsim.viz.timespace import Route, TimeSpace, read_replay, wave_strength
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Gymnasium envs and their registered ids (declared here, statically).
+"""Gymnasium and PettingZoo envs; their ids are declared in :mod:`flowsim.envs.registry`.
 
 >>> import gymnasium as gym, flowsim
 >>> for env_id in sorted(i for i in gym.registry if i.startswith("flowsim/")):
@@ -21,87 +21,39 @@ multi-agent signal controller (one agent per traffic light) is
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register
+from typing import TYPE_CHECKING, Any
 
-from flowsim.envs.base import FlowsimEnv, resolve_config
+from flowsim.envs.registry import ENV_IDS, ENV_TYPES, MULTIAGENT_TYPES
 
-#: env id -> (entry point, preset); ``env.type`` in YAML maps to the same classes.
-ENV_IDS: dict[str, tuple[str, str]] = {
-    "flowsim/Ring-v0": ("flowsim.envs.ring:WaveAttenuationEnv", "ring"),
-    "flowsim/MultiLaneRing-v0": ("flowsim.envs.ring:AccelEnv", "multilane_ring"),
-    "flowsim/FigureEight-v0": ("flowsim.envs.ring:AccelEnv", "figure_eight"),
-    "flowsim/LaneChangeRing-v0": ("flowsim.envs.ring:LaneChangeAccelEnv", "lane_change_ring"),
-    "flowsim/Merge-v0": ("flowsim.envs.merge:MergeEnv", "merge"),
-    "flowsim/Intersection-v0": ("flowsim.envs.signals:TrafficLightGridEnv", "intersection"),
-    "flowsim/TrafficLightGrid-v0": ("flowsim.envs.signals:TrafficLightGridEnv", "grid"),
-    "flowsim/OSM-v0": ("flowsim.envs.signals:TrafficLightGridEnv", "osm"),
+if TYPE_CHECKING:
+    from flowsim.envs.base import FlowsimEnv, resolve_config
+    from flowsim.envs.make import make_env
+    from flowsim.envs.multiagent import MultiAgentRingEnv, parallel_env
+
+#: public name -> module it lives in, imported on first use so that ``import flowsim.envs``
+#: stays light (the env stack loads SUMO; the multi-agent envs load PettingZoo)
+_LAZY = {
+    "FlowsimEnv": "flowsim.envs.base",
+    "resolve_config": "flowsim.envs.base",
+    "make_env": "flowsim.envs.make",
+    "MultiAgentRingEnv": "flowsim.envs.multiagent",
+    "parallel_env": "flowsim.envs.multiagent",
 }
 
-#: ``env.type`` values and their classes.
-ENV_TYPES: dict[str, str] = {
-    "wave_attenuation": "flowsim.envs.ring:WaveAttenuationEnv",
-    "accel": "flowsim.envs.ring:AccelEnv",
-    "lane_change_accel": "flowsim.envs.ring:LaneChangeAccelEnv",
-    "merge": "flowsim.envs.merge:MergeEnv",
-    "traffic_light_grid": "flowsim.envs.signals:TrafficLightGridEnv",
-}
 
-#: ``env.type`` values of multi-agent (PettingZoo) envs, built by flowsim.envs.multiagent and
-#: flowsim.envs.multiagent_signals.
-MULTIAGENT_TYPES: tuple[str, ...] = (
-    "multiagent_wave_attenuation",
-    "multiagent_traffic_light_grid",
-)
+def __getattr__(name: str) -> Any:
+    """Import the :data:`_LAZY` names on first use."""
+    if name in _LAZY:
+        import importlib
 
-for _env_id, (_entry_point, _preset) in ENV_IDS.items():
-    register(id=_env_id, entry_point=_entry_point, kwargs={"preset": _preset})
-
-
-def make_env(config, overrides: list[str] | None = None) -> FlowsimEnv:
-    """The env that ``config.env.type`` names, built from a config, mapping or YAML path."""
-    import importlib
-
-    resolved = resolve_config(config, overrides)
-    if resolved.env.type == "gym":
-        return _make_gym_env(resolved.env.id or "")
-    if resolved.env.type in MULTIAGENT_TYPES:
-        from flowsim.errors import ConfigError
-
-        signals = resolved.env.type == "multiagent_traffic_light_grid"
-        raise ConfigError(
-            f"env.type {resolved.env.type} is a multi-agent (PettingZoo) env: build it with "
-            f"flowsim.envs.{'multiagent_signals' if signals else 'multiagent'}.parallel_env("
-            "config); flowsim's single-agent trainers and samplers do not run it yet."
-        )
-    module_name, class_name = ENV_TYPES[resolved.env.type].split(":")
-    env_class = getattr(importlib.import_module(module_name), class_name)
-    return env_class(resolved)
-
-
-def _make_gym_env(env_id: str):
-    """A Gymnasium env by id (``env.type: gym``), with a clear error for an unknown id."""
-    import gymnasium
-
-    from flowsim.errors import ConfigError
-
-    try:
-        return gymnasium.make(env_id)
-    except gymnasium.error.Error as error:
-        raise ConfigError(f"env.id {env_id!r}: {error}; use a registered Gymnasium id.") from None
-
-
-def __getattr__(name: str):
-    """Import the multi-agent env lazily: ``import flowsim`` must not import PettingZoo."""
-    if name in ("MultiAgentRingEnv", "parallel_env"):
-        from flowsim.envs import multiagent
-
-        return getattr(multiagent, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "ENV_IDS",
     "ENV_TYPES",
+    "MULTIAGENT_TYPES",
     "FlowsimEnv",
     "MultiAgentRingEnv",
     "make_env",

@@ -12,9 +12,9 @@ Modules (torch is imported only by those that need it, so :mod:`flowsim.config` 
 - :mod:`~flowsim.hierarchy.levels`: deeper hierarchies from weak supervision, level by level;
 - :mod:`~flowsim.hierarchy.skills`: procedures of one run reused (frozen, retrained, recreated);
 - :mod:`~flowsim.hierarchy.synthetic`: two- and three-level tasks with known structure;
-- :mod:`~flowsim.hierarchy.expert`: the rule-based hierarchical driver of the multi-lane ring;
-- :mod:`~flowsim.hierarchy.bus`: the bus expert serving stops (a task that needs memory);
-- :mod:`~flowsim.hierarchy.figure_eight`: the figure-eight expert yielding at the crossing;
+- :mod:`~flowsim.hierarchy.experts.ring`: the rule-based hierarchical driver of the multi-lane ring;
+- :mod:`~flowsim.hierarchy.experts.bus`: the bus expert serving stops (a task that needs memory);
+- :mod:`~flowsim.hierarchy.experts.figure_eight`: the figure-eight expert yielding at the crossing;
 - :mod:`~flowsim.hierarchy.collect`: demonstrations and closed-loop evaluation via the sampler;
 - :mod:`~flowsim.hierarchy.imitate`: ``flowsim imitate`` run directories and the benchmark;
 - :mod:`~flowsim.hierarchy.config`: the ``imitation:`` section of an experiment YAML.

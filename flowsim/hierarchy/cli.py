@@ -96,7 +96,8 @@ def cmd_bench_imitate(args: argparse.Namespace) -> int:
     """Handler of ``flowsim bench imitate``."""
     from rich.console import Console
 
-    from flowsim.hierarchy.imitate import bench_imitate, load_imitation
+    from flowsim.bench.imitate import bench_imitate
+    from flowsim.hierarchy.imitate import load_imitation
 
     try:
         counts = tuple(int(c) for c in args.counts.split(",") if c)

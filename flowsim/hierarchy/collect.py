@@ -4,7 +4,8 @@ The expert's call stacks are not part of the rollout contract (``runner.sample``
 numpy policy's batches, with no room for per-step stacks), so the hierarchy uses the runners'
 other entry point, ``group.evaluate(function)``: the function runs on each runner (in-process
 or in its Ray actor) against the runner's own env and returns plain data. No second rollout
-loop is started: episodes are played by :func:`flowsim.evaluation.run_episode`, the loop that
+loop is started: episodes are played by
+:func:`flowsim.evaluation.evaluate.run_episode`, the loop that
 ``flowsim evaluate`` uses, so expert, learned program and baselines are measured alike.
 """
 
@@ -17,7 +18,9 @@ import numpy as np
 
 from flowsim.config import FlowsimConfig
 from flowsim.hierarchy.demos import Demonstration
-from flowsim.hierarchy.expert import HierarchicalDriver, RingLayout, expert_task
+from flowsim.hierarchy.driver import HierarchicalDriver
+from flowsim.hierarchy.experts import expert_task
+from flowsim.hierarchy.experts.ring import RingLayout
 
 
 def make_driver(
@@ -80,7 +83,7 @@ def _play_share(
     runner: Any,
 ) -> tuple[list[Demonstration], list[dict[str, float]]]:
     """Runs on a runner: its share of the seeds, with the driver; demos if recorded."""
-    from flowsim.evaluation import run_episode
+    from flowsim.evaluation.evaluate import run_episode
 
     seeds = shares[runner.runner_index]
     driver = make_driver(kind, state, record, expert, noise, seeds[0] if seeds else 0)
@@ -115,7 +118,7 @@ def play(
     """Play one episode per seed with a driver of ``expert``'s task on the config's runners.
 
     Returns the demonstrations (one per AV and episode, if ``record``) and each episode's
-    metrics (:func:`flowsim.evaluation.run_episode`). A ``group`` given is reused (and left
+    metrics (:func:`flowsim.evaluation.evaluate.run_episode`). A ``group`` given is reused (and left
     open); otherwise one is made from ``config.sampler`` and closed. ``noise`` perturbs the
     expert's executed accelerations (demonstrations that show recoveries).
     """
@@ -139,11 +142,11 @@ def play(
 
 
 def summarise(stats: list[dict[str, float]]) -> dict[str, float]:
-    """:func:`flowsim.evaluation.summarise_episodes` (return, ``mean_speed``, ``speed_std``,
-    worst speed, collisions, equilibrium speed on rings) plus the means over episodes of the
+    """:func:`flowsim.evaluation.evaluate.summarise_episodes` (return, ``mean_speed``,
+    ``speed_std``, worst speed, collisions, equilibrium speed on rings) plus the means over episodes of the
     AVs' speed (``av_speed``, whole episode), the lane changes commanded and, when the driver
     served stops, the stops served (``stops_served``, per AV and episode)."""
-    from flowsim.evaluation import summarise_episodes
+    from flowsim.evaluation.evaluate import summarise_episodes
 
     if not stats:
         return {}

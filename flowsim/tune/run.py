@@ -68,7 +68,7 @@ def reported_metrics(algos: set[str]) -> tuple[str, ...]:
     """The ``progress.csv`` columns every trainer in ``algos`` reports (and Tune receives)."""
     import importlib
 
-    from flowsim.training import PROGRESS_COLUMNS, TRAINERS
+    from flowsim.runs.training import PROGRESS_COLUMNS, TRAINERS
 
     common: list[str] | None = None
     for algo in sorted(algos):

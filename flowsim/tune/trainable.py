@@ -2,7 +2,7 @@
 
 :func:`run_trial` is a Ray Tune function trainable. It builds the trial's config from the
 experiment's and the trial's parameters, makes the trainer and its runner group
-(:func:`flowsim.training.make_trainer`), and after every iteration reports the
+(:func:`flowsim.runs.training.make_trainer`), and after every iteration reports the
 ``progress.csv`` row with :func:`ray.tune.report`. Every ``tune.checkpoint_every`` iterations
 it writes a flowsim checkpoint (atomic, tensors only) and hands the same file to Tune as the
 trial's checkpoint, so that PBT can copy it into another trial and ASHA / HyperBand can pause
@@ -182,7 +182,7 @@ def _last_finite(rows: list[dict[str, float]], key: str) -> float | None:
 
 def _restore(checkpoint: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(flowsim state, origin) of the checkpoint Tune hands a trial."""
-    from flowsim.checkpoints import read_checkpoint
+    from flowsim.runs.checkpoints import read_checkpoint
 
     with checkpoint.as_directory() as folder:
         state = read_checkpoint(Path(folder) / CHECKPOINT_FILE)
@@ -214,8 +214,8 @@ def run_trial(
     """
     from ray import tune
 
-    from flowsim.events import FAULT_COLUMNS
-    from flowsim.training import (
+    from flowsim.runs.events import FAULT_COLUMNS
+    from flowsim.runs.training import (
         append_progress,
         make_trainer,
         progress_columns,
@@ -335,7 +335,7 @@ def _drop_later_checkpoints(folder: Path, iteration: int) -> bool:
     After a PBT exploit or a resume from an earlier checkpoint they would sort after the new
     ones (and be kept in their place). Returns whether ``best.pt`` went with them.
     """
-    from flowsim.checkpoints import read_checkpoint
+    from flowsim.runs.checkpoints import read_checkpoint
 
     for path in folder.glob("checkpoint-*.pt"):
         if int(path.stem.removeprefix("checkpoint-")) > iteration:

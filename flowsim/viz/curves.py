@@ -40,8 +40,8 @@ def read_progress(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def fault_rows(progress: dict[str, np.ndarray]) -> np.ndarray:
-    """Indices of the rows where one of the fault counters (:mod:`flowsim.events`) grew."""
-    from flowsim.events import FAULT_COLUMNS
+    """Indices of the rows where one of the fault counters (:mod:`flowsim.runs.events`) grew."""
+    from flowsim.runs.events import FAULT_COLUMNS
 
     columns = [np.nan_to_num(progress[c]) for c in FAULT_COLUMNS if c in progress]
     if not columns:  # a run written before flowsim counted faults

@@ -12,8 +12,8 @@ import pytest
 from flowsim.algos.es import ESTrainer, centred_ranks, es_gradient
 from flowsim.config import FlowsimConfig, load_config
 from flowsim.errors import ConfigError
-from flowsim.evaluation import evaluate
-from flowsim.training import make_trainer, train
+from flowsim.evaluation.evaluate import evaluate
+from flowsim.runs.training import make_trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
 CARTPOLE_ES = ROOT / "scenarios" / "cartpole_es.yaml"

@@ -20,9 +20,9 @@ from flowsim.algos.common import (
 from flowsim.config import FlowsimConfig, parse_config
 from flowsim.distributed.policy import PolicySpec, build_policy
 from flowsim.errors import ConfigError
-from flowsim.evaluation import evaluate
+from flowsim.evaluation.evaluate import evaluate
+from flowsim.runs.training import train
 from flowsim.testing import run_cli
-from flowsim.training import train
 
 BANDIT_ID = "flowsim_test/ContextualMultiBandit-v0"
 #: Steps per bandit episode; the best policy earns 2 per step.

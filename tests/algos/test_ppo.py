@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from flowsim.config import apply_overrides, load_config
-from flowsim.evaluation import evaluate
+from flowsim.evaluation.evaluate import evaluate
+from flowsim.runs.training import PROGRESS_COLUMNS, train
 from flowsim.testing import run_cli as _flowsim
-from flowsim.training import PROGRESS_COLUMNS, train
 
 ROOT = Path(__file__).resolve().parents[2]
 CARTPOLE = ROOT / "scenarios" / "cartpole.yaml"

@@ -14,8 +14,8 @@ from torch.nn.utils import parameters_to_vector
 from flowsim.algos import trpo
 from flowsim.config import apply_overrides, load_config
 from flowsim.distributed.batch import Batch
-from flowsim.evaluation import evaluate
-from flowsim.training import make_trainer, train
+from flowsim.evaluation.evaluate import evaluate
+from flowsim.runs.training import make_trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
 CARTPOLE_TRPO = ROOT / "scenarios" / "cartpole_trpo.yaml"

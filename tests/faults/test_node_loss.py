@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from flowsim.config import FlowsimConfig, apply_overrides
-from flowsim.events import read_events
-from flowsim.training import train
+from flowsim.runs.events import read_events
+from flowsim.runs.training import train
 
 pytestmark = pytest.mark.cluster
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from flowsim.bench.faults import full_disk, kill_process, truncate
 from flowsim.config import FlowsimConfig, apply_overrides, dump_config
 from flowsim.errors import FlowsimError
-from flowsim.events import FAULT_COLUMNS, read_events
-from flowsim.faults import full_disk, kill_process, truncate
+from flowsim.runs.events import FAULT_COLUMNS, read_events
+from flowsim.runs.training import load_latest_checkpoint, train
 from flowsim.testing import ROOT, run_cli
-from flowsim.training import load_latest_checkpoint, train
 
 #: Steps per runner and iteration: small, so each test trains a few iterations in seconds.
 FRAGMENT = 200

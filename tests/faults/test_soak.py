@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flowsim.faults import SOAK_FAULTS, soak, soak_config
+from flowsim.bench.faults import SOAK_FAULTS, soak, soak_config
 
 pytestmark = pytest.mark.soak
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowsim.hierarchy.bus import DWELL, DWELL_STEPS, FEATURES, bus_spec
 from flowsim.hierarchy.collect import play, summarise
-from flowsim.hierarchy.expert import MAX_ACCEL, expert_task
+from flowsim.hierarchy.experts import expert_task
+from flowsim.hierarchy.experts.bus import DWELL, DWELL_STEPS, FEATURES, bus_spec
+from flowsim.hierarchy.experts.ring import MAX_ACCEL
 from flowsim.hierarchy.imitate import imitate, load_imitation
 
 ROOT = Path(__file__).resolve().parents[2]

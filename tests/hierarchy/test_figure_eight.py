@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from flowsim.checkpoints import read_checkpoint
 from flowsim.errors import ConfigError
-from flowsim.hierarchy import figure_eight as f8
 from flowsim.hierarchy.collect import play, summarise
 from flowsim.hierarchy.demos import load_demonstrations
-from flowsim.hierarchy.expert import GAP_SCALE, KEEP, MAX_ACCEL, expert_task
+from flowsim.hierarchy.experts import expert_task
+from flowsim.hierarchy.experts import figure_eight as f8
+from flowsim.hierarchy.experts.ring import GAP_SCALE, KEEP, MAX_ACCEL
 from flowsim.hierarchy.imitate import evaluate_imitation_run, imitate, load_imitation
 from flowsim.hierarchy.neural import NeuralProgram, ProgramSpec
 from flowsim.hierarchy.procedures import Frame
+from flowsim.runs.checkpoints import read_checkpoint
 from flowsim.testing import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from flowsim.checkpoints import read_checkpoint
 from flowsim.errors import ConfigError
-from flowsim.evaluation import evaluate_run
+from flowsim.evaluation.evaluate import evaluate_run
 from flowsim.hierarchy.collect import play
 from flowsim.hierarchy.config import ImitationConfig
 from flowsim.hierarchy.demos import load_demonstrations
-from flowsim.hierarchy.expert import CHANGE_LANE, FEATURES, ring_spec
+from flowsim.hierarchy.experts.ring import CHANGE_LANE, FEATURES, ring_spec
 from flowsim.hierarchy.imitate import evaluate_imitation_run, imitate, load_imitation
 from flowsim.hierarchy.neural import ProgramSpec
+from flowsim.runs.checkpoints import read_checkpoint
 from flowsim.testing import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

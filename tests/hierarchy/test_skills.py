@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from flowsim.checkpoints import save_checkpoint
 from flowsim.errors import ConfigError
 from flowsim.hierarchy.config import ImitationConfig
 from flowsim.hierarchy.learn import fit
 from flowsim.hierarchy.neural import NeuralProgram
 from flowsim.hierarchy.skills import reuse_skills
 from flowsim.hierarchy.synthetic import FLIP, MATCH, synthetic_demonstrations, synthetic_spec
+from flowsim.runs.checkpoints import save_checkpoint
 
 SOURCE_FEATURES = ("u", "w")
 TARGET_FEATURES = ("u", "w", "z")

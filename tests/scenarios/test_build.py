@@ -13,11 +13,11 @@ import pytest
 
 from flowsim.config import load_config
 from flowsim.errors import ConfigError
+from flowsim.evaluation.simulate import simulate
 from flowsim.scenarios import build as build_module
 from flowsim.scenarios import sumo_binary
 from flowsim.scenarios.build import build_scenario
 from flowsim.sim.simulation import Simulation
-from flowsim.simulate import simulate
 from flowsim.testing import run_cli as flowsim
 
 ROOT = Path(__file__).resolve().parents[2]

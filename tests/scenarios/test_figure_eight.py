@@ -12,9 +12,9 @@ import pytest
 from flowsim.config import apply_overrides, load_config, parse_config
 from flowsim.envs import make_env
 from flowsim.errors import ConfigError
+from flowsim.evaluation.simulate import simulate
 from flowsim.scenarios import FIGURE_EIGHT_EDGES, make_scenario
 from flowsim.scenarios.open import net_edges
-from flowsim.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE_EIGHT = ROOT / "scenarios" / "figure_eight.yaml"

@@ -13,10 +13,10 @@ import pytest
 
 from flowsim.config import FlowsimConfig, load_config, parse_config
 from flowsim.errors import ConfigError
+from flowsim.evaluation.simulate import simulate
 from flowsim.scenarios import SCENARIOS, make_scenario
 from flowsim.scenarios.intersection import IntersectionScenario, reachable_edges
 from flowsim.scenarios.open import net_edges
-from flowsim.simulate import simulate
 from flowsim.testing import run_cli
 
 SCENARIOS_DIR = Path(__file__).resolve().parents[2] / "scenarios"

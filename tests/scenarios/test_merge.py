@@ -11,10 +11,10 @@ import pytest
 
 from flowsim.config import load_config, parse_config
 from flowsim.errors import ConfigError
+from flowsim.evaluation.simulate import simulate
 from flowsim.scenarios import MERGE_HIGHWAY, make_scenario
 from flowsim.scenarios.open import net_edges
 from flowsim.sim.simulation import Simulation
-from flowsim.simulate import simulate
 from flowsim.testing import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flowsim.config import apply_overrides, load_config
-from flowsim.simulate import equilibrium_speed, simulate
+from flowsim.evaluation.simulate import equilibrium_speed, simulate
 
 
 def test_idm_equilibrium_speed_of_the_ring(ring_yaml) -> None:

@@ -60,7 +60,7 @@ def test_grid_of_two_learning_rates_picks_the_better(local_ray, tmp_path: Path) 
     # best_config.yaml trains as it is with `flowsim train`
     best = load_config(run.directory / BEST_CONFIG_FILE)
     assert best.tune is None and best.train.lr == GOOD_LR
-    from flowsim.training import train
+    from flowsim.runs.training import train
 
     trained = train(load_config(run.directory / BEST_CONFIG_FILE, ["train.iterations=1"]), tmp_path)
     assert len(trained.rows) == 1

@@ -115,7 +115,7 @@ def run_episode(env: Any, actor: Actor, seed: int) -> dict[str, float]:
     }
     instance = getattr(getattr(env, "simulation", None), "instance", None)
     if instance is not None and env.config.scenario.type in ("ring", "multilane_ring"):
-        from flowsim.simulate import equilibrium_speed
+        from flowsim.evaluation.simulate import equilibrium_speed
 
         result["equilibrium_speed"] = equilibrium_speed(env.config, instance.length)
     return result
@@ -272,7 +272,7 @@ def _evaluate_one(
 
 def load_policy(run_dir: Path, checkpoint: str = "latest") -> tuple[FlowsimConfig, dict]:
     """The config and exported policy weights of a run (``latest`` or ``best`` checkpoint)."""
-    from flowsim.training import load_checkpoint
+    from flowsim.runs.training import load_checkpoint
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowsim.hierarchy.expert import (
+from flowsim.hierarchy.experts.ring import (
     FEATURES as RING_FEATURES,
 )
-from flowsim.hierarchy.expert import (
+from flowsim.hierarchy.experts.ring import (
     GAP_SCALE,
     KEEP,
     MAX_ACCEL,

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from flowsim.hierarchy.expert import (
+from flowsim.hierarchy.experts.ring import (
     DESIRED_SPEED,
     GAP_SCALE,
     KEEP,

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from flowsim import jsonout
-from flowsim.checkpoints import read_checkpoint, save_checkpoint
 from flowsim.config import FlowsimConfig, dump_config, load_config
 from flowsim.errors import ConfigError, FlowsimError
-from flowsim.events import FAULT_COLUMNS, RunEvents
+from flowsim.runs.checkpoints import read_checkpoint, save_checkpoint
+from flowsim.runs.events import FAULT_COLUMNS, RunEvents
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def train(
 
     Faults the run survives (SUMO restarted in a runner, a runner replaced, a checkpoint that
     could not be written, a damaged checkpoint skipped, the resume itself) are logged to
-    ``events.jsonl`` and counted in ``progress.csv`` (:mod:`flowsim.events`). A checkpoint that
+    ``events.jsonl`` and counted in ``progress.csv`` (:mod:`flowsim.runs.events`). A checkpoint that
     cannot be written (a full disk) is skipped with a warning; after
     :data:`MAX_WRITE_FAILURES_IN_A_ROW` in a row the run stops and says how to resume.
     """

@@ -56,7 +56,7 @@ def bench_tune(
     """
     import ray
 
-    from flowsim.bench import machine_description
+    from flowsim.bench.results import machine_description
     from flowsim.distributed.cluster import init_ray
     from flowsim.tune.progress import TrialTimer
     from flowsim.tune.run import check_tune, run_tune

@@ -1,6 +1,6 @@
 """``flowsim plot``: a run's learning curves and the time-space diagrams people want.
 
-The diagrams come from two headless replays on one seed (:mod:`flowsim.replay`): the all-human
+The diagrams come from two headless replays on one seed (:mod:`flowsim.viz.replay`): the all-human
 baseline on the left, the trained policy (or a controller) on the right. The drawing itself
 lives in :mod:`flowsim.viz`.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flowsim.errors import ConfigError
-from flowsim.replay import DEFAULT_SEED, DRIVERS, load_source, replay
+from flowsim.viz.replay import DEFAULT_SEED, DRIVERS, load_source, replay
 
 __all__ = ["default_plot_folder", "plot"]
 

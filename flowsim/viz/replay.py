@@ -1,7 +1,7 @@
 """``flowsim replay``: one episode of a trained policy, or of the uncontrolled scenario.
 
 The episode runs through the same env, actors and metrics as ``flowsim evaluate``
-(:func:`flowsim.evaluation.run_episode`), on one seed, in one of two ways:
+(:func:`flowsim.evaluation.evaluate.run_episode`), on one seed, in one of two ways:
 
 - headless: SUMO's FCD output (position and speed of every vehicle at every step) and emission
   output, plus ``replay.json`` (mean speed, speed std, collisions, the route for time-space
@@ -31,7 +31,7 @@ from typing import Any
 from flowsim import jsonout
 from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, load_config
 from flowsim.errors import ConfigError, FlowsimError, SimulationCrashed
-from flowsim.evaluation import (
+from flowsim.evaluation.evaluate import (
     BASELINES,
     controller_actor,
     human_controller,
@@ -100,7 +100,7 @@ def _load_weights(run_dir: Path, checkpoint: str) -> dict[str, Any]:
             f"--checkpoint {checkpoint}: {path} does not exist; the run keeps iterations {kept} "
             "(or use latest / best)."
         )
-    from flowsim.checkpoints import read_checkpoint
+    from flowsim.runs.checkpoints import read_checkpoint
 
     try:
         state = read_checkpoint(path)

@@ -63,7 +63,7 @@ def full_disk() -> Iterator[None]:
     Half of the checkpoint reaches the disk before the error, as when a real disk fills, so
     the writer's clean-up of its staging file is exercised too.
     """
-    import flowsim.checkpoints as checkpoints
+    import flowsim.runs.checkpoints as checkpoints
 
     def save(obj: Any, stream: Any, *args: Any, **kwargs: Any) -> None:
         stream.write(b"\0" * 4096)
@@ -383,7 +383,7 @@ def short_batches(run_dir: Path, steps_per_iteration: int) -> int:
 
 
 def _outcome(run_dir: Path, iterations: int, kind: str) -> dict[str, Any]:
-    from flowsim.events import read_events
+    from flowsim.runs.events import read_events
 
     counted = sum(e["count"] for e in read_events(run_dir) if e["kind"] == kind)
     return {
@@ -439,7 +439,7 @@ def _trainer_killed(base: FlowsimConfig, out: Path) -> dict[str, Any]:
 
 def _disk_full(base: FlowsimConfig, out: Path) -> dict[str, Any]:
     """Two checkpoint writes fail with ENOSPC; training goes on."""
-    from flowsim.training import train
+    from flowsim.runs.training import train
 
     disk = full_disk()
 
@@ -461,7 +461,7 @@ def _disk_full(base: FlowsimConfig, out: Path) -> dict[str, Any]:
 
 def _checkpoint_truncated(base: FlowsimConfig, out: Path) -> dict[str, Any]:
     """The newest checkpoint cut in half on disk; the resume takes the previous one."""
-    from flowsim.training import train
+    from flowsim.runs.training import train
 
     run = train(_training_config(base, 3), out=out / "truncated")
     truncate(run.directory / "checkpoints" / "checkpoint-000003.pt")
@@ -473,7 +473,7 @@ def _checkpoint_truncated(base: FlowsimConfig, out: Path) -> dict[str, Any]:
 
 def _sumo_killed_in_training(base: FlowsimConfig, out: Path) -> dict[str, Any]:
     """SUMO (a TraCI process) killed mid-episode inside the trainer's runner."""
-    from flowsim.training import train
+    from flowsim.runs.training import train
 
     killed: list[bool] = []
 
@@ -506,7 +506,7 @@ def bench_faults(
     """
     import ray
 
-    from flowsim.bench import machine_description
+    from flowsim.bench.results import machine_description
 
     say = report or (lambda phase: None)
     out = Path(out)

@@ -1,0 +1,1 @@
+"""Benchmarks: env, sampler, train, tune, faults and imitation; one result writer."""

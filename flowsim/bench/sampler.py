@@ -1,0 +1,113 @@
+"""Sampler throughput: in-process, one Ray worker, every core; the 144-trajectory batch."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from flowsim.bench.results import machine_description
+from flowsim.config import FlowsimConfig
+
+
+def _sampler_rate(group: Any, steps: int, rounds: int) -> tuple[float, dict[str, float]]:
+    """Driver-side steps/s of ``group`` over ``rounds`` calls, and where a step's time went."""
+    group.sample(num_steps=max(steps // 10, 50))  # actors placed, networks built, caches warm
+    started = time.perf_counter()
+    totals = {"steps": 0.0, "sim_s": 0.0, "inference_s": 0.0, "runner_wall_s": 0.0}
+    for _ in range(rounds):
+        batch = group.sample(num_steps=steps)
+        for runner in batch.metrics["runners"]:
+            totals["steps"] += runner["steps"]
+            totals["sim_s"] += runner["sim_s"]
+            totals["inference_s"] += runner["inference_s"]
+            totals["runner_wall_s"] += runner["wall_s"]
+    wall = time.perf_counter() - started
+    per_step_us = {
+        "simulator_us": totals["sim_s"] / totals["steps"] * 1e6,
+        "inference_us": totals["inference_s"] / totals["steps"] * 1e6,
+        "bookkeeping_us": (totals["runner_wall_s"] - totals["sim_s"] - totals["inference_s"])
+        / totals["steps"]
+        * 1e6,
+        "transfer_and_driver_us": max(wall * group.num_runners - totals["runner_wall_s"], 0.0)
+        / totals["steps"]
+        * 1e6,
+    }
+    return totals["steps"] / wall, per_step_us
+
+
+def bench_sampler(
+    config: FlowsimConfig,
+    steps: int = 2000,
+    rounds: int = 3,
+    trajectories: int = 144,
+    report: Callable[[str], None] = lambda phase: None,
+) -> dict[str, Any]:
+    """Sampler throughput in-process, on 1 Ray worker and on every core; 144-trajectory time.
+
+    The policy is a 64-64 tanh Gaussian MLP evaluated in numpy, as a trainer's runners use.
+    """
+    import os
+
+    from flowsim.distributed import LocalRunnerGroup, PolicySpec, RayRunnerGroup
+    from flowsim.distributed.cluster import init_ray
+
+    policy = PolicySpec(kind="gaussian_mlp", hidden=(64, 64))
+    cores = int(os.cpu_count() or 1)
+    settings: dict[str, dict[str, Any]] = {}
+    report(f"in-process runner, {rounds} x {steps} steps")
+    local = LocalRunnerGroup(config, 1, policy)
+    try:
+        rate, split = _sampler_rate(local, steps, rounds)
+        settings["in_process"] = {"workers": 0, "steps_per_s": rate, **split}
+    finally:
+        local.close()
+    init_ray(config.sampler)
+    for name, workers in (("ray_1_worker", 1), ("ray_all_cores", cores)):
+        report(f"Ray group, {workers} worker(s), {rounds} x {steps} steps each")
+        group = RayRunnerGroup(config, workers, policy)
+        try:
+            rate, split = _sampler_rate(group, steps, rounds)
+            settings[name] = {"workers": workers, "steps_per_s": rate, **split}
+        finally:
+            group.close()
+
+    horizon = config.env.horizon
+    report(f"{trajectories} trajectories of {horizon} steps on {cores} workers")
+    group = RayRunnerGroup(config, cores, policy)
+    try:
+        group.sample(num_steps=10)  # actors placed; not timed, as in the RLlib figure
+        started = time.perf_counter()
+        completed = 0
+        while completed < trajectories:  # one episode per runner per call, to show progress
+            completed += group.sample(num_episodes=1).num_episodes
+            report(
+                f"{completed}/{trajectories} trajectories, {time.perf_counter() - started:.0f} s"
+            )
+        seconds = time.perf_counter() - started
+    finally:
+        group.close()
+
+    one = settings["ray_1_worker"]["steps_per_s"]
+    return {
+        "benchmark": "sampler",
+        "config": config.name,
+        "cores": cores,
+        "steps_per_s": {name: s["steps_per_s"] for name, s in settings.items()},
+        "per_step_us": {
+            name: {k: v for k, v in s.items() if k.endswith("_us")} for name, s in settings.items()
+        },
+        "scaling_efficiency": settings["ray_all_cores"]["steps_per_s"] / (cores * one),
+        "ray_1_worker_vs_in_process": one / settings["in_process"]["steps_per_s"],
+        "trajectories": completed,
+        "trajectory_steps": horizon,
+        "warmup_steps": config.env.warmup_steps,
+        # Runners may finish a few more episodes than asked; scale to exactly 144.
+        "seconds_for_144_trajectories": seconds * 144 / max(completed, 1),
+        "machine": machine_description(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+#: The ring's result that matters: speed ratio and wave amplitude the trained AV must reach.

@@ -1,0 +1,1 @@
+"""Evaluation: baselines and metrics of policies and human drivers, played on the runners."""
