@@ -13,7 +13,7 @@ from flowsim.evaluation.evaluate import controller_actor, evaluate, run_episode
 from flowsim.runs.training import train
 from flowsim.testing import run_cli as _flowsim
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RING = ROOT / "scenarios" / "ring.yaml"
 #: A short ring run: in-process sampler, short episodes, two PPO iterations.
 TINY = [

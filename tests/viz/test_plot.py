@@ -13,7 +13,7 @@ from flowsim.viz.curves import fault_rows, plot_learning_curves, read_progress
 from flowsim.viz.replay import load_source, replay
 from flowsim.viz.timespace import Route, TimeSpace, read_replay, wave_strength
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RING = ROOT / "scenarios" / "ring.yaml"
 #: Speed variance across vehicles (m²/s²) that separates a stop-and-go wave from smooth flow.
 WAVE = 1.0

@@ -17,7 +17,7 @@ import sumolib
 
 from flowsim.testing import run_cli as flowsim
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RING = ROOT / "scenarios" / "ring.yaml"
 #: One short PPO iteration on short episodes: a run directory with a checkpoint, in seconds.
 TINY_RUN = [
