@@ -14,13 +14,14 @@ import torch
 
 from flowsim.algos.common import (
     RunningMeanStd,
-    actor_critic_for,
     episode_metrics,
     estimate_advantages,
     learner_state,
     load_learner_state,
 )
 from flowsim.config import FlowsimConfig
+from flowsim.policies.spec import PolicySpec
+from flowsim.policies.torch import ActorCritic
 
 
 class PPOTrainer:
@@ -28,7 +29,7 @@ class PPOTrainer:
 
     Args:
         config: the experiment; ``config.train`` holds the hyper-parameters.
-        group: a runner group built with :func:`policy_spec_for` for these spaces.
+        group: a runner group built with :meth:`PolicySpec.for_spaces` for these spaces.
         observation_space, action_space: the env's spaces.
     """
 
@@ -39,9 +40,10 @@ class PPOTrainer:
         self.config, self.train, self.group = config, train, group
         torch.manual_seed(train.seed)
         obs_dim = int(np.prod(observation_space.shape))
-        self.model = actor_critic_for(
-            observation_space, action_space, tuple(train.hidden), train.init_log_std
+        spec = PolicySpec.for_spaces(
+            observation_space, action_space, tuple(train.hidden), init_log_std=train.init_log_std
         )
+        self.model = ActorCritic(spec)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, eps=1e-5)
         self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
         self.rng = np.random.default_rng(train.seed)

@@ -19,13 +19,14 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from flowsim.algos.common import (
     RunningMeanStd,
-    actor_critic_for,
     episode_metrics,
     estimate_advantages,
     learner_state,
     load_learner_state,
 )
 from flowsim.config import FlowsimConfig
+from flowsim.policies.spec import PolicySpec
+from flowsim.policies.torch import ActorCritic
 
 
 def conjugate_gradient(
@@ -97,7 +98,7 @@ class TRPOTrainer:
     Args:
         config: the experiment; ``config.train`` holds the hyper-parameters and
             ``config.train.trpo`` the trust region and value-function settings.
-        group: a runner group built with :func:`policy_spec_for` for these spaces.
+        group: a runner group built with :meth:`PolicySpec.for_spaces` for these spaces.
         observation_space, action_space: the env's spaces.
     """
 
@@ -111,9 +112,10 @@ class TRPOTrainer:
         self.config, self.train, self.trpo, self.group = config, train, train.trpo, group
         torch.manual_seed(train.seed)
         obs_dim = int(np.prod(observation_space.shape))
-        self.model = actor_critic_for(
-            observation_space, action_space, tuple(train.hidden), train.init_log_std
+        spec = PolicySpec.for_spaces(
+            observation_space, action_space, tuple(train.hidden), init_log_std=train.init_log_std
         )
+        self.model = ActorCritic(spec)
         # the policy: its network and, for a Gaussian, the shared log std
         self.policy_params = list(self.model.pi.parameters())
         if self.model.log_std is not None:

@@ -165,14 +165,14 @@ def make_trainer(config: FlowsimConfig, iteration: int = 0) -> tuple[Any, Any]:
     """
     import importlib
 
-    from flowsim.algos.common import policy_spec_for
     from flowsim.distributed import LocalRunnerGroup, RayRunnerGroup
     from flowsim.envs import make_env
+    from flowsim.policies.spec import PolicySpec
 
     probe = make_env(config)  # spaces only: a flowsim env starts SUMO at reset, not here
     observation_space, action_space = probe.observation_space, probe.action_space
     probe.close()
-    spec = policy_spec_for(action_space, tuple(config.train.hidden))
+    spec = PolicySpec.for_spaces(observation_space, action_space, tuple(config.train.hidden))
     seed = sampler_seed(config.train.seed, iteration)
     workers = config.sampler.num_workers
     if workers == 0:

@@ -11,16 +11,12 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from flowsim.algos.common import (
-    MultiCategorical,
-    actor_critic_for,
-    check_action_space,
-    policy_spec_for,
-)
 from flowsim.config import FlowsimConfig, parse_config
-from flowsim.distributed.policy import PolicySpec, build_policy
 from flowsim.errors import ConfigError
 from flowsim.evaluation.evaluate import evaluate
+from flowsim.policies.numpy_mlp import build_policy
+from flowsim.policies.spec import PolicySpec, check_action_space
+from flowsim.policies.torch import ActorCritic, MultiCategorical
 from flowsim.runs.training import train
 from flowsim.testing import run_cli
 
@@ -131,11 +127,11 @@ SPACES = [
 def test_numpy_and_torch_policies_agree(action_space: spaces.Space[Any]) -> None:
     observation_space = spaces.Box(-1.0, 1.0, (5,), dtype=np.float32)
     torch.manual_seed(0)
-    model = actor_critic_for(observation_space, action_space, (16, 16))
+    spec = PolicySpec.for_spaces(observation_space, action_space, (16, 16))
+    model = ActorCritic(spec)
     with torch.no_grad():  # sharper than the near-uniform initial head
         for parameter in model.pi.parameters():
             parameter.normal_(0.0, 0.7)
-    spec = policy_spec_for(action_space, (16, 16))
     policy = build_policy(spec, observation_space, action_space, seed=0)
     policy.set_weights(model.export(None))
     obs = np.random.default_rng(1).uniform(-1, 1, (64, 5)).astype(np.float32)
@@ -190,7 +186,7 @@ def test_multi_categorical_entropy_and_kl_are_sums_over_dimensions() -> None:
 
 # -- spaces and specs --------------------------------------------------------------------------
 def test_spec_carries_nvec_and_a_runner_refuses_another() -> None:
-    spec = policy_spec_for(spaces.MultiDiscrete([2, 2, 3]), (8,))
+    spec = PolicySpec.for_spaces(spaces.Box(-1, 1, (4,)), spaces.MultiDiscrete([2, 2, 3]), (8,))
     assert spec.kind == "multi_categorical_mlp" and spec.nvec == (2, 2, 3)
     with pytest.raises(ValueError, match=r"\[2, 2, 3\] choices per action dimension"):
         build_policy(spec, spaces.Box(-1, 1, (4,)), spaces.MultiDiscrete([2, 2, 2]), seed=0)
@@ -203,14 +199,14 @@ def test_unsupported_action_spaces_are_refused_by_name(action_space: spaces.Spac
     with pytest.raises(ConfigError, match="Box, Discrete and MultiDiscrete"):
         check_action_space(action_space)
     with pytest.raises(ConfigError, match="Box, Discrete and MultiDiscrete"):
-        policy_spec_for(action_space, (8,))
+        PolicySpec.for_spaces(spaces.Box(-1, 1, (4,)), action_space, (8,))
 
 
 def test_checkpoint_layout_of_existing_policies_is_unchanged() -> None:
     # No new parameters or buffers: checkpoints written before MultiDiscrete still load.
     box = spaces.Box(-1, 1, (2,))
     for action_space, extra in ((box, {"log_std"}), (spaces.Discrete(3), set())):
-        model = actor_critic_for(box, action_space, (8, 8))
+        model = ActorCritic(PolicySpec.for_spaces(box, action_space, (8, 8)))
         layers = {
             f"{head}.{i}.{p}"
             for head in ("pi", "vf")
@@ -218,8 +214,8 @@ def test_checkpoint_layout_of_existing_policies_is_unchanged() -> None:
             for p in ("weight", "bias")
         }
         assert set(model.state_dict()) == layers | extra
-    multi = actor_critic_for(box, spaces.MultiDiscrete([2, 3]), (8, 8))
-    fresh = actor_critic_for(box, spaces.MultiDiscrete([2, 3]), (8, 8))
+    multi = ActorCritic(PolicySpec.for_spaces(box, spaces.MultiDiscrete([2, 3]), (8, 8)))
+    fresh = ActorCritic(PolicySpec.for_spaces(box, spaces.MultiDiscrete([2, 3]), (8, 8)))
     fresh.load_state_dict(multi.state_dict())
 
 

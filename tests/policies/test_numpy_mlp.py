@@ -1,4 +1,4 @@
-"""Numpy inference policies: the documented weight layout, log-probabilities, errors."""
+"""The runners' numpy policy: the documented weight layout, log-probabilities, errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from flowsim.distributed.policy import MLPPolicy, PolicySpec, build_policy
+from flowsim.policies.numpy_mlp import MLPPolicy, build_policy
+from flowsim.policies.spec import PolicySpec
 
 
 def _reference(
@@ -23,7 +24,7 @@ def _reference(
 
 
 def test_gaussian_policy_matches_the_layout_it_documents() -> None:
-    policy = MLPPolicy(obs_dim=3, act_dim=2, hidden=(8, 8))
+    policy = MLPPolicy(PolicySpec(obs_dim=3, act_dim=2, hidden=(8, 8)))
     weights = policy.initial_weights(seed=4)
     weights["log_std"] = np.array([-0.5, 0.3])
     policy.set_weights(weights)
@@ -57,9 +58,9 @@ def test_categorical_policy_samples_its_distribution() -> None:
 
 
 def test_wrong_weights_are_refused_with_the_reason() -> None:
-    policy = MLPPolicy(obs_dim=3, act_dim=1)
+    policy = MLPPolicy(PolicySpec(obs_dim=3, act_dim=1))
     with pytest.raises(ValueError, match=r"lack 'vf\.0\.weight'"):
         policy.set_weights({k: v for k, v in policy.initial_weights(0).items() if "vf" not in k})
-    other = MLPPolicy(obs_dim=5, act_dim=1).initial_weights(0)
+    other = MLPPolicy(PolicySpec(obs_dim=5, act_dim=1)).initial_weights(0)
     with pytest.raises(ValueError, match="5 observations to 1 actions; the env has 3"):
         policy.set_weights(other)
