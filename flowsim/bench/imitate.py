@@ -8,7 +8,7 @@ from typing import Any
 
 from flowsim.bench.results import result_path, write_result
 from flowsim.config import FlowsimConfig
-from flowsim.hierarchy.config import ImitationConfig
+from flowsim.config.imitation import ImitationConfig
 from flowsim.hierarchy.imitate import THRESHOLDS, recovery, versus_expert
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from flowsim.config import FlowsimConfig, dump_config
+from flowsim.config.tune import TuneConfig
 from flowsim.errors import FlowsimError
-from flowsim.tune.config import TuneConfig
 
 __all__ = ["bench_tune"]
 

@@ -1,7 +1,7 @@
 """Hierarchical imitation: procedures with a call stack, learned from demonstrations.
 
-Modules (torch is imported only by those that need it, so :mod:`flowsim.config` can import
-:mod:`flowsim.hierarchy.config` cheaply):
+Modules (torch is imported only by those that need it; the ``imitation:`` section of an
+experiment YAML is :mod:`flowsim.config.imitation`):
 
 - :mod:`~flowsim.hierarchy.procedures`: procedures, frames and the call-stack executor (PHP);
 - :mod:`~flowsim.hierarchy.neural`: neural procedures (MLPs on observation, counter, argument);
@@ -16,6 +16,5 @@ Modules (torch is imported only by those that need it, so :mod:`flowsim.config` 
 - :mod:`~flowsim.hierarchy.experts.bus`: the bus expert serving stops (a task that needs memory);
 - :mod:`~flowsim.hierarchy.experts.figure_eight`: the figure-eight expert yielding at the crossing;
 - :mod:`~flowsim.hierarchy.collect`: demonstrations and closed-loop evaluation via the sampler;
-- :mod:`~flowsim.hierarchy.imitate`: ``flowsim imitate`` run directories and the benchmark;
-- :mod:`~flowsim.hierarchy.config`: the ``imitation:`` section of an experiment YAML.
+- :mod:`~flowsim.hierarchy.imitate`: ``flowsim imitate`` run directories and the benchmark.
 """

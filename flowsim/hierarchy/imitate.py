@@ -25,8 +25,8 @@ import yaml
 
 from flowsim import jsonout
 from flowsim.config import FlowsimConfig, apply_overrides, parse_config
+from flowsim.config.imitation import ImitationConfig
 from flowsim.errors import ConfigError
-from flowsim.hierarchy.config import ImitationConfig
 from flowsim.runs.checkpoints import save_checkpoint
 from flowsim.runs.training import new_run_directory, write_progress
 

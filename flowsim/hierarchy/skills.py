@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from flowsim.config.imitation import ImitationConfig
 from flowsim.errors import ConfigError
-from flowsim.hierarchy.config import ImitationConfig
 from flowsim.hierarchy.neural import NeuralProcedure, NeuralProgram
 
 

@@ -1,21 +1,8 @@
 """Hyper-parameter tuning on Ray Tune: ``flowsim tune CONFIG.yaml``.
 
-The ``tune:`` section of an experiment (:class:`~flowsim.tune.config.TuneConfig`) maps
+The ``tune:`` section of an experiment (:class:`~flowsim.config.tune.TuneConfig`) maps
 dotted config keys to distributions and names a scheduler, a search algorithm and a stop
 condition. :func:`flowsim.tune.run.run_tune` validates it, starts one Ray Tune trial per
 sampled configuration (each a flowsim training run with its own runner actors inside the
 trial's placement group), and writes a results table, ``best_config.yaml`` and plots.
-
-Only the config models are imported here: :mod:`flowsim.config` depends on them, and they
-import neither Ray nor torch.
 """
-
-from flowsim.tune.config import (
-    Distribution,
-    SchedulerConfig,
-    SearchConfig,
-    StopConfig,
-    TuneConfig,
-)
-
-__all__ = ["Distribution", "SchedulerConfig", "SearchConfig", "StopConfig", "TuneConfig"]

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from flowsim.config import FlowsimConfig, dump_config, load_config
+from flowsim.config.tune import TuneConfig
 from flowsim.errors import ConfigError
-from flowsim.tune.config import TuneConfig
 from flowsim.tune.trainable import RUN_FOLDER, read_trial_record, trial_config
 
 __all__ = [

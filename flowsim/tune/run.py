@@ -22,8 +22,8 @@ from typing import Any
 
 from flowsim import jsonout
 from flowsim.config import FlowsimConfig, dump_config
+from flowsim.config.tune import TuneConfig
 from flowsim.errors import ConfigError, FlowsimError
-from flowsim.tune.config import TuneConfig
 from flowsim.tune.results import (
     TUNE_CONFIG_FILE,
     TrialSummary,

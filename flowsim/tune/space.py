@@ -16,8 +16,8 @@ from typing import Any
 from ray import tune
 
 from flowsim.config import FlowsimConfig
+from flowsim.config.tune import PBT_PERTURBATION_INTERVAL, Distribution, TuneConfig
 from flowsim.errors import ConfigError
-from flowsim.tune.config import PBT_PERTURBATION_INTERVAL, Distribution, TuneConfig
 
 __all__ = [
     "TrialStopper",

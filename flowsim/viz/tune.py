@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from flowsim.tune.config import Distribution, TuneConfig
+from flowsim.config.tune import Distribution, TuneConfig
 from flowsim.tune.results import TrialSummary, best_trial, collect_trials, load_tune_config
 
 __all__ = ["plot_learning_curves", "plot_parallel_coordinates", "plot_tune"]

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from flowsim.config.imitation import ImitationConfig
 from flowsim.errors import ConfigError
 from flowsim.evaluation.evaluate import evaluate_run
 from flowsim.hierarchy.collect import play
-from flowsim.hierarchy.config import ImitationConfig
 from flowsim.hierarchy.demos import load_demonstrations
 from flowsim.hierarchy.experts.ring import CHANGE_LANE, FEATURES, ring_spec
 from flowsim.hierarchy.imitate import evaluate_imitation_run, imitate, load_imitation

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from flowsim.config.imitation import ImitationConfig
 from flowsim.errors import ConfigError
-from flowsim.hierarchy.config import ImitationConfig
 from flowsim.hierarchy.learn import fit
 from flowsim.hierarchy.neural import NeuralProgram
 from flowsim.hierarchy.skills import reuse_skills

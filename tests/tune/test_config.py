@@ -11,8 +11,8 @@ import yaml
 
 from flowsim.cli import main
 from flowsim.config import dump_config, load_config, parse_config
+from flowsim.config.tune import TuneConfig
 from flowsim.errors import ConfigError
-from flowsim.tune.config import TuneConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CARTPOLE = ROOT / "scenarios" / "tune_cartpole.yaml"

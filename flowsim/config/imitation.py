@@ -1,7 +1,7 @@
 """The ``imitation:`` section of an experiment (``flowsim imitate``).
 
-Importing this module imports neither torch nor the rest of flowsim, so :mod:`flowsim.config`
-can type a field with :class:`ImitationConfig`.
+These models only describe and check the section; :mod:`flowsim.hierarchy.imitate` runs it.
+Importing this module imports neither torch nor the rest of flowsim.
 
 Example:
     >>> ImitationConfig.model_validate({"strong_demos": 3, "weak_demos": 20}).levels

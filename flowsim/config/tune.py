@@ -1,11 +1,9 @@
 """The ``tune:`` section of an experiment: search space, scheduler, search algorithm, stop.
 
 These models only describe and check the section; :mod:`flowsim.tune.space` turns them into
-Ray Tune objects. Importing this module imports neither Ray nor the rest of flowsim, so
-:mod:`flowsim.config` can type its ``tune`` field with :class:`TuneConfig`.
+Ray Tune objects. Importing this module imports neither Ray nor the rest of flowsim.
 
 Example:
-    >>> from flowsim.tune.config import TuneConfig
     >>> tune = TuneConfig.model_validate(
     ...     {"search_space": {"train.lr": {"loguniform": [1.0e-4, 1.0e-2]}}, "scheduler": "asha"}
     ... )
@@ -18,7 +16,8 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -30,6 +29,9 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+
+from flowsim.config.keys import key_problem
+from flowsim.config.sections import Section
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -83,12 +85,6 @@ SCHEDULER_FIELDS: dict[str, frozenset[str]] = {
         }
     ),
 }
-
-
-class _Section(BaseModel):
-    """Strict like the rest of the config: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _number(value: Any, what: str) -> float:
@@ -212,7 +208,7 @@ SearchSpaceEntry = Annotated[Distribution, WithJsonSchema(_DISTRIBUTION_SCHEMA)]
 TimeAttr = Literal["iteration", "env_steps", "wall_s"]
 
 
-class SchedulerConfig(_Section):
+class SchedulerConfig(Section):
     """Which Ray Tune trial scheduler decides when trials stop, pause or copy each other.
 
     ``fifo`` runs every trial to its end; ``asha`` (asynchronous successive halving) and
@@ -297,7 +293,7 @@ class SchedulerConfig(_Section):
         return self
 
 
-class SearchConfig(_Section):
+class SearchConfig(Section):
     """How trial configurations are picked from ``search_space``.
 
     ``random`` samples each distribution (``grid`` entries are crossed with the samples, as in
@@ -321,7 +317,7 @@ class SearchConfig(_Section):
         return data
 
 
-class StopConfig(_Section):
+class StopConfig(Section):
     """When a trial stops besides ``train.iterations`` (and the scheduler): the first reached."""
 
     iterations: int | None = Field(
@@ -339,7 +335,7 @@ class StopConfig(_Section):
         return {k: v for k, v in handler(self).items() if v is not None}
 
 
-class TuneConfig(_Section):
+class TuneConfig(Section):
     """``tune:``: hyper-parameter search on Ray Tune, one trial = one flowsim training run.
 
     Each trial runs the trainer of ``train.algo`` with its own runner actors inside a placement
@@ -402,6 +398,11 @@ class TuneConfig(_Section):
         0, ge=0, description="Retries of a trial that fails (from its last checkpoint)."
     )
 
+    #: The experiment model whose dotted keys ``search_space`` names. Set by
+    #: :mod:`flowsim.config.root`, which imports this module (so this one never imports it);
+    #: unset, only the form of the keys is checked.
+    experiment_model: ClassVar[type[BaseModel] | None] = None
+
     def checkpoint_interval(self) -> int:
         """Iterations between checkpoints, ``checkpoint_every`` resolved."""
         if self.checkpoint_every is not None:
@@ -419,7 +420,7 @@ class TuneConfig(_Section):
     @classmethod
     def _keys_exist(cls, space: dict[str, Distribution]) -> dict[str, Distribution]:
         for key in space:
-            problem = config_key_problem(key)
+            problem = config_key_problem(key, cls.experiment_model)
             if problem:
                 raise ValueError(problem)
         return space
@@ -462,60 +463,39 @@ class TuneConfig(_Section):
         return self
 
 
-def config_key_problem(dotted: str) -> str | None:
-    """Why ``dotted`` is not a key of an experiment config (``None`` if it is one).
+def config_key_problem(
+    dotted: str, root: type[BaseModel] | None, picked: Mapping[str, str] | None = None
+) -> str | None:
+    """Why ``dotted`` cannot be a ``search_space`` key (``None`` if it can).
 
-    Walks :class:`flowsim.config.FlowsimConfig`'s fields: nested sections, lists of
-    sections (``vehicles.0.count``) and free mappings (``env.params.x``).
+    The key must name a value of the experiment model ``root`` (nested sections, list items
+    such as ``vehicles.0.count``, free mappings such as ``...controller.params.v0``); a
+    section picked by a tag takes the keys of its picked model when ``picked`` gives the tag
+    (``{"env": "accel"}``), else those of any. With ``root`` None only the form is checked.
     """
-    from flowsim.config import FlowsimConfig  # at call time: flowsim.config imports this module
-
     parts = dotted.split(".")
     if not all(parts):
         return f"'{dotted}' is not a dotted config key such as train.lr"
     if parts[0] in ("tune", "name"):
         return f"'{dotted}' cannot be tuned: trials vary training settings, not the tune section"
-    model: Any = FlowsimConfig
-    annotation: Any = None
-    for index, part in enumerate(parts):
-        where = ".".join(parts[:index]) or "the top level"
-        if model is None:
-            if annotation is dict:
-                annotation = None  # a free mapping (e.g. a controller's params): any key
-                continue
-            return f"'{dotted}': {where} holds a single value, not a section; tune '{where}'"
-        if model == "list":
-            if not part.isdigit():
-                return f"'{dotted}': {where} is a list; index it, e.g. {where}.0"
-            model, annotation = annotation, None
-            continue
-        fields = model.model_fields
-        if part not in fields:
-            close = difflib.get_close_matches(part, list(fields), n=1)
-            hint = f" (did you mean '{'.'.join([*parts[:index], close[0]])}'?)" if close else ""
-            return (
-                f"'{dotted}' is not a config key{hint}; keys under {where}: "
-                f"{', '.join(fields)}. Fix the search_space key (see `flowsim schema`)"
-            )
-        model, annotation = _inner(fields[part].annotation)
-    return None
-
-
-def _inner(annotation: Any) -> tuple[Any, Any]:
-    """(section model, list item / mapping marker) below a field annotation."""
-    import typing
-
-    origin = typing.get_origin(annotation)
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, None
-    if origin is list and args:
-        item = args[0]
-        item = item if isinstance(item, type) and issubclass(item, BaseModel) else None
-        return ("list", item) if item is not None else (None, None)
-    if origin is dict:
-        return None, dict
-    for arg in args:  # X | None
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg, None
-    return None, None
+    problem = key_problem(root, dotted, picked) if root is not None else None
+    if problem is None:
+        return None
+    where = problem.where or "the top level"
+    if problem.kind == "value":
+        return f"'{dotted}': {where} holds a single value, not a section; tune '{where}'"
+    if problem.kind == "index":
+        return f"'{dotted}': {where} is a list; index it, e.g. {where}.0"
+    if problem.kind == "variant":
+        return (
+            f"'{dotted}' does not apply to {problem.tag_key} {problem.tag} (only to "
+            f"{', '.join(problem.owners)}); keys under {where}: {', '.join(problem.valid)}. "
+            "Fix the search_space key (see `flowsim schema`)"
+        )
+    hint = ""
+    if problem.close is not None:
+        hint = f" (did you mean '{'.'.join([*parts[: problem.index], problem.close])}'?)"
+    return (
+        f"'{dotted}' is not a config key{hint}; keys under {where}: "
+        f"{', '.join(problem.valid)}. Fix the search_space key (see `flowsim schema`)"
+    )
