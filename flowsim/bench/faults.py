@@ -151,10 +151,10 @@ def soak(
     absorbed). Needs Ray initialised (or starts it).
     ``on_batch(report)`` runs after each batch (a progress bar, say).
     """
-    from flowsim.distributed import RayRunnerGroup
+    from flowsim.distributed import make_runner_group
 
     report = SoakReport(batch_steps=batch_steps)
-    group = RayRunnerGroup(config, config.sampler.num_workers)
+    group = make_runner_group(config)
     rng = np.random.default_rng(seed)
     actor_pids: dict[int, int] = {}
     lock = threading.Lock()

@@ -50,14 +50,15 @@ def bench_sampler(
     """
     import os
 
-    from flowsim.distributed import LocalRunnerGroup, PolicySpec, RayRunnerGroup
+    from flowsim.distributed import make_runner_group
     from flowsim.distributed.cluster import init_ray
+    from flowsim.policies.spec import PolicySpec
 
     policy = PolicySpec(kind="gaussian_mlp", hidden=(64, 64))
     cores = int(os.cpu_count() or 1)
     settings: dict[str, dict[str, Any]] = {}
     report(f"in-process runner, {rounds} x {steps} steps")
-    local = LocalRunnerGroup(config, 1, policy)
+    local = make_runner_group(config, num_workers=0, policy_spec=policy)
     try:
         rate, split = _sampler_rate(local, steps, rounds)
         settings["in_process"] = {"workers": 0, "steps_per_s": rate, **split}
@@ -66,7 +67,7 @@ def bench_sampler(
     init_ray(config.sampler)
     for name, workers in (("ray_1_worker", 1), ("ray_all_cores", cores)):
         report(f"Ray group, {workers} worker(s), {rounds} x {steps} steps each")
-        group = RayRunnerGroup(config, workers, policy)
+        group = make_runner_group(config, num_workers=workers, policy_spec=policy)
         try:
             rate, split = _sampler_rate(group, steps, rounds)
             settings[name] = {"workers": workers, "steps_per_s": rate, **split}
@@ -75,7 +76,7 @@ def bench_sampler(
 
     horizon = config.env.horizon
     report(f"{trajectories} trajectories of {horizon} steps on {cores} workers")
-    group = RayRunnerGroup(config, cores, policy)
+    group = make_runner_group(config, num_workers=cores, policy_spec=policy)
     try:
         group.sample(num_steps=10)  # actors placed; not timed, as in the RLlib figure
         started = time.perf_counter()

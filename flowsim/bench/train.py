@@ -52,7 +52,10 @@ class _TargetTracker:
         if iteration % self.eval_every == 0 or last:
             started = time.perf_counter()
             policy = trainer.model.export(trainer.normalizer)
-            metrics = evaluate(self.config, policy, self.episodes, self.seed, baselines=())
+            # On the trainer's own runners: no second simulation in this process.
+            metrics = evaluate(
+                self.config, policy, self.episodes, self.seed, baselines=(), group=trainer.group
+            )
             metrics = metrics["policy"]
             self.eval_s += time.perf_counter() - started
             self.curve.append(
@@ -98,21 +101,16 @@ def bench_train(
     from flowsim.evaluation.evaluate import evaluate
     from flowsim.runs.training import train
 
-    # The driver evaluates in its own process: with in-process runners it must use TraCI.
-    eval_overrides = ["sim.backend=traci"] if config.sampler.num_workers == 0 else []
     report("baselines: all-human ring and a PISaturation AV")
-    baselines = evaluate(apply_overrides(config, eval_overrides), None, final_episodes, seed)[
-        "baselines"
-    ]
+    baselines = evaluate(config, None, final_episodes, seed)["baselines"]
     results: dict[str, Any] = {}
     for algo in algos:
         algo_config = apply_overrides(config, [f"train.algo={algo}"])
-        eval_config = apply_overrides(algo_config, eval_overrides)
-        tracker = _TargetTracker(algo, eval_config, budget_s, eval_every, episodes, seed, report)
+        tracker = _TargetTracker(algo, algo_config, budget_s, eval_every, episodes, seed, report)
         run = train(algo_config, out=out, callback=tracker)
         report(f"{algo}: final evaluation on {final_episodes} episodes")
         final = evaluate(
-            eval_config,
+            algo_config,
             run.trainer.model.export(run.trainer.normalizer),
             final_episodes,
             seed,

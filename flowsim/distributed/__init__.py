@@ -1,4 +1,4 @@
-"""The sampler: EnvRunners in-process or on Ray actors, one rollout contract for every consumer.
+"""The sampler: EnvRunners in-process or on Ray actors; ``sample`` fragments and ``play`` episodes.
 
 >>> from flowsim.config import FlowsimConfig, apply_overrides
 >>> from flowsim.distributed import make_runner_group
@@ -9,27 +9,22 @@
 >>> group.close()
 """
 
+from flowsim.distributed.base import RunnerGroup, make_runner_group
 from flowsim.distributed.batch import Batch
-from flowsim.distributed.group import (
-    LocalRunnerGroup,
-    RayRunnerGroup,
-    RunnerGroup,
-    make_runner_group,
-    runner_seed,
-)
-from flowsim.distributed.policy import ConstantPolicy, MLPPolicy, PolicySpec, build_policy
-from flowsim.distributed.runner import EnvRunner
+from flowsim.distributed.local import LocalRunnerGroup
+from flowsim.distributed.play import EpisodeJob, EpisodeResult, Perturbation
+from flowsim.distributed.ray_group import RayRunnerGroup
+from flowsim.distributed.runner import EnvRunner, runner_seed
 
 __all__ = [
     "Batch",
-    "ConstantPolicy",
     "EnvRunner",
+    "EpisodeJob",
+    "EpisodeResult",
     "LocalRunnerGroup",
-    "MLPPolicy",
-    "PolicySpec",
+    "Perturbation",
     "RayRunnerGroup",
     "RunnerGroup",
-    "build_policy",
     "make_runner_group",
     "runner_seed",
 ]

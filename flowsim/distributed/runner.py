@@ -1,17 +1,18 @@
-"""EnvRunner: one process's envs and inference policy, sampling fragments of experience.
+"""EnvRunner: one process's envs and inference policy; it samples fragments and plays episodes.
 
-The same class runs in-process (:class:`~flowsim.distributed.group.LocalRunnerGroup`) and as a
-Ray actor (:class:`~flowsim.distributed.group.RayRunnerGroup`), so both paths give the same
-rollouts for the same seeds.
+The same class runs in-process (:class:`~flowsim.distributed.local.LocalRunnerGroup`) and as a
+Ray actor (:class:`~flowsim.distributed.ray_group.RayRunnerGroup`), so both paths give the
+same rollouts and episodes for the same seeds.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +20,31 @@ import numpy as np
 
 from flowsim.config import FlowsimConfig
 from flowsim.distributed.batch import STEP_FIELDS, Batch
-from flowsim.distributed.policy import PolicySpec, build_policy
+from flowsim.distributed.play import (
+    Actor,
+    EpisodeJob,
+    EpisodeResult,
+    NoiseCache,
+    PolicyActor,
+    perturbed_weights,
+    play_episode,
+)
 from flowsim.errors import SimulationCrashed
+from flowsim.policies.numpy_mlp import build_policy
+from flowsim.policies.spec import PolicySpec
 
 logger = logging.getLogger(__name__)
 
 #: Attempts to bring a crashed simulation back before the runner gives up.
 MAX_CONSECUTIVE_RESTARTS = 3
+#: Seeds of replacement runners move by this much per generation, so a replacement does not
+#: replay the episodes its predecessor already delivered.
+GENERATION_SEED_STRIDE = 100_003
+
+
+def runner_seed(base_seed: int, runner_index: int, generation: int = 0) -> int:
+    """Seed of runner ``runner_index``: ``base_seed + runner_index`` (plus a generation shift)."""
+    return base_seed + runner_index + GENERATION_SEED_STRIDE * generation
 
 
 def env_seed(runner_seed: int, env_number: int) -> int:
@@ -75,13 +94,15 @@ class EnvRunner:
         runner_index: this runner's index in its group (names it in metrics).
         seed: the runner's seed (a group passes ``base_seed + runner_index``); it seeds the
             envs' first resets and the exploration noise.
-        policy_spec: how to build the inference policy.
+        policy_spec: how to build the inference policy (default: the network the trainers
+            learn for the env's action space, with ``train.hidden`` layers).
         policy_seed: seed of the policy's initial weights; a group gives every runner the same
             one, so all runners start from the same policy (default: ``seed``).
 
     Episodes continue across :meth:`sample` calls. If SUMO crashes in an episode, the runner
     ends that episode as truncated, restarts the simulation, counts the restart and goes on, so
-    a batch always has the requested size.
+    a batch always has the requested size. :meth:`play` plays whole seeded episodes on the
+    first env; sampling then goes on with a fresh episode from where its seeds were.
     """
 
     def __init__(
@@ -100,14 +121,23 @@ class EnvRunner:
         self.seed = seed
         self.envs = [make_env(config) for _ in range(config.sampler.envs_per_worker)]
         first = self.envs[0]
+        self.policy_spec = policy_spec or PolicySpec.for_spaces(
+            first.observation_space,
+            first.action_space,
+            tuple(config.train.hidden),
+            init_log_std=config.train.init_log_std,
+        )
         self.policy = build_policy(
-            policy_spec or PolicySpec(),
+            self.policy_spec,
             first.observation_space,
             first.action_space,
             seed if policy_seed is None else policy_seed,
         )
         self.rng = np.random.default_rng(seed)
         self.policy_version = 0
+        self._weights: dict[str, np.ndarray] | None = None
+        self._noise = NoiseCache()
+        self._perturbed = False  # the policy holds perturbed weights (during play)
         self.restarts = 0
         self._obs: list[np.ndarray | None] = [None] * len(self.envs)
         self._tallies = [_EpisodeTally() for _ in self.envs]
@@ -122,15 +152,17 @@ class EnvRunner:
             _ray_node(),
         )
 
-    # -- weights and evaluation -----------------------------------------------------------
+    # -- weights and spaces ---------------------------------------------------------------
     def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
         """Load new policy weights; later batches carry ``version``."""
         self.policy.set_weights(weights)
+        self._weights = weights
         self.policy_version = version
 
-    def evaluate(self, function: Callable[[EnvRunner], Any]) -> Any:
-        """Run ``function(self)`` here (e.g. ES evaluating a perturbation on this runner's env)."""
-        return function(self)
+    def spaces(self) -> tuple[Any, Any, PolicySpec]:
+        """The env's observation and action spaces, and the policy spec built for them."""
+        first = self.envs[0]
+        return first.observation_space, first.action_space, self.policy_spec
 
     def describe(self) -> dict[str, Any]:
         """Where this runner lives: index, process, host and node."""
@@ -326,6 +358,73 @@ class EnvRunner:
             policy_version=self.policy_version,
             metrics=metrics,
         )
+
+    # -- whole episodes -------------------------------------------------------------------
+    def play(self, jobs: Sequence[EpisodeJob]) -> list[EpisodeResult]:
+        """Play each job's whole episode on the first env, in order.
+
+        An episode that SUMO crashes in is played again from its seed once the simulation
+        restarts. Sampling afterwards starts a fresh episode and keeps its own seed stream, as
+        if the jobs had not been played.
+        """
+        env = self.envs[0]
+        unwrapped = env.unwrapped
+        stream = copy.deepcopy(unwrapped.np_random) if self._seeded[0] else None
+        try:
+            return [self._play_one(env, job) for job in jobs]
+        finally:
+            self._unperturb()
+            if stream is not None:
+                unwrapped.np_random = stream
+            self._obs[0] = None
+
+    def _play_one(self, env: Any, job: EpisodeJob) -> EpisodeResult:
+        restarts = 0
+        for attempt in range(MAX_CONSECUTIVE_RESTARTS + 1):
+            try:
+                result = play_episode(
+                    env, self._actor(env, job), job.seed, job.max_steps, job.record
+                )
+                break
+            except SimulationCrashed as crash:
+                self.restarts += 1
+                restarts += 1
+                if attempt == MAX_CONSECUTIVE_RESTARTS:
+                    raise SimulationCrashed(
+                        f"runner {self.runner_index}: SUMO crashed {attempt + 1} times in a row "
+                        f"in the episode of seed {job.seed} ({crash})"
+                    ) from None
+                logger.warning(
+                    "runner %d: %s; restarting SUMO and the episode of seed %d",
+                    self.runner_index,
+                    crash,
+                    job.seed,
+                )
+        result.runner_index = self.runner_index
+        result.policy_version = self.policy_version
+        result.restarts = restarts
+        result.noise_fetches = self._noise.fetches
+        return result
+
+    def _actor(self, env: Any, job: EpisodeJob) -> Actor:
+        """The job's driver: built by its factory, or this runner's (perturbed) policy."""
+        if job.actor is not None:
+            return job.actor(env)
+        if job.perturbation is not None:
+            if self._weights is None:
+                raise ValueError("a perturbation moves the runner's weights: set_weights first")
+            noise = self._noise.table_for(job.perturbation.noise)
+            self.policy.set_weights(perturbed_weights(self._weights, job.perturbation, noise))
+            self._perturbed = True
+        else:
+            self._unperturb()
+        return PolicyActor(self.policy, env.action_space.shape or (), job.explore, self.rng)
+
+    def _unperturb(self) -> None:
+        """Back to the weights the runner was given, after a perturbed episode."""
+        if self._perturbed and self._weights is not None:
+            self.policy.set_weights(self._weights)
+        self._perturbed = False
 
     def close(self) -> None:
         """Close every env (and its SUMO)."""

@@ -2,24 +2,26 @@
 
 Every candidate (the policy, the all-human ring, a PISaturation AV, ...) drives the same env
 through the same action interface, episode ``k`` on seed ``seed + k``, so ring lengths and
-human noise match across candidates. Traffic metrics are measured over the second half of
-each episode: the wave needs time to dissolve, and the result that matters is the traffic the
-AV leaves behind, not the transient.
+human noise match across candidates. The episodes are play jobs for a runner group
+(:meth:`flowsim.distributed.RunnerGroup.play`): the policy is the runners' own, a baseline an
+actor the runner builds (:class:`BaselineActor`). Traffic metrics are measured over the second
+half of each episode: the wave needs time to dissolve, and the result that matters is the
+traffic the AV leaves behind, not the transient.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, load_config
+from flowsim.distributed import EpisodeJob, EpisodeResult, RunnerGroup, make_runner_group
+from flowsim.distributed.play import Actor, PolicyActor
 from flowsim.errors import ConfigError
-
-#: An actor maps (observation, env) to an action.
-Actor = Callable[[np.ndarray, Any], np.ndarray]
 
 #: Baselines `evaluate` knows: the AV driven by the humans' own model, or by a controller;
 #: for signal control, the green phases cycled every ``scenario.signals.green`` seconds.
@@ -82,69 +84,33 @@ def applicable_baselines(config: FlowsimConfig, baselines: tuple[str, ...]) -> t
     return tuple(kept)
 
 
-def run_episode(env: Any, actor: Actor, seed: int) -> dict[str, float]:
-    """One episode of ``actor`` on ``env`` from ``seed``: return and traffic metrics.
-
-    ``mean_speed``, ``speed_std`` (across vehicles, averaged over steps) and ``min_speed`` are
-    measured over the second half of the episode; ``return`` and ``collisions`` over all of it.
-    """
-    obs, info = env.reset(seed=seed)
-    total, collisions, steps = 0.0, 0, 0
-    means: list[float] = []
-    stds: list[float] = []
-    minima: list[float] = []
-    while True:
-        obs, reward, terminated, truncated, info = env.step(actor(obs, env))
-        total += float(reward)
-        collisions += int(info.get("collisions", 0))
-        steps += 1
-        means.append(float(info.get("mean_speed", np.nan)))
-        stds.append(float(info.get("speed_std", np.nan)))
-        speeds = env.simulation.kernel.speeds() if hasattr(env, "simulation") else None
-        minima.append(float(speeds.min()) if speeds is not None and speeds.size else np.nan)
-        if terminated or truncated:
-            break
-    tail = slice(steps // 2, None)
-    result = {
-        "return": total,
-        "length": float(steps),
-        "mean_speed": float(np.mean(means[tail])),
-        "speed_std": float(np.mean(stds[tail])),
-        "min_speed": float(np.min(minima[tail])),
-        "collisions": float(collisions),
+def episode_stats(result: EpisodeResult, config: FlowsimConfig) -> dict[str, float]:
+    """One played episode as evaluation reports it: ``return``, ``length``, ``mean_speed``,
+    ``speed_std`` and ``min_speed`` (second half of the episode), ``collisions`` (all of it)
+    and, on rings, ``equilibrium_speed`` (of the episode's ring length)."""
+    metrics = result.metrics
+    stats = {
+        "return": result.episode_return,
+        "length": float(result.length),
+        **{key: metrics[key] for key in ("mean_speed", "speed_std", "min_speed", "collisions")},
     }
-    instance = getattr(getattr(env, "simulation", None), "instance", None)
-    if instance is not None and env.config.scenario.type in ("ring", "multilane_ring"):
+    if "ring_length" in metrics:
         from flowsim.evaluation.simulate import equilibrium_speed
 
-        result["equilibrium_speed"] = equilibrium_speed(env.config, instance.length)
-    return result
+        stats["equilibrium_speed"] = equilibrium_speed(config, metrics["ring_length"])
+    return stats
 
 
 def policy_actor(weights: dict[str, np.ndarray], env: Any, hidden: tuple[int, ...]) -> Actor:
-    """The trained policy acting deterministically (the mean action; argmax if discrete).
+    """The trained policy acting deterministically on ``env`` (the mean action; argmax if
+    discrete), outside a runner (``flowsim replay``'s GUI session)."""
+    from flowsim.policies.numpy_mlp import build_policy
+    from flowsim.policies.spec import PolicySpec
 
-    A hierarchical program from ``flowsim imitate`` (``weights["kind"] == "hierarchy"``) runs
-    its call stack instead.
-    """
-    if weights.get("kind") == "hierarchy":
-        from flowsim.hierarchy.collect import policy_driver
-
-        return policy_driver(weights)
-    from flowsim.algos.common import policy_spec_for
-    from flowsim.distributed.policy import build_policy
-
-    spec = policy_spec_for(env.action_space, hidden)
+    spec = PolicySpec.for_spaces(env.observation_space, env.action_space, hidden)
     policy = build_policy(spec, env.observation_space, env.action_space, 0)
     policy.set_weights(weights)
-    rng = np.random.default_rng(0)
-    shape = env.action_space.shape
-
-    def act(obs: np.ndarray, _env: Any) -> np.ndarray:
-        actions, _, _ = policy.compute_actions(obs[None], explore=False, rng=rng)
-        return np.asarray(actions[0]).reshape(shape) if shape else actions[0]
-
-    return act
+    return PolicyActor(policy, env.action_space.shape or ())
 
 
 def controller_actor(controller: ControllerConfig, config: FlowsimConfig) -> Actor:
@@ -168,6 +134,24 @@ def controller_actor(controller: ControllerConfig, config: FlowsimConfig) -> Act
     return act
 
 
+@dataclass(frozen=True)
+class BaselineActor:
+    """Baseline ``name`` (one of :data:`BASELINES`) built on a runner for its env: the actor
+    factory of an evaluation play job. The env's own config says the human model, the
+    signal timing and the seed."""
+
+    name: str
+
+    def __call__(self, env: Any) -> Actor:
+        """The baseline's actor for ``env``."""
+        config = env.unwrapped.config
+        if self.name == "fixed_cycle":
+            return _cycle_actor(config, env)
+        if self.name == "human":
+            return controller_actor(human_controller(config), config)
+        return controller_actor(ControllerConfig(type=self.name), config)
+
+
 def human_controller(config: FlowsimConfig) -> ControllerConfig:
     """The controller of the config's first human group: the AV's model in the human baseline."""
     humans = [g for g in config.vehicles if g.controller.type not in ("rl", "sumo")]
@@ -180,7 +164,7 @@ def human_controller(config: FlowsimConfig) -> ControllerConfig:
 
 
 def summarise_episodes(episodes: list[dict[str, float]]) -> dict[str, float]:
-    """Means over :func:`run_episode` results of the return and the speed metrics (``mean_speed``,
+    """Means over :func:`episode_stats` results of the return and the speed metrics (``mean_speed``,
     ``speed_std``), the worst speed, the total collisions and, on rings, the equilibrium speed
     and ``speed_ratio``. Every evaluation of a driver reports these keys (the hierarchy's
     closed loop adds its own to them)."""
@@ -207,8 +191,13 @@ def evaluate(
     seed: int = 1000,
     baselines: tuple[str, ...] = ("human", "pi_saturation"),
     progress: Callable[[str], None] | None = None,
+    group: RunnerGroup | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``weights`` (if given) and each baseline on ``episodes`` episodes.
+
+    The episodes play on one in-process runner built from ``config`` (its env backend as
+    configured), or on ``group`` when given (a trainer's runners: the policy then plays on
+    them, and so does ``fixed_cycle``; the AV baselines still get their own runner).
 
     Baselines drive the AV through the same acceleration actions and limits, but at every SUMO
     step (``env.sims_per_step`` is set to 1 for them, over the same simulated time); their
@@ -230,44 +219,59 @@ def evaluate(
     baseline_config = apply_overrides(
         config, ["env.sims_per_step=1", f"env.horizon={config.env.horizon * repeat}"]
     )
-    candidates: list[tuple[str, Callable[[Any], Actor]]] = []
-    if weights is not None:
-        candidates.append(("policy", lambda env: policy_actor(weights, env, config.train.hidden)))
-    for name in baselines:
-        if name == "fixed_cycle":
-            candidates.append((name, lambda env: _cycle_actor(config, env)))
-            continue
-        controller = human_controller(config) if name == "human" else ControllerConfig(type=name)
-        candidates.append((name, lambda env, c=controller: controller_actor(c, config)))
+    names = (["policy"] if weights is not None else []) + list(baselines)
     results: dict[str, Any] = {"seeds": seeds, "baselines": {}}
     skipped = [b for b in requested if b not in baselines]
     if skipped:
         results["skipped_baselines"] = skipped  # not applicable to this env (see above)
-    for name, make_actor in candidates:
-        if progress is not None:
-            progress(name)
-        own_pace = name in ("policy", "fixed_cycle")  # act at the env's decision interval
-        summary = _evaluate_one(config if own_pace else baseline_config, make_actor, seeds)
-        if name == "policy":
-            results["policy"] = summary
-        else:
-            if not own_pace:
-                summary["mean_return"] /= repeat  # per agent step of the policy's env
-            results["baselines"][name] = summary
+    runners = _Runners(group)
+    try:
+        for name in names:
+            if progress is not None:
+                progress(name)
+            own_pace = name in ("policy", "fixed_cycle")  # act at the env's decision interval
+            played_config = config if own_pace else baseline_config
+            runner_group = runners.for_config(played_config, own_pace)
+            if name == "policy":
+                assert weights is not None
+                runner_group.set_weights(weights, version=0)
+                jobs = [EpisodeJob(s) for s in seeds]
+            else:
+                jobs = [EpisodeJob(s, actor=BaselineActor(name)) for s in seeds]
+            played = runner_group.play(jobs)
+            summary = summarise_episodes([episode_stats(r, played_config) for r in played])
+            if name == "policy":
+                results["policy"] = summary
+            else:
+                if not own_pace:
+                    summary["mean_return"] /= repeat  # per agent step of the policy's env
+                results["baselines"][name] = summary
+    finally:
+        runners.close()
     return results
 
 
-def _evaluate_one(
-    config: FlowsimConfig, make_actor: Callable[[Any], Actor], seeds: list[int]
-) -> dict[str, float]:
-    from flowsim.envs import make_env
+class _Runners:
+    """The runner group of the config being evaluated: the caller's for the policy's own
+    config, else one in-process runner (one at a time: libsumo runs one simulation per
+    process)."""
 
-    env = make_env(config)
-    try:
-        actor = make_actor(env)
-        return summarise_episodes([run_episode(env, actor, s) for s in seeds])
-    finally:
-        env.close()
+    def __init__(self, given: RunnerGroup | None) -> None:
+        self.given = given
+        self.current: tuple[FlowsimConfig, RunnerGroup] | None = None
+
+    def for_config(self, config: FlowsimConfig, own_pace: bool) -> RunnerGroup:
+        if own_pace and self.given is not None:
+            return self.given
+        if self.current is None or self.current[0] is not config:
+            self.close()
+            self.current = (config, make_runner_group(config, num_workers=0))
+        return self.current[1]
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current[1].close()
+            self.current = None
 
 
 def load_policy(run_dir: Path, checkpoint: str = "latest") -> tuple[FlowsimConfig, dict]:
@@ -294,26 +298,20 @@ def evaluate_run(
     baselines: tuple[str, ...] = ("human", "pi_saturation"),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a run directory's policy deterministically against the baselines.
+    """Evaluate a training run directory's policy deterministically against the baselines.
 
-    An imitation run (``flowsim imitate``) is also compared with its expert and its flat
-    cloning baseline (baselines ``expert`` and ``flat``).
+    An imitation run (``flowsim imitate``) is refused: its program drives through
+    :func:`flowsim.hierarchy.evaluate.evaluate_any_run`, which ``flowsim evaluate`` calls.
     """
     config, weights = load_policy(run_dir, checkpoint)
+    if weights.get("kind") == "hierarchy":
+        raise ConfigError(
+            f"{run_dir} is a `flowsim imitate` run: evaluate it with `flowsim evaluate` "
+            "(flowsim.hierarchy.evaluate.evaluate_any_run), which drives its program."
+        )
     if overrides:
         config = apply_overrides(config, overrides)
-    imitated: dict[str, Any] = {}
-    if weights.get("kind") == "hierarchy":
-        from flowsim.hierarchy.imitate import evaluate_imitation_run
-
-        if progress is not None:
-            progress("the program, its expert and the flat baseline")
-        imitated = evaluate_imitation_run(Path(run_dir), episodes, seed, checkpoint, overrides)
-        weights = None  # the program was driven above
     results = evaluate(config, weights, episodes, seed, baselines, progress)
-    if imitated:
-        results["policy"] = imitated["policy"]
-        results["baselines"] = {**imitated["baselines"], **results["baselines"]}
     results["run_dir"] = str(run_dir)
     results["checkpoint"] = checkpoint
     return results

@@ -1,24 +1,24 @@
-"""Demonstrations and closed-loop evaluation through the sampler's runners.
+"""Demonstrations and closed-loop driving through the runners' ``play``.
 
-The expert's call stacks are not part of the rollout contract (``runner.sample`` returns the
-numpy policy's batches, with no room for per-step stacks), so the hierarchy uses the runners'
-other entry point, ``group.evaluate(function)``: the function runs on each runner (in-process
-or in its Ray actor) against the runner's own env and returns plain data. No second rollout
-loop is started: episodes are played by
-:func:`flowsim.evaluation.evaluate.run_episode`, the loop that
-``flowsim evaluate`` uses, so expert, learned program and baselines are measured alike.
+Every episode is a play job (:class:`flowsim.distributed.EpisodeJob`) whose actor factory,
+:class:`DriverFactory`, builds the driver on the runner (in-process or in its Ray actor)
+against the runner's own env. No second rollout loop is started: the runner plays it with the
+episode loop ``flowsim evaluate`` uses, so expert, learned program and baselines are measured
+alike, and the driver hands back its demonstrations and AV figures when the episode ends
+(:meth:`HierarchicalDriver.finish_episode`).
 """
 
 from __future__ import annotations
 
-import functools
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from flowsim.config import FlowsimConfig
+from flowsim.distributed import EpisodeJob, RunnerGroup, make_runner_group
 from flowsim.hierarchy.demos import Demonstration
-from flowsim.hierarchy.driver import HierarchicalDriver
+from flowsim.hierarchy.driver import DrivenEpisode, HierarchicalDriver
 from flowsim.hierarchy.experts import expert_task
 from flowsim.hierarchy.experts.ring import RingLayout
 
@@ -73,36 +73,20 @@ def policy_driver(policy: dict[str, Any]) -> Any:
     return make_driver("program", policy["program"], expert=policy.get("expert", "ring"))
 
 
-def _play_share(
-    shares: list[list[int]],
-    kind: str,
-    state: dict[str, Any] | None,
-    record: bool,
-    expert: str,
-    noise: float,
-    runner: Any,
-) -> tuple[list[Demonstration], list[dict[str, float]]]:
-    """Runs on a runner: its share of the seeds, with the driver; demos if recorded."""
-    from flowsim.evaluation.evaluate import run_episode
+@dataclass(frozen=True)
+class DriverFactory:
+    """Builds a :func:`make_driver` driver on a runner (picklable: it travels in play jobs)."""
 
-    seeds = shares[runner.runner_index]
-    driver = make_driver(kind, state, record, expert, noise, seeds[0] if seeds else 0)
-    stats = []
-    for seed in seeds:
-        start, served = len(driver.av_speeds), len(driver.stops_served)
-        episode = run_episode(runner.envs[0], driver, seed)
-        episode["av_speed"] = float(np.mean(driver.av_speeds[start:]))
-        episode["lane_changes"] = float(np.sum(driver.lane_changes[start:]))
-        if driver.task.at_stop is not None:
-            assert driver.layout is not None
-            buses = len(driver.layout.av_slots)
-            episode["stops_served"] = float(np.sum(driver.stops_served[served:])) / buses
-        stats.append(episode)
-    driver.flush()
-    demos = driver.finished
-    for demo in demos:
-        demo.episode = seeds[demo.episode]  # the seed names the episode
-    return demos, stats
+    kind: str
+    state: dict[str, Any] | None
+    record: bool
+    expert: str
+    noise: float
+    seed: int
+
+    def __call__(self, _env: Any) -> HierarchicalDriver:
+        """A fresh driver for one episode."""
+        return make_driver(self.kind, self.state, self.record, self.expert, self.noise, self.seed)
 
 
 def play(
@@ -111,41 +95,49 @@ def play(
     kind: str = "expert",
     state: dict[str, Any] | None = None,
     record: bool = False,
-    group: Any = None,
+    group: RunnerGroup | None = None,
     expert: str = "ring",
     noise: float = 0.0,
 ) -> tuple[list[Demonstration], list[dict[str, float]]]:
     """Play one episode per seed with a driver of ``expert``'s task on the config's runners.
 
-    Returns the demonstrations (one per AV and episode, if ``record``) and each episode's
-    metrics (:func:`flowsim.evaluation.evaluate.run_episode`). A ``group`` given is reused (and left
-    open); otherwise one is made from ``config.sampler`` and closed. ``noise`` perturbs the
-    expert's executed accelerations (demonstrations that show recoveries).
+    Returns the demonstrations (one per AV and episode, if ``record``; ``episode`` is the seed)
+    and each episode's metrics (:func:`flowsim.evaluation.evaluate.episode_stats` plus
+    ``av_speed``, ``lane_changes`` and, with stops, ``stops_served``). A ``group`` given is
+    reused (and left open); otherwise one is made from ``config.sampler`` and closed.
+    ``noise`` perturbs the expert's executed accelerations (demonstrations that show
+    recoveries), drawn from a stream seeded by the episode's seed.
     """
-    from flowsim.distributed import make_runner_group
+    from flowsim.evaluation.evaluate import episode_stats
 
+    jobs = [
+        EpisodeJob(seed, actor=DriverFactory(kind, state, record, expert, noise, seed))
+        for seed in seeds
+    ]
     own = group is None
     group = group if group is not None else make_runner_group(config)
     try:
-        count = group.num_runners
-        shares = [seeds[k::count] for k in range(count)]
-        results = group.evaluate(
-            functools.partial(_play_share, shares, kind, state, record, expert, noise)
-        )
+        played = group.play(jobs)
     finally:
         if own:
             group.close()
-    demos = [d for part, _ in results for d in part]
-    stats = [s for _, part in results for s in part]
+    demos: list[Demonstration] = []
+    stats = []
+    for result in played:
+        driven: DrivenEpisode = result.actor_output
+        for demo in driven.demonstrations:
+            demo.episode = result.seed  # the seed names the episode
+            demos.append(demo)
+        stats.append({**episode_stats(result, config), **driven.metrics})
     demos.sort(key=lambda d: (d.episode, d.agent))
     return demos, stats
 
 
 def summarise(stats: list[dict[str, float]]) -> dict[str, float]:
     """:func:`flowsim.evaluation.evaluate.summarise_episodes` (return, ``mean_speed``,
-    ``speed_std``, worst speed, collisions, equilibrium speed on rings) plus the means over episodes of the
-    AVs' speed (``av_speed``, whole episode), the lane changes commanded and, when the driver
-    served stops, the stops served (``stops_served``, per AV and episode)."""
+    ``speed_std``, worst speed, collisions, equilibrium speed on rings) plus the means over
+    episodes of the AVs' speed (``av_speed``, whole episode), the lane changes commanded and,
+    when the driver served stops, the stops served (``stops_served``, per AV and episode)."""
     from flowsim.evaluation.evaluate import summarise_episodes
 
     if not stats:

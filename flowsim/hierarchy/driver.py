@@ -1,8 +1,9 @@
-"""Drivers built from procedures: one call stack per AV, an actor for the evaluation loop."""
+"""Drivers built from procedures: one call stack per AV, an actor for the runners' episodes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,19 @@ from flowsim.hierarchy.experts.task import ExpertTask
 from flowsim.hierarchy.procedures import CallStack, Procedure, Trace
 
 
+@dataclass
+class DrivenEpisode:
+    """What a driver hands back after an episode (:meth:`HierarchicalDriver.finish_episode`)."""
+
+    #: one per AV when the driver records, else none
+    demonstrations: list[Demonstration]
+    #: ``av_speed`` (mean AV speed, m/s), ``lane_changes`` (commanded) and, on a task with
+    #: stops, ``stops_served`` (per AV)
+    metrics: dict[str, float]
+
+
 class HierarchicalDriver:
-    """An actor for :func:`flowsim.evaluation.evaluate.run_episode`: one call stack per AV.
+    """An actor for :func:`flowsim.distributed.play.play_episode`: one call stack per AV.
 
     ``task`` (default: the ring expert's) turns observations into features and, where it has
     stops, counts the stops served. ``noise`` (m/s²) perturbs the accelerations sent to the
@@ -56,6 +68,8 @@ class HierarchicalDriver:
         #: every step's stops served (all AVs; with a task that has stops)
         self.stops_served: list[int] = []
         self._standing = np.zeros(0, dtype=np.int64)
+        #: where the current episode starts in the per-step lists and in ``finished``
+        self._since = (0, 0, 0, 0)
 
     def _start(self, env: Any) -> None:
         self.flush()
@@ -81,6 +95,27 @@ class HierarchicalDriver:
                 )
             self.episodes += 1
         self.traces = []
+
+    def finish_episode(self) -> DrivenEpisode:
+        """The episode's demonstrations (if recorded) and AV figures; the next starts afresh."""
+        self.flush()
+        speeds, lanes, stops, demos = self._since
+        metrics = {
+            "av_speed": float(np.mean(self.av_speeds[speeds:])),
+            "lane_changes": float(np.sum(self.lane_changes[lanes:])),
+        }
+        if self.task.at_stop is not None:
+            assert self.layout is not None
+            served = float(np.sum(self.stops_served[stops:]))
+            metrics["stops_served"] = served / len(self.layout.av_slots)
+        episode = DrivenEpisode(self.finished[demos:], metrics)
+        self._since = (
+            len(self.av_speeds),
+            len(self.lane_changes),
+            len(self.stops_served),
+            len(self.finished),
+        )
+        return episode
 
     def __call__(self, obs: np.ndarray, env: Any) -> np.ndarray:
         """The env action: every AV's acceleration, then (with lane changes) its lane-change

@@ -1,7 +1,7 @@
 """``flowsim replay``: one episode of a trained policy, or of the uncontrolled scenario.
 
-The episode runs through the same env, actors and metrics as ``flowsim evaluate``
-(:func:`flowsim.evaluation.evaluate.run_episode`), on one seed, in one of two ways:
+The episode runs through the same env, actors, episode loop and metrics as ``flowsim evaluate``
+(:func:`flowsim.distributed.play.play_episode`), on one seed, in one of two ways:
 
 - headless: SUMO's FCD output (position and speed of every vehicle at every step) and emission
   output, plus ``replay.json`` (mean speed, speed std, collisions, the route for time-space
@@ -30,14 +30,15 @@ from typing import Any
 
 from flowsim import jsonout
 from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, load_config
+from flowsim.distributed.play import play_episode
 from flowsim.errors import ConfigError, FlowsimError, SimulationCrashed
 from flowsim.evaluation.evaluate import (
     BASELINES,
     controller_actor,
+    episode_stats,
     human_controller,
     load_policy,
     policy_actor,
-    run_episode,
 )
 
 __all__ = [
@@ -190,6 +191,10 @@ def episode_config(
 def _make_actor(source: ReplaySource, driver: str, env: Any) -> Callable:
     if driver == "policy":
         assert source.weights is not None
+        if source.weights.get("kind") == "hierarchy":  # a `flowsim imitate` program
+            from flowsim.hierarchy.collect import policy_driver
+
+            return policy_driver(source.weights)
         return policy_actor(source.weights, env, tuple(source.config.train.hidden))
     if driver == "human":  # the AVs drive like the largest human group, as in evaluate
         controller = human_controller(source.config)
@@ -381,7 +386,8 @@ def _play(
             f"replaying ({driver})", config.env.horizon, enabled=show_progress
         ) as advance:
             actor = _make_actor(source, driver, env)
-            metrics = run_episode(_Watched(env, after_reset, after_step), actor, seed)
+            played = play_episode(_Watched(env, after_reset, after_step), actor, seed)
+            metrics = episode_stats(played, config)
         end_time = kernel.time
         if shooter is not None:
             shooter.flush()

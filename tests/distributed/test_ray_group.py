@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from flowsim.config import FlowsimConfig, apply_overrides
-from flowsim.distributed import Batch, LocalRunnerGroup, MLPPolicy, RayRunnerGroup
+from flowsim.distributed import Batch, EpisodeJob, LocalRunnerGroup, RayRunnerGroup
 from flowsim.distributed.batch import EPISODE_FIELDS, STEP_FIELDS
 from flowsim.errors import ConfigError
+from flowsim.policies.numpy_mlp import MLPPolicy
+from flowsim.policies.spec import PolicySpec
 
 SHORT = ["env.warmup_steps=10", "env.horizon=150"]
 
@@ -51,19 +53,23 @@ def test_ray_and_local_give_the_same_rollouts(
 def test_weights_are_broadcast_with_their_version(local_ray) -> None:
     group = RayRunnerGroup(_config(), 2)
     try:
-        weights = MLPPolicy(3, 1).initial_weights(seed=5)
+        weights = MLPPolicy(PolicySpec(obs_dim=3, act_dim=1)).initial_weights(seed=5)
         weights["pi.2.bias"] = np.array([0.5])
         group.set_weights(weights, version=7)
         batch = group.sample(num_steps=20, explore=False)
         assert batch.policy_version == 7
         # Greedy actions are the broadcast policy's output for each observation.
-        reference = MLPPolicy(3, 1)
+        reference = MLPPolicy(PolicySpec(obs_dim=3, act_dim=1))
         reference.set_weights(weights)
         expected, _, _ = reference.compute_actions(batch.obs, False, np.random.default_rng())
         assert np.allclose(batch.actions, expected, atol=1e-5)
-        assert group.evaluate(lambda runner: runner.policy_version) == [7, 7]
+        played = group.play([EpisodeJob(seed=1, max_steps=1), EpisodeJob(seed=2, max_steps=1)])
+        assert [result.policy_version for result in played] == [7, 7]
+        assert sorted(result.runner_index for result in played) == [0, 1]
         with pytest.raises(ValueError, match="refused the weights"):
-            group.set_weights(MLPPolicy(5, 1).initial_weights(0), version=8)
+            group.set_weights(
+                MLPPolicy(PolicySpec(obs_dim=5, act_dim=1)).initial_weights(0), version=8
+            )
     finally:
         group.close()
 
@@ -98,27 +104,26 @@ def test_runner_killed_mid_sampling_is_replaced_and_batch_is_full(local_ray) -> 
         group.close()
 
 
-def test_runner_killed_during_async_sampling_rejoins(local_ray) -> None:
+def test_runner_killed_between_plays_is_replaced_and_rejoins(local_ray) -> None:
     import ray
 
     group = RayRunnerGroup(_config(), 2)
     try:
-        stream = group.sample_async(num_steps=200)
-        next(stream)
+        jobs = [EpisodeJob(seed=seed, max_steps=30) for seed in range(4)]
+        before = group.play(jobs)
         ray.kill(group.actor(1))
-        pids: set[int] = set()
-        for _ in range(200):
-            pids.add(next(stream).metrics["pid"])
-            if group.runner_restarts == 1 and len(pids) >= 2:
-                break
-        stream.close()
+        after = group.play(jobs)  # runner 1's block finds it dead and plays elsewhere
+        assert [r.job_index for r in after] == [0, 1, 2, 3] and group.runner_restarts == 1
+        assert [r.episode_return for r in after] == [r.episode_return for r in before]
+        pids = {described["pid"] for described in group.describe()}  # waits for the new one
         assert group.runner_restarts == 1 and len(pids) >= 2
+        again = group.play(jobs)
+        assert {r.runner_index for r in again} == {0, 1}
     finally:
         group.close()
 
 
 def test_runner_that_cannot_start_says_why(local_ray) -> None:
-    from flowsim.distributed import PolicySpec
     from flowsim.errors import FlowsimError
 
     group = RayRunnerGroup(_config(), 1, PolicySpec(kind="categorical_mlp"))
@@ -144,19 +149,17 @@ def test_sumo_killed_inside_a_runner_is_restarted(local_ray) -> None:
         group.close()
 
 
-def test_async_sampling_yields_versioned_batches(local_ray) -> None:
+def test_played_episodes_carry_the_version_and_spread_over_runners(local_ray) -> None:
     group = RayRunnerGroup(_config(), 2)
     try:
-        group.set_weights(MLPPolicy(3, 1).initial_weights(seed=1), version=3)
-        stream = group.sample_async(num_steps=30)
+        group.set_weights(
+            MLPPolicy(PolicySpec(obs_dim=3, act_dim=1)).initial_weights(seed=1), version=3
+        )
+        played = group.play([EpisodeJob(seed=seed, max_steps=30) for seed in range(4)])
         seen: set[int] = set()
-        for _ in range(200):  # a fast runner may deliver several batches before a slow one
-            batch = next(stream)
-            assert len(batch) == 30 and batch.policy_version == 3
-            seen.add(batch.metrics["runner_index"])
-            if seen == {0, 1}:
-                break
-        stream.close()
+        for result in played:
+            assert result.length == 30 and result.policy_version == 3
+            seen.add(result.runner_index)
         assert seen == {0, 1}
     finally:
         group.close()

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from flowsim.config import FlowsimConfig, apply_overrides
-from flowsim.distributed import Batch, EnvRunner, LocalRunnerGroup, MLPPolicy, PolicySpec
+from flowsim.distributed import Batch, EnvRunner, EpisodeJob, LocalRunnerGroup
+from flowsim.policies.numpy_mlp import MLPPolicy
+from flowsim.policies.spec import PolicySpec
 
 SHORT = ["env.warmup_steps=10", "env.horizon=150"]
 
@@ -45,7 +47,7 @@ def test_episodes_continue_across_calls(runner: EnvRunner) -> None:
 
 def test_weights_change_actions_and_version(runner: EnvRunner) -> None:
     greedy = runner.sample(num_steps=5, explore=False)
-    policy = MLPPolicy(3, 1, seed=1)
+    policy = MLPPolicy(PolicySpec(obs_dim=3, act_dim=1), seed=1)
     weights = policy.initial_weights(seed=9)
     weights["pi.2.bias"] = np.array([0.7])
     runner.set_weights(weights, version=4)
@@ -76,8 +78,34 @@ def test_crashed_simulation_is_restarted_and_batch_stays_full(runner: EnvRunner)
     assert batch.episode_lengths[0] == 20 + 29  # 20 steps in the first call, 29 before the crash
 
 
-def test_evaluate_runs_a_function_on_the_runner(runner: EnvRunner) -> None:
-    assert runner.evaluate(lambda r: (r.runner_index, r.seed)) == (0, 3)
+def test_play_runs_seeded_episodes_on_the_runner(runner: EnvRunner) -> None:
+    first, again, short = runner.play(
+        [EpisodeJob(seed=4), EpisodeJob(seed=4, record=True), EpisodeJob(seed=5, max_steps=20)]
+    )
+    assert (first.runner_index, runner.seed) == (0, 3)
+    assert first.length == again.length == 150 and short.length == 20
+    assert first.episode_return == again.episode_return and first.metrics == again.metrics
+    assert again.steps is not None and again.steps["obs"].shape == (150, 3)
+    assert np.isclose(again.steps["rewards"].sum(), again.episode_return)
+    assert np.allclose(again.obs_sum, again.steps["obs"].sum(axis=0))
+    assert first.steps is None and first.metrics["ring_length"] > 0
+
+
+def test_sampling_after_play_continues_its_own_seed_stream() -> None:
+    config = apply_overrides(FlowsimConfig(), [*SHORT, "sim.backend=traci"])
+    plain, interrupted = EnvRunner(config, seed=3), EnvRunner(config, seed=3)
+    try:
+        expected = [plain.sample(num_steps=150, explore=False) for _ in range(3)]
+        got = [interrupted.sample(num_steps=150, explore=False)]
+        interrupted.play([EpisodeJob(seed=11, max_steps=5)])
+        got.append(interrupted.sample(num_steps=150, explore=False))
+    finally:
+        plain.close()
+        interrupted.close()
+    assert np.array_equal(got[0].obs, expected[0].obs)
+    # The episode the play cut short is gone; the next one has the seed it would have had,
+    # not one drawn after the played episode's seed.
+    assert np.array_equal(got[1].obs, expected[2].obs)
 
 
 def test_local_group_merges_runners_in_order() -> None:

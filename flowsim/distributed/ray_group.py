@@ -1,102 +1,37 @@
-"""Runner groups: many EnvRunners behind one interface, in-process or on Ray actors."""
+"""Runner actors on Ray: one EnvRunner per actor, dead ones replaced, their work redone."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from flowsim.config import FlowsimConfig
 from flowsim.distributed.batch import Batch
-from flowsim.distributed.policy import PolicySpec
-from flowsim.distributed.runner import EnvRunner
+from flowsim.distributed.play import EpisodeJob, EpisodeResult, blocks
+from flowsim.distributed.runner import EnvRunner, runner_seed
 from flowsim.errors import ConfigError, FlowsimError
+from flowsim.policies.spec import PolicySpec
+
+if TYPE_CHECKING:
+    import gymnasium
 
 logger = logging.getLogger(__name__)
 
-#: Seeds of replacement runners move by this much per generation, so a replacement does not
-#: replay the episodes its predecessor already delivered.
-GENERATION_SEED_STRIDE = 100_003
-
-
-def runner_seed(base_seed: int, runner_index: int, generation: int = 0) -> int:
-    """Seed of runner ``runner_index``: ``base_seed + runner_index`` (plus a generation shift)."""
-    return base_seed + runner_index + GENERATION_SEED_STRIDE * generation
-
-
-class LocalRunnerGroup:
-    """Runners in this process, stepped one after another: the debugging path.
-
-    Same contract and, for the same seeds and runner count, the same rollouts as
-    :class:`RayRunnerGroup`. Several local runners need ``sim.backend: traci`` (libsumo runs one
-    simulation per process).
-    """
-
-    def __init__(
-        self,
-        config: FlowsimConfig,
-        num_runners: int = 1,
-        policy_spec: PolicySpec | None = None,
-        base_seed: int | None = None,
-    ) -> None:
-        if num_runners > 1 and config.sim.backend == "libsumo":
-            raise ConfigError(
-                f"{num_runners} in-process runners need sim.backend: traci (libsumo runs one "
-                "simulation per process); or set sampler.num_workers to use Ray processes."
-            )
-        seed = config.sim.seed if base_seed is None else base_seed
-        self.runners = [
-            EnvRunner(config, i, runner_seed(seed, i), policy_spec, policy_seed=seed)
-            for i in range(num_runners)
-        ]
-
-    @property
-    def num_runners(self) -> int:
-        """Number of runners."""
-        return len(self.runners)
-
-    def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
-        """Give every runner new policy weights."""
-        for runner in self.runners:
-            runner.set_weights(weights, version)
-
-    def sample(
-        self,
-        num_steps: int | None = None,
-        num_episodes: int | None = None,
-        explore: bool = True,
-    ) -> Batch:
-        """``num_steps`` transitions (or ``num_episodes`` episodes) from every runner, merged."""
-        return Batch.concat(
-            [runner.sample(num_steps, num_episodes, explore) for runner in self.runners]
-        )
-
-    def evaluate(self, function: Callable[[EnvRunner], Any]) -> list[Any]:
-        """``function(runner)`` on every runner, in runner order."""
-        return [runner.evaluate(function) for runner in self.runners]
-
-    def describe(self) -> list[dict[str, Any]]:
-        """Where each runner lives."""
-        return [runner.describe() for runner in self.runners]
-
-    def close(self) -> None:
-        """Close every runner's envs."""
-        for runner in self.runners:
-            runner.close()
-
 
 class RayRunnerGroup:
-    """``num_runners`` EnvRunner actors on Ray, one CPU each by default.
+    """``num_runners`` EnvRunner actors on Ray, one CPU each by default: a
+    :class:`~flowsim.distributed.RunnerGroup`.
 
     Weights go to the object store once per update (``ray.put``) and every runner reads the
-    same copy. ``sample`` hands each runner slot its share and collects with ``ray.wait``; a
-    runner that dies (its actor killed, its node gone) or hangs past the timeout is replaced,
-    and its share is sampled again by a live runner, so the batch keeps its size and no
-    transition is counted twice. A replacement joins once Ray has placed it; until then the
-    survivors take its share.
+    same copy. ``sample`` and ``play`` hand each runner slot its share and collect with
+    ``ray.wait``; a runner that dies (its actor killed, its node gone) or hangs past the
+    timeout is replaced, and its share is sampled (played) again by a live runner, so the batch
+    keeps its size and no transition is counted twice. A replacement joins once Ray has placed
+    it; until then the survivors take its share.
     """
 
     def __init__(
@@ -125,7 +60,8 @@ class RayRunnerGroup:
                     "sampler.allow_oversubscription: true."
                 )
         self.config = config
-        self.policy_spec = policy_spec
+        self._policy_spec = policy_spec
+        self._spaces: tuple[Any, Any, PolicySpec] | None = None
         self.base_seed = config.sim.seed if base_seed is None else base_seed
         wanted = dict(sampler.resources_per_worker)
         cpus, gpus = wanted.pop("CPU", 1.0), wanted.pop("GPU", 0.0)
@@ -144,7 +80,7 @@ class RayRunnerGroup:
         seed = runner_seed(self.base_seed, index, self._generation[index])
         # Every runner starts from the same policy (seeded by the group), explores on its own.
         return self._actor_class.remote(
-            self.config, index, seed, self.policy_spec, policy_seed=self.base_seed
+            self.config, index, seed, self._policy_spec, policy_seed=self.base_seed
         )
 
     def _replace(self, index: int, reason: str) -> None:
@@ -215,6 +151,38 @@ class RayRunnerGroup:
     def num_runners(self) -> int:
         """Number of runner slots (live or being replaced)."""
         return len(self._actors)
+
+    def _env_spaces(self, timeout_s: float = 600.0) -> tuple[Any, Any, PolicySpec]:
+        """(observation space, action space, policy spec), asked of one runner once."""
+        while self._spaces is None:
+            live = self._live_runners(wait_s=timeout_s)
+            if not live:
+                raise FlowsimError(f"no runner could be placed within {timeout_s:g} s.")
+            answers = self._gather({live[0]: self._actors[live[0]].spaces.remote()})
+            if answers:
+                self._spaces = answers[0]
+        return self._spaces
+
+    @property
+    def observation_space(self) -> gymnasium.Space:
+        """The env's observation space, as runner 0 (or the first live one) reports it."""
+        return self._env_spaces()[0]
+
+    @property
+    def action_space(self) -> gymnasium.Space:
+        """The env's action space, as the runners report it."""
+        return self._env_spaces()[1]
+
+    @property
+    def policy_spec(self) -> PolicySpec:
+        """The network the runners evaluate (built for the action space and ``train.hidden``)."""
+        return self._env_spaces()[2]
+
+    def share(self, value: Any) -> Any:
+        """``value`` in the object store (one copy; each runner fetches it when first used)."""
+        import ray
+
+        return ray.put(value)
 
     # -- the contract ---------------------------------------------------------------------
     def set_weights(self, weights: dict[str, np.ndarray], version: int) -> None:
@@ -301,61 +269,66 @@ class RayRunnerGroup:
         results.sort(key=lambda item: (item[0], item[1]))
         return Batch.concat([batch for _, _, batch in results])
 
-    def sample_async(
-        self, num_steps: int, explore: bool = True, timeout_s: float = 600.0
-    ) -> Iterator[Batch]:
-        """Batches of ``num_steps`` as each runner finishes; the runner starts again at once.
+    def play(
+        self, jobs: Sequence[EpisodeJob], drop_lost: bool = False, timeout_s: float = 600.0
+    ) -> list[EpisodeResult]:
+        """Each job's episode, in job order; runner slot ``k`` plays the ``k``-th block.
 
-        Each batch carries the policy version it was sampled with: a learner consuming this
-        stream may be a version or two ahead of the runners (asynchronous sampling). Runners
-        that die are replaced and rejoin the stream once placed. Tasks still running when the
-        stream is closed finish on their own; their batches are dropped.
+        A slot whose runner is not placed yet hands its block to a live runner; a runner that
+        dies meanwhile is replaced and its block played again elsewhere. With ``drop_lost``,
+        the blocks of slots without a live runner are left out instead (each result's
+        ``job_index`` tells which came back).
         """
         import ray
 
-        pending: dict[Any, tuple[int, Any]] = {}
+        jobs = list(jobs)
+        if not jobs:
+            return []
+        if not self._live_runners(wait_s=timeout_s):
+            raise FlowsimError(f"no runner could be placed within {timeout_s:g} s.")
+        pending: dict[Any, tuple[int, range, Any]] = {}
+        submitted = 0
 
-        def launch(runner: int) -> None:
+        def submit(slot: int, block: range) -> None:
+            nonlocal submitted
+            live = self._live_runners()
+            if drop_lost and slot not in live:
+                return
+            live = live or self._live_runners(wait_s=timeout_s)
+            if not live:
+                raise FlowsimError(f"no runner alive to play on within {timeout_s:g} s.")
+            runner = slot if slot in live else live[submitted % len(live)]
             actor = self._actors[runner]
-            pending[actor.sample.remote(num_steps, None, explore)] = (runner, actor)
+            pending[actor.play.remote([jobs[i] for i in block])] = (runner, block, actor)
+            submitted += 1
 
-        for runner in self._live_runners(wait_s=timeout_s):
-            launch(runner)
-        joining: dict[Any, int] = {}
-        while pending or joining:
-            ready, _ = ray.wait([*pending, *joining], num_returns=1, timeout=timeout_s)
+        for slot, block in enumerate(blocks(len(jobs), self.num_runners)):
+            if block:
+                submit(slot, block)
+        results: dict[int, EpisodeResult] = {}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout_s)
             if not ready:
-                raise FlowsimError(f"no runner returned a batch within {timeout_s:g} s.")
-            ref = ready[0]
-            if ref in joining:  # a replacement answered its ping: it joins the stream
-                runner = joining.pop(ref)
-                self._check_ping(runner)
-                if self._ready[runner] is True:
-                    launch(runner)
-                else:
-                    joining[self._ready[runner]] = runner
-                continue
-            runner, actor = pending.pop(ref)
+                stuck = sorted({runner for runner, _, _ in pending.values()})
+                for runner in stuck:  # hung runners will not answer later calls either
+                    self._ready[runner] = None
+                    self._replace(runner, f"no answer within {timeout_s:g} s")
+                raise FlowsimError(
+                    f"runner(s) {stuck} played no episode within {timeout_s:g} s; replaced them."
+                )
+            runner, block, actor = pending.pop(ready[0])
             try:
-                batch = ray.get(ref)
+                played = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
-                if self._actors[runner] is actor:
+                if self._actors[runner] is actor:  # a late failure of an old actor is ignored
                     self._ready[runner] = None
                     self._replace(runner, type(error).__name__)
-                joining[self._ready[runner]] = runner
+                submit(runner, block)
                 continue
-            launch(runner)
-            yield batch
-        raise FlowsimError("every runner died and none could be replaced.")
-
-    def evaluate(self, function: Callable[[EnvRunner], Any], timeout_s: float = 600.0) -> list[Any]:
-        """``function(runner)`` on every runner, in runner order (waits for them to start).
-
-        A runner that dies meanwhile is replaced and left out of the answers: callers that
-        need every share (ES) see which runners answered.
-        """
-        live = self._live_runners(wait_s=timeout_s, want_all=True)
-        return self._gather({i: self._actors[i].evaluate.remote(function) for i in live})
+            for index, result in zip(block, played, strict=True):
+                result.job_index = index
+                results[index] = result
+        return [results[index] for index in sorted(results)]
 
     def describe(self, timeout_s: float = 600.0) -> list[dict[str, Any]]:
         """Where each runner lives (process, host, Ray node, SUMO processes).
@@ -395,14 +368,3 @@ class RayRunnerGroup:
         for actor in self._actors:
             with contextlib.suppress(Exception):  # it may be gone already
                 ray.kill(actor, no_restart=True)
-
-
-RunnerGroup = LocalRunnerGroup | RayRunnerGroup
-
-
-def make_runner_group(config: FlowsimConfig, policy_spec: PolicySpec | None = None) -> RunnerGroup:
-    """The group ``sampler.num_workers`` asks for: in-process for 0, Ray actors otherwise."""
-    workers = config.sampler.num_workers
-    if workers == 0:
-        return LocalRunnerGroup(config, 1, policy_spec)
-    return RayRunnerGroup(config, workers, policy_spec)
