@@ -127,10 +127,10 @@ class MLPPolicy:
             self._std = np.exp(self._log_std)
             self._logp_constant = self._log_std.sum() + 0.5 * self.act_dim * math.log(2 * math.pi)
 
-    def compute_actions(
-        self, obs: np.ndarray, explore: bool, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sampled (or greedy) actions with their log-probabilities and value estimates."""
+    def forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The action head's outputs (Gaussian means, or logits in the spec's layout) and the
+        value estimates for a batch of raw observations (normalised here when the weights
+        carry ``obs_mean`` and ``obs_std``)."""
         x = np.asarray(obs).reshape(len(obs), -1)
         if self._obs_mean is not None:
             clip = self.spec.obs_clip
@@ -140,7 +140,13 @@ class MLPPolicy:
             x = activation(x @ weight_t + bias)
         weight_t, bias = self._fused[-1]
         out = x @ weight_t + bias
-        head, values = out[:, :-1], out[:, -1]
+        return out[:, :-1], out[:, -1]
+
+    def compute_actions(
+        self, obs: np.ndarray, explore: bool, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sampled (or greedy) actions with their log-probabilities and value estimates."""
+        head, values = self.forward(obs)
         if self.discrete:
             actions, logp = self._categorical(head, explore, rng)
             return actions, logp, values
