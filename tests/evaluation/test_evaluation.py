@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from flowsim.config import apply_overrides, load_config
-from flowsim.evaluation.evaluate import controller_actor, evaluate, run_episode
+from flowsim.distributed import EpisodeJob, make_runner_group
+from flowsim.distributed.play import Actor
+from flowsim.evaluation.evaluate import controller_actor, episode_stats, evaluate
 from flowsim.runs.training import train
 from flowsim.testing import run_cli as _flowsim
 
@@ -36,16 +38,17 @@ def test_pi_saturation_dissolves_the_wave_that_humans_form() -> None:
 
 
 def test_same_seed_same_episode() -> None:
-    from flowsim.envs import make_env
-
     config = apply_overrides(load_config(RING), ["env.horizon=300"])
-    env = make_env(config)
+    group = make_runner_group(config, num_workers=0)
+
+    def actor(env: object) -> Actor:
+        return controller_actor(config.vehicles[0].controller, config)
+
     try:
-        actor = controller_actor(config.vehicles[0].controller, config)
-        first, second = run_episode(env, actor, 3), run_episode(env, actor, 3)
-        other = run_episode(env, actor, 4)
+        played = group.play([EpisodeJob(seed, actor=actor) for seed in (3, 3, 4)])
     finally:
-        env.close()
+        group.close()
+    first, second, other = (episode_stats(result, config) for result in played)
     assert first == second
     assert first != other
 

@@ -12,9 +12,9 @@ import pytest
 
 from flowsim.config.imitation import ImitationConfig
 from flowsim.errors import ConfigError
-from flowsim.evaluation.evaluate import evaluate_run
 from flowsim.hierarchy.collect import play
 from flowsim.hierarchy.demos import load_demonstrations
+from flowsim.hierarchy.evaluate import evaluate_any_run
 from flowsim.hierarchy.experts.ring import CHANGE_LANE, FEATURES, ring_spec
 from flowsim.hierarchy.imitate import evaluate_imitation_run, imitate, load_imitation
 from flowsim.hierarchy.neural import ProgramSpec
@@ -86,7 +86,7 @@ def test_imitate_writes_a_run_directory(tmp_path: Path) -> None:
     _, again = load_imitation(folder / "config.yaml")
     assert again.epochs == 20
     # `flowsim evaluate` shows the program beside its expert, flat cloning and AV baselines.
-    table = evaluate_run(folder, episodes=1, baselines=("human",))
+    table = evaluate_any_run(folder, episodes=1, baselines=("human",))
     assert list(table["baselines"]) == ["expert", "flat", "human"]
     assert table["policy"]["mean_return"] == evaluated["policy"]["mean_return"]
     # `flowsim replay` drives the program headless and writes the SUMO outputs.
