@@ -121,12 +121,14 @@ class EnvRunner:
         self.seed = seed
         self.envs = [make_env(config) for _ in range(config.sampler.envs_per_worker)]
         first = self.envs[0]
-        self.policy_spec = policy_spec or PolicySpec.for_spaces(
+        spec = policy_spec or PolicySpec.for_spaces(
             first.observation_space,
             first.action_space,
             tuple(config.train.hidden),
             init_log_std=config.train.init_log_std,
         )
+        # completed from the env, so group.policy_spec always has the network's sizes
+        self.policy_spec = spec.fit(first.observation_space, first.action_space)
         self.policy = build_policy(
             self.policy_spec,
             first.observation_space,

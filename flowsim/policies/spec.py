@@ -224,7 +224,9 @@ class PolicySpec:
 
     def layer_sizes(self, head: Head) -> list[int]:
         """Widths from the input to the output of network ``head`` (``pi`` or ``vf``)."""
-        if self.kind == "constant" or self.obs_dim is None or self.act_dim is None:
+        if self.kind == "constant":
+            raise ValueError("a constant policy has no network")
+        if self.obs_dim is None or self.act_dim is None:
             raise ValueError(
                 f"a {self.kind} spec without obs_dim and act_dim has no network; build it with "
                 "PolicySpec.for_spaces or complete it with spec.fit(observation_space, "

@@ -172,7 +172,12 @@ def make_trainer(config: FlowsimConfig, iteration: int = 0) -> tuple[Any, Any]:
     probe = make_env(config)  # spaces only: a flowsim env starts SUMO at reset, not here
     observation_space, action_space = probe.observation_space, probe.action_space
     probe.close()
-    spec = PolicySpec.for_spaces(observation_space, action_space, tuple(config.train.hidden))
+    spec = PolicySpec.for_spaces(
+        observation_space,
+        action_space,
+        tuple(config.train.hidden),
+        init_log_std=config.train.init_log_std,
+    )
     seed = sampler_seed(config.train.seed, iteration)
     workers = config.sampler.num_workers
     if workers == 0:
