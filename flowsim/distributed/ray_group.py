@@ -74,6 +74,8 @@ class RayRunnerGroup:
         self._weights: tuple[Any, int] | None = None
         self.runner_restarts = 0
         self._replacements: list[str] = []
+        #: slots replaced since the last ``play`` (their blocks are lost with ``drop_lost``)
+        self._lost_since_play: set[int] = set()
 
     # -- actors ---------------------------------------------------------------------------
     def _spawn(self, index: int) -> Any:
@@ -101,6 +103,7 @@ class RayRunnerGroup:
             ray.kill(self._actors[index], no_restart=True)
         self.runner_restarts += 1
         self._replacements.append(f"runner {index}: {reason}")
+        self._lost_since_play.add(index)
         self._generation[index] += 1
         self._actors[index] = self._spawn(index)
         if self._weights is not None:
@@ -128,6 +131,16 @@ class RayRunnerGroup:
             self._replace(index, type(error).__name__)
             return
         self._ready[index] = True
+
+    def _wait_for_placement(self, slots: set[int], timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for the runners of ``slots`` that are still starting."""
+        import ray
+
+        pending = {self._ready[i]: i for i in slots if self._ready[i] is not True}
+        if pending:
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=timeout_s)
+            for ref in done:
+                self._check_ping(pending[ref])
 
     def _live_runners(self, wait_s: float = 0.0, want_all: bool = False) -> list[int]:
         """Runners that Ray has placed and that answer.
@@ -276,14 +289,28 @@ class RayRunnerGroup:
 
         A slot whose runner is not placed yet hands its block to a live runner; a runner that
         dies meanwhile is replaced and its block played again elsewhere. With ``drop_lost``,
-        the blocks of slots without a live runner are left out instead (each result's
-        ``job_index`` tells which came back).
+        the blocks of runners lost since the previous ``play`` (found dead by ``set_weights``,
+        say) or during this one are left out instead (each result's ``job_index`` tells which
+        came back), and replacements started before it are waited for, so one lost runner
+        costs one call its share.
         """
-        import ray
-
         jobs = list(jobs)
         if not jobs:
             return []
+        try:
+            return self._play(jobs, drop_lost, timeout_s)
+        finally:
+            self._lost_since_play.clear()
+
+    def _play(
+        self, jobs: list[EpisodeJob], drop_lost: bool, timeout_s: float
+    ) -> list[EpisodeResult]:
+        import ray
+
+        if drop_lost:
+            self._wait_for_placement(
+                set(range(self.num_runners)) - self._lost_since_play, timeout_s
+            )
         if not self._live_runners(wait_s=timeout_s):
             raise FlowsimError(f"no runner could be placed within {timeout_s:g} s.")
         pending: dict[Any, tuple[int, range, Any]] = {}

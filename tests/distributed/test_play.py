@@ -94,7 +94,8 @@ def test_a_lost_runner_jobs_are_replayed_or_dropped(local_ray) -> None:
         dropped = group.play(jobs, drop_lost=True)  # runner 0's block (jobs 0, 1) is left out
         assert [r.job_index for r in dropped] == [2, 3] and group.runner_restarts == 1
         assert [r.episode_return for r in dropped] == [r.episode_return for r in expected[2:]]
-        group.describe()  # waits for the replacement
+        again = group.play(jobs, drop_lost=True)  # waits for the replacement started above
+        assert [r.job_index for r in again] == [0, 1, 2, 3] and group.runner_restarts == 1
         ray.kill(group.actor(1))
         replayed = group.play(jobs)  # runner 1's block is played again by runner 0
         assert [r.episode_return for r in replayed] == [r.episode_return for r in expected]
