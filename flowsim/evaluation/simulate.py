@@ -10,6 +10,7 @@ import numpy as np
 from flowsim.config import FlowsimConfig, VehicleGroup
 from flowsim.controllers import CONTROLLERS, FollowingState, make_controller
 from flowsim.controllers.car_following import IDM
+from flowsim.errors import ConfigError
 from flowsim.scenarios.base import ScenarioInstance
 from flowsim.scenarios.open import edge_speeds
 from flowsim.sim.simulation import Simulation
@@ -83,6 +84,8 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
     Flow's grid benchmark metric, minus the sum over steps of ``dt`` times the vehicles' mean
     normalised slowdown ``(v_top - v) / v_top`` (``v_top``: the network's highest speed limit).
     """
+    if steps < 1:
+        raise ConfigError(f"--steps {steps}: give a positive number of steps, e.g. 3000.")
     simulation = Simulation(config, rl_as_human=True)
     started = time.perf_counter()
     try:

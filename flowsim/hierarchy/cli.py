@@ -1,8 +1,7 @@
-"""``flowsim imitate`` and ``flowsim bench imitate``: parsers and handlers for flowsim.cli.
+"""``flowsim imitate`` and ``flowsim bench imitate``: parsers and handlers, added by flowsim.cli.
 
-``flowsim/cli.py`` wires them with two calls in ``build_parser``::
+``flowsim/cli/__init__.py`` and ``flowsim/cli/bench.py`` wire them with one call each::
 
-    from flowsim.hierarchy.cli import add_bench_parser, add_imitate_parser
     add_imitate_parser(commands)
     add_bench_parser(bench_kinds)
 """
@@ -13,19 +12,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from flowsim import jsonout
+from flowsim.cli.common import add_bench_output, add_json, add_set, print_json
 from flowsim.errors import ConfigError
 
-
-def _add_set(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a value, e.g. --set imitation.strong_demos=3 (repeatable)",
-    )
+_SET_HELP = "override a value, e.g. --set imitation.strong_demos=3 (repeatable)"
 
 
 def add_imitate_parser(commands: Any) -> argparse.ArgumentParser:
@@ -34,9 +24,9 @@ def add_imitate_parser(commands: Any) -> argparse.ArgumentParser:
         "imitate", help="learn hierarchical procedures from expert demonstrations"
     )
     parser.add_argument("config", type=Path, help="experiment YAML with an imitation: section")
-    _add_set(parser)
+    add_set(parser, _SET_HELP)
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder for run directories")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json(parser)
     parser.set_defaults(handler=cmd_imitate)
     return parser
 
@@ -47,7 +37,7 @@ def add_bench_parser(bench_kinds: Any) -> argparse.ArgumentParser:
         "imitate", help="data efficiency: hierarchical imitation vs flat behaviour cloning"
     )
     parser.add_argument("--config", type=Path, required=True, help="experiment YAML")
-    _add_set(parser)
+    add_set(parser, _SET_HELP)
     parser.add_argument(
         "--counts", default="1,3,10,30", help="strong demonstrations per point (default 1,3,10,30)"
     )
@@ -59,10 +49,7 @@ def add_bench_parser(bench_kinds: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="also fit N episodes without call stacks and score procedure recovery (default 0)",
     )
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument(
-        "--results", default="benchmarks/results", help="folder for the JSON result file"
-    )
+    add_bench_output(parser)
     parser.set_defaults(handler=cmd_bench_imitate)
     return parser
 
@@ -78,7 +65,7 @@ def cmd_imitate(args: argparse.Namespace) -> int:
     with console.status("imitating") as status:
         run = imitate(config, imitation, out=args.out, report=status.update)
     if args.json:
-        print(jsonout.dumps({"run": str(run.directory), **run.summary}), file=args.json_stream)
+        print_json(args, {"run": str(run.directory), **run.summary})
         return 0
     loop = run.summary.get("closed_loop", {})
     console.print(f"imitated into {run.directory}")
@@ -120,7 +107,7 @@ def cmd_bench_imitate(args: argparse.Namespace) -> int:
             weak_demos=args.weak,
         )
     if args.json:
-        print(jsonout.dumps(result), file=args.json_stream)
+        print_json(args, result)
         return 0
     Console(width=max(Console().width, 120)).print(curve_table(result))
     for level, reached in result["threshold"].items():

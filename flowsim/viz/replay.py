@@ -44,6 +44,7 @@ from flowsim.evaluation.evaluate import (
 __all__ = [
     "DRIVERS",
     "ReplaySource",
+    "check_replay_settings",
     "default_driver",
     "default_replay_folder",
     "display_problem",
@@ -164,6 +165,17 @@ def display_problem() -> str | None:
     if os.environ.get("DISPLAY"):
         return None
     return "--gui needs a display and DISPLAY is not set: " + _NO_DISPLAY
+
+
+def check_replay_settings(
+    frame_size: tuple[int, int] = (800, 800), delay_ms: float = 100.0
+) -> None:
+    """Refuse a sumo-gui delay below 0 ms or screenshots under 16 pixels a side."""
+    if delay_ms < 0:
+        raise ConfigError(f"--delay {delay_ms}: give milliseconds per step, 0 or more.")
+    if min(frame_size) < 16:
+        width, height = frame_size
+        raise ConfigError(f"--frame-size {width}x{height}: give WIDTHxHEIGHT pixels, e.g. 800x800.")
 
 
 def episode_config(
@@ -447,6 +459,7 @@ def replay(
     """
     from flowsim.viz.timespace import Route
 
+    check_replay_settings(frame_size, delay_ms)
     screenshots = frames is not None or gif is not None
     driver = _check_request(source, driver, gui, screenshots, frame_every)
     config = episode_config(source.config, driver, steps, gui)

@@ -1,0 +1,224 @@
+"""``flowsim bench``: env, sampler, train and faults here; ``bench tune`` and ``bench imitate``
+come from their packages (``flowsim/tune/cli.py``, ``flowsim/hierarchy/cli.py``).
+
+Every kind writes its JSON result under ``--results`` (:func:`report_bench`) and shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from flowsim.cli.common import add_bench_output, add_config, report_bench, results_folder, stderr
+from flowsim.errors import ConfigError
+from flowsim.hierarchy.cli import add_bench_parser as add_bench_imitate_parser
+from flowsim.tune.cli import add_bench_parser as add_bench_tune_parser
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``bench KIND`` with its kinds."""
+    bench = commands.add_parser("bench", help="speed benchmarks")
+    kinds = bench.add_subparsers(dest="kind", required=True)
+
+    env = kinds.add_parser("env", help="raw sumo vs the env on libsumo and TraCI")
+    add_config(env, positional=False)
+    env.add_argument("--steps", type=int, default=5000, help="env steps timed (libsumo)")
+    add_bench_output(env)
+    env.set_defaults(handler=cmd_bench_env)
+
+    sampler = kinds.add_parser(
+        "sampler", help="sampler throughput: in-process, 1 Ray worker, all cores"
+    )
+    add_config(sampler, positional=False)
+    sampler.add_argument("--steps", type=int, default=2000, help="steps per runner per call")
+    sampler.add_argument(
+        "--trajectories", type=int, default=144, help="episodes timed on all cores (default 144)"
+    )
+    add_bench_output(sampler)
+    sampler.set_defaults(handler=cmd_bench_sampler)
+
+    train = kinds.add_parser(
+        "train", help="time to dissolve the ring's wave: PPO, TRPO and ES against baselines"
+    )
+    add_config(train, positional=False)
+    train.add_argument("--algos", default="ppo,trpo,es", help="comma-separated trainers")
+    train.add_argument(
+        "--budget-s", type=float, default=900.0, help="training seconds per algorithm"
+    )
+    train.add_argument("--eval-every", type=int, default=5, help="iterations between evaluations")
+    train.add_argument("--episodes", type=int, default=3, help="episodes per evaluation")
+    train.add_argument(
+        "--final-episodes", type=int, default=5, help="episodes of the final evaluation"
+    )
+    train.add_argument(
+        "--out", type=Path, default=Path("runs/bench"), help="folder for the run directories"
+    )
+    add_bench_output(train)
+    train.set_defaults(handler=cmd_bench_train)
+
+    add_bench_tune_parser(kinds)
+    add_bench_imitate_parser(kinds)
+
+    faults = kinds.add_parser(
+        "faults", help="inject every kind of fault; count recoveries and anything lost"
+    )
+    add_config(faults, positional=False)
+    faults.add_argument(
+        "--soak-s", type=float, default=60.0, help="seconds of sampling under random faults"
+    )
+    faults.add_argument("--fuzz-examples", type=int, default=500, help="fuzzed config files loaded")
+    faults.add_argument("--seed", type=int, default=0, help="seed of faults and fuzzing")
+    faults.add_argument(
+        "--out", type=Path, default=Path("runs/bench"), help="folder for the runs it makes"
+    )
+    add_bench_output(faults)
+    faults.set_defaults(handler=cmd_bench_faults)
+
+
+def cmd_bench_env(args: argparse.Namespace) -> int:
+    """``flowsim bench env``."""
+    from flowsim.bench.env import bench_env
+    from flowsim.config import load_config
+
+    if args.steps < 100:
+        raise ConfigError(f"--steps {args.steps}: use at least 100 steps, e.g. 5000.")
+    results = results_folder(args)
+    config = load_config(args.config, args.overrides)
+    with stderr.status("benchmarking") as status:
+        result = bench_env(config, steps=args.steps, report=lambda phase: status.update(phase))
+    return report_bench(args, result, results)
+
+
+def cmd_bench_sampler(args: argparse.Namespace) -> int:
+    """``flowsim bench sampler``."""
+    from flowsim.bench.sampler import bench_sampler
+    from flowsim.config import load_config
+
+    results = results_folder(args)
+    if args.steps < 100:
+        raise ConfigError(f"--steps {args.steps}: use at least 100 steps per runner, e.g. 2000.")
+    if args.trajectories < 1:
+        raise ConfigError(f"--trajectories {args.trajectories}: give at least 1, e.g. 144.")
+    config = load_config(args.config, args.overrides)
+    with stderr.status("benchmarking the sampler") as status:
+        result = bench_sampler(
+            config,
+            steps=args.steps,
+            trajectories=args.trajectories,
+            report=lambda phase: status.update(phase),
+        )
+    return report_bench(args, result, results)
+
+
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    """``flowsim bench train``: a table of drivers, their final figures and time to target."""
+    from flowsim.algos.base import TRAINERS
+    from flowsim.bench.train import bench_train
+    from flowsim.config import load_config
+
+    results = results_folder(args)
+    algos = tuple(a.strip() for a in args.algos.split(",") if a.strip())
+    unknown = [a for a in algos if a not in TRAINERS]
+    if not algos or unknown:
+        raise ConfigError(f"--algos {args.algos}: choose from {', '.join(TRAINERS)}, e.g. ppo,es.")
+    if args.budget_s <= 0 or args.eval_every < 1 or args.episodes < 1:
+        raise ConfigError("--budget-s, --eval-every and --episodes must be positive.")
+    config = load_config(args.config, args.overrides)
+    with stderr.status("benchmarking training") as status:
+        result = bench_train(
+            config,
+            algos=algos,
+            budget_s=args.budget_s,
+            eval_every=args.eval_every,
+            episodes=args.episodes,
+            final_episodes=args.final_episodes,
+            out=args.out,
+            report=lambda phase: status.update(phase),
+        )
+    return report_bench(args, result, results, show=_show_train)
+
+
+def _show_train(result: dict[str, Any]) -> None:
+    """``bench train`` as a table: baselines, then each trainer's final figures."""
+    table = Table(title=f"bench train {result['config']}", header_style="bold")
+    for column in ("driver", "speed / equilibrium", "speed std", "collisions", "to target"):
+        table.add_column(column, justify="left" if column == "driver" else "right")
+    for name, entry in result["baselines"].items():
+        table.add_row(
+            name,
+            f"{entry['speed_ratio']:.3f}",
+            f"{entry['speed_std']:.2f}",
+            str(entry["collisions"]),
+            "",
+        )
+    for name, entry in result["algos"].items():
+        final = entry["final"]
+        to_target = entry["wall_s_to_target"]
+        table.add_row(
+            name,
+            f"{final['speed_ratio']:.3f}",
+            f"{final['speed_std']:.2f}",
+            str(final["collisions"]),
+            "not reached"
+            if to_target is None
+            else f"{to_target:.0f} s, {entry['env_steps_to_target']:,} steps",
+        )
+    Console().print(table)
+    stderr.print(f"written to {result['written_to']}")
+
+
+def cmd_bench_faults(args: argparse.Namespace) -> int:
+    """``flowsim bench faults``."""
+    from flowsim.bench.faults import bench_faults
+    from flowsim.config import load_config
+
+    results = results_folder(args)
+    if args.soak_s <= 0 or args.fuzz_examples < 1:
+        raise ConfigError("--soak-s and --fuzz-examples must be positive, e.g. --soak-s 60.")
+    config = load_config(args.config, args.overrides)
+    with stderr.status("injecting faults") as status:
+        result = bench_faults(
+            config,
+            out=args.out,
+            soak_s=args.soak_s,
+            fuzz_examples=args.fuzz_examples,
+            seed=args.seed,
+            report=lambda phase: status.update(phase),
+        )
+    return report_bench(args, result, results, show=_show_faults)
+
+
+def _show_faults(result: dict[str, Any]) -> None:
+    """``bench faults`` as a table: each fault kind, then the soak and the config fuzzing."""
+    table = Table(title="bench faults", header_style="bold")
+    for column in ("fault", "injected", "recovered", "batches lost", "iterations lost", "logged"):
+        table.add_column(column, justify="left" if column == "fault" else "right")
+    labels = {
+        "trainer_killed_and_resumed": "trainer SIGKILL + resume",
+        "disk_full_at_checkpoint": "disk full (checkpoint)",
+        "checkpoint_truncated": "checkpoint truncated",
+        "sumo_killed_in_training": "SUMO killed (training)",
+        "soak_sumo_killed": "SUMO killed (soak)",
+        "soak_runner_killed": "runner killed (soak)",
+    }
+    for kind, row in result["faults"].items():
+        cells = [row.get(key) for key in ("batches_lost", "iterations_lost", "events_logged")]
+        table.add_row(
+            labels.get(kind, kind),
+            str(row["injected"]),
+            str(row["recovered"]),
+            *("-" if cell is None else str(cell) for cell in cells),
+        )
+    Console().print(table)
+    fuzz, soaked = result["config_fuzz"], result["soak"]
+    Console().print(
+        f"soak: {soaked['batches_delivered']} full batches in {soaked['duration_s']:.0f} s, "
+        f"{soaked['batches_lost']} lost, {soaked['injected_total']} faults survived\n"
+        f"config fuzz: {fuzz['examples']} files, {fuzz['loaded']} loaded, "
+        f"{fuzz['refused']} refused with a message, {fuzz['tracebacks']} tracebacks\n"
+        f"written to {result['written_to']}"
+    )
