@@ -52,6 +52,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is None and args.config is None:
         raise ConfigError("flowsim train needs a CONFIG.yaml, or --resume RUN_DIR.")
     if args.resume is not None:
+        if args.overrides:  # never dropped in silence
+            raise ConfigError(
+                "--set with --resume is not supported yet: the run continues with its own "
+                f"config.yaml ({args.resume / 'config.yaml'})."
+            )
         run = train(None, resume=args.resume, show_progress=True)
     else:
         config = load_config(args.config, args.overrides)
@@ -73,13 +78,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``flowsim evaluate``: the policy and its baselines, metrics as rows (or JSON)."""
-    from flowsim.evaluation.evaluate import evaluate_run
+    from flowsim.hierarchy.evaluate import evaluate_any_run
 
-    if args.episodes < 1:
-        raise ConfigError(f"--episodes {args.episodes}: give at least 1 episode, e.g. 5.")
     baselines = tuple(b for b in args.baselines.split(",") if b) if args.baselines else ()
     with stderr.status("evaluating") as status:
-        result = evaluate_run(
+        result = evaluate_any_run(
             args.run_dir,
             episodes=args.episodes,
             seed=args.seed,

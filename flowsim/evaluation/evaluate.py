@@ -207,6 +207,8 @@ def evaluate(
     ``mean_return``, ``mean_speed``, ``speed_std``, ``min_speed``, ``collisions`` and, on rings,
     ``equilibrium_speed`` and ``speed_ratio`` (mean speed over equilibrium speed).
     """
+    if episodes < 1:
+        raise ConfigError(f"--episodes {episodes}: give at least 1 episode, e.g. 5.")
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}.")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flowsim.config import apply_overrides
+from flowsim.errors import ConfigError
 
 
 def evaluate_any_run(
@@ -32,6 +33,8 @@ def evaluate_any_run(
     from flowsim.evaluation.evaluate import evaluate, evaluate_run, load_policy
     from flowsim.hierarchy.imitate import evaluate_imitation_run
 
+    if episodes < 1:  # before any episode of the program (evaluate() checks it too)
+        raise ConfigError(f"--episodes {episodes}: give at least 1 episode, e.g. 5.")
     config, weights = load_policy(run_dir, checkpoint)
     if weights.get("kind") != "hierarchy":
         return evaluate_run(run_dir, episodes, seed, checkpoint, overrides, baselines, progress)
