@@ -19,8 +19,8 @@ from flowsim.algos.common import (
     learner_state,
     load_learner_state,
 )
-from flowsim.config import FlowsimConfig
-from flowsim.policies.spec import PolicySpec
+from flowsim.config import FlowsimConfig, TrainConfig
+from flowsim.distributed.base import RunnerGroup
 from flowsim.policies.torch import ActorCritic
 
 
@@ -29,22 +29,20 @@ class PPOTrainer:
 
     Args:
         config: the experiment; ``config.train`` holds the hyper-parameters.
-        group: a runner group built with :meth:`PolicySpec.for_spaces` for these spaces.
-        observation_space, action_space: the env's spaces.
+        group: the runners it samples from; their ``policy_spec`` is the network it learns.
     """
 
-    def __init__(
-        self, config: FlowsimConfig, group: Any, observation_space: Any, action_space: Any
-    ) -> None:
+    #: Columns of progress.csv beyond the shared ones: none, PPO's are the shared ones.
+    EXTRA_METRICS: tuple[str, ...] = ()
+
+    def __init__(self, config: FlowsimConfig, group: RunnerGroup) -> None:
         train = config.train
         self.config, self.train, self.group = config, train, group
         torch.manual_seed(train.seed)
-        obs_dim = int(np.prod(observation_space.shape))
-        spec = PolicySpec.for_spaces(
-            observation_space, action_space, tuple(train.hidden), init_log_std=train.init_log_std
-        )
-        self.model = ActorCritic(spec)
+        obs_dim = int(np.prod(group.observation_space.shape))
+        self.model = ActorCritic(group.policy_spec)  # the network the runners evaluate
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, eps=1e-5)
+        self.set_learning_rates(train)
         self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
         self.rng = np.random.default_rng(train.seed)
         self.iteration = 0
@@ -57,7 +55,7 @@ class PPOTrainer:
     def train_iteration(self) -> dict[str, float]:
         """Sample one batch and update the policy; return the iteration's metrics."""
         started = time.perf_counter()
-        self.group.set_weights(self.model.export(self.normalizer), self.iteration)
+        self.group.set_weights(self.export_policy(), self.iteration)
         batch = self.group.sample(num_steps=self.steps_per_call)
         sample_s = time.perf_counter() - started
 
@@ -91,9 +89,9 @@ class PPOTrainer:
         old_values: np.ndarray,
     ) -> dict[str, float]:
         train = self.train
-        if train.lr_schedule == "linear":
+        if self.lr_schedule == "linear":
             for group in self.optimizer.param_groups:
-                group["lr"] = train.lr * max(1.0 - self.iteration / train.iterations, 0.0)
+                group["lr"] = self.lr * max(1.0 - self.iteration / train.iterations, 0.0)
         obs_t = torch.as_tensor(obs)
         actions_t = self.model.action_tensor(actions)
         old_logp_t = torch.as_tensor(old_logp, dtype=torch.float32)
@@ -144,6 +142,18 @@ class PPOTrainer:
             if train.target_kl is not None and np.mean(epoch_kl) > train.target_kl:
                 break  # KL early stop
         return {key: value / max(updates, 1) for key, value in stats.items()}
+
+    # -- the Trainer protocol's other half ------------------------------------------------
+    def set_learning_rates(self, train: TrainConfig) -> None:
+        """Adam's step size from now on: ``train.lr`` with ``train.lr_schedule`` (a restored
+        optimiser state carries the step size it was saved with)."""
+        self.lr, self.lr_schedule = train.lr, train.lr_schedule
+        for group in self.optimizer.param_groups:
+            group["lr"] = train.lr
+
+    def export_policy(self) -> dict[str, np.ndarray]:
+        """The current policy (and observation statistics) in the runners' numpy layout."""
+        return self.model.export(self.normalizer)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

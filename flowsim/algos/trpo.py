@@ -24,8 +24,8 @@ from flowsim.algos.common import (
     learner_state,
     load_learner_state,
 )
-from flowsim.config import FlowsimConfig
-from flowsim.policies.spec import PolicySpec
+from flowsim.config import FlowsimConfig, TrainConfig
+from flowsim.distributed.base import RunnerGroup
 from flowsim.policies.torch import ActorCritic
 
 
@@ -98,24 +98,18 @@ class TRPOTrainer:
     Args:
         config: the experiment; ``config.train`` holds the hyper-parameters and
             ``config.train.trpo`` the trust region and value-function settings.
-        group: a runner group built with :meth:`PolicySpec.for_spaces` for these spaces.
-        observation_space, action_space: the env's spaces.
+        group: the runners it samples from; their ``policy_spec`` is the network it learns.
     """
 
     #: Columns of progress.csv beyond the shared ones.
     EXTRA_METRICS = ("line_search_failed", "line_search_steps")
 
-    def __init__(
-        self, config: FlowsimConfig, group: Any, observation_space: Any, action_space: Any
-    ) -> None:
+    def __init__(self, config: FlowsimConfig, group: RunnerGroup) -> None:
         train = config.train
         self.config, self.train, self.trpo, self.group = config, train, train.trpo, group
         torch.manual_seed(train.seed)
-        obs_dim = int(np.prod(observation_space.shape))
-        spec = PolicySpec.for_spaces(
-            observation_space, action_space, tuple(train.hidden), init_log_std=train.init_log_std
-        )
-        self.model = ActorCritic(spec)
+        obs_dim = int(np.prod(group.observation_space.shape))
+        self.model = ActorCritic(group.policy_spec)  # the network the runners evaluate
         # the policy: its network and, for a Gaussian, the shared log std
         self.policy_params = list(self.model.pi.parameters())
         if self.model.log_std is not None:
@@ -139,7 +133,7 @@ class TRPOTrainer:
         policy kept its parameters) and ``line_search_steps`` (step sizes tried).
         """
         started = time.perf_counter()
-        self.group.set_weights(self.model.export(self.normalizer), self.iteration)
+        self.group.set_weights(self.export_policy(), self.iteration)
         batch = self.group.sample(num_steps=self.steps_per_call)
         sample_s = time.perf_counter() - started
 
@@ -257,6 +251,18 @@ class TRPOTrainer:
                 total += value_loss.item()
                 updates += 1
         return total / max(updates, 1)
+
+    # -- the Trainer protocol's other half ------------------------------------------------
+    def set_learning_rates(self, train: TrainConfig) -> None:
+        """The value function's Adam step size from now on: ``train.trpo.vf_lr`` (a restored
+        optimiser state carries the step size it was saved with; the policy step is sized by
+        the trust region, not a learning rate)."""
+        for group in self.value_optimizer.param_groups:
+            group["lr"] = train.trpo.vf_lr
+
+    def export_policy(self) -> dict[str, np.ndarray]:
+        """The current policy (and observation statistics) in the runners' numpy layout."""
+        return self.model.export(self.normalizer)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -51,7 +51,7 @@ class _TargetTracker:
         last = iteration >= self.config.train.iterations or train_s >= self.budget_s
         if iteration % self.eval_every == 0 or last:
             started = time.perf_counter()
-            policy = trainer.model.export(trainer.normalizer)
+            policy = trainer.export_policy()
             # On the trainer's own runners: no second simulation in this process.
             metrics = evaluate(
                 self.config, policy, self.episodes, self.seed, baselines=(), group=trainer.group
@@ -111,7 +111,7 @@ def bench_train(
         report(f"{algo}: final evaluation on {final_episodes} episodes")
         final = evaluate(
             algo_config,
-            run.trainer.model.export(run.trainer.normalizer),
+            run.trainer.export_policy(),
             final_episodes,
             seed,
             baselines=(),

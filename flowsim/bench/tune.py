@@ -59,8 +59,8 @@ def bench_tune(
     from flowsim.bench.results import machine_description
     from flowsim.distributed.cluster import init_ray
     from flowsim.tune.progress import TrialTimer
+    from flowsim.tune.reporter import read_trial_record
     from flowsim.tune.run import check_tune, run_tune
-    from flowsim.tune.trainable import read_trial_record
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -278,7 +278,7 @@ class _Runners:
 
 def load_policy(run_dir: Path, checkpoint: str = "latest") -> tuple[FlowsimConfig, dict]:
     """The config and exported policy weights of a run (``latest`` or ``best`` checkpoint)."""
-    from flowsim.runs.training import load_checkpoint
+    from flowsim.runs.directory import RunDirectory
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -287,7 +287,7 @@ def load_policy(run_dir: Path, checkpoint: str = "latest") -> tuple[FlowsimConfi
             "`flowsim train`."
         )
     config = load_config(run_dir / "config.yaml")
-    state, _ = load_checkpoint(run_dir, checkpoint)
+    state, _ = RunDirectory(run_dir).load_checkpoint(checkpoint)
     return config, state["policy"]
 
 

@@ -23,12 +23,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from flowsim import jsonout
 from flowsim.config import FlowsimConfig, apply_overrides, parse_config
 from flowsim.config.imitation import ImitationConfig
 from flowsim.errors import ConfigError
-from flowsim.runs.checkpoints import save_checkpoint
-from flowsim.runs.training import new_run_directory, write_progress
+from flowsim.runs.directory import RunDirectory
 
 PROGRESS_COLUMNS = ("epoch", "wall_s", "loss", "strong_nll", "weak_nll")
 #: Shares of the expert's score at which ``bench imitate`` reports the demonstrations needed.
@@ -124,7 +122,8 @@ def imitate(
     torch.set_num_threads(1)
     check_expert_config(config, expert_task(imitation.expert))
     config = _with_section(config, imitation)
-    directory = new_run_directory(config, out)
+    run_dir = RunDirectory.create(config, out)
+    directory = run_dir.path
     started = time.perf_counter()
 
     train_seeds, held_seeds, eval_seeds = _seeds(imitation)
@@ -162,7 +161,7 @@ def imitate(
     if imitation.baseline:
         flat = FlatPolicy(spec, seed=imitation.seed)
         fit_flat(flat, train, epochs=imitation.epochs, lr=imitation.lr)
-    write_progress(directory / "progress.csv", rows, PROGRESS_COLUMNS)
+    run_dir.write_progress(rows, PROGRESS_COLUMNS)
     state = {
         "kind": "hierarchy",
         "program": program.state(),
@@ -174,8 +173,7 @@ def imitate(
         "expert": task.name,
         "features": list(task.features),
     }
-    save_checkpoint(state, directory / "checkpoints" / f"checkpoint-{imitation.epochs:06d}.pt")
-    save_checkpoint(state, directory / "checkpoints" / "best.pt")
+    run_dir.save_checkpoint(state, imitation.epochs, keep=1, best=True)
 
     summary: dict[str, Any] = {
         "train_demos": len(train),
@@ -199,7 +197,7 @@ def imitate(
         say(f"closed loop: {len(eval_seeds)} episodes each")
         summary["closed_loop"] = closed_loop(config, program.state(), flat, eval_seeds, task.name)
     summary["wall_s"] = time.perf_counter() - started
-    (directory / "summary.json").write_text(jsonout.dumps(summary) + "\n")
+    run_dir.write_summary(summary)
     return ImitationRun(directory, summary, rows)
 
 
@@ -274,9 +272,7 @@ def versus_expert(entry: dict[str, Any], expert: dict[str, Any]) -> dict[str, An
 
 def load_hierarchy_state(run_dir: Path, checkpoint: str) -> tuple[dict[str, Any], Path]:
     """The checkpoint (``latest`` or ``best``) of a ``flowsim imitate`` run and its path."""
-    from flowsim.runs.training import load_checkpoint
-
-    state, path = load_checkpoint(Path(run_dir), checkpoint)
+    state, path = RunDirectory(run_dir).load_checkpoint(checkpoint)
     if state.get("kind") != "hierarchy":
         raise ConfigError(f"{path} is not a flowsim imitate checkpoint (no kind: hierarchy).")
     return state, path

@@ -14,7 +14,8 @@ from typing import Any
 from flowsim.config import FlowsimConfig, dump_config, load_config
 from flowsim.config.tune import TuneConfig
 from flowsim.errors import ConfigError
-from flowsim.tune.trainable import RUN_FOLDER, read_trial_record, trial_config
+from flowsim.tune.reporter import read_trial_record
+from flowsim.tune.trainable import RUN_FOLDER, trial_config
 
 __all__ = [
     "BEST_CONFIG_FILE",

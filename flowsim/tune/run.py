@@ -66,15 +66,12 @@ class TuneRun:
 
 def reported_metrics(algos: set[str]) -> tuple[str, ...]:
     """The ``progress.csv`` columns every trainer in ``algos`` reports (and Tune receives)."""
-    import importlib
-
-    from flowsim.runs.training import PROGRESS_COLUMNS, TRAINERS
+    from flowsim.algos.base import trainer_class
+    from flowsim.runs.loop import PROGRESS_COLUMNS
 
     common: list[str] | None = None
     for algo in sorted(algos):
-        module, name = TRAINERS[algo]
-        trainer = getattr(importlib.import_module(module), name)
-        columns = [*PROGRESS_COLUMNS, *getattr(trainer, "EXTRA_METRICS", ())]
+        columns = [*PROGRESS_COLUMNS, *trainer_class(algo).EXTRA_METRICS]
         common = columns if common is None else [c for c in common if c in columns]
     return tuple(common or PROGRESS_COLUMNS)
 
@@ -315,23 +312,59 @@ def resume_tune(
     address: str | None = None,
     show_progress: bool = False,
     plots: bool = True,
+    overrides: list[str] | None = None,
 ) -> TuneRun:
     """Continue an interrupted tuning run: unfinished and failed trials go on from their
-    last checkpoints (Ray Tune's ``Tuner.restore``), finished ones are kept."""
+    last checkpoints (Ray Tune's ``Tuner.restore``), finished ones are kept.
+
+    ``overrides`` (``key=value``) change what a resume may change
+    (:func:`flowsim.runs.resume.resume_config`), for every trial from now on, and
+    ``tune_config.yaml`` is updated; ``train.iterations``, ``sampler.num_workers`` and
+    ``sampler.resources_per_worker``, the keys of ``tune.search_space`` and the ``tune``
+    section itself are refused (Ray Tune restores its trials, their resources and its
+    scheduler as they were saved).
+    """
     from ray import tune
+
+    from flowsim.runs.resume import resume_config
 
     tune_dir = Path(tune_dir)
     config = load_tune_config(tune_dir)
-    if address is not None:
-        config = config.model_copy(
-            update={"sampler": config.sampler.model_copy(update={"address": address})}
-        )
     if not (tune_dir / "tuner.pkl").is_file():
         raise ConfigError(
             f"--resume {tune_dir}: Ray Tune saved no state there yet (no tuner.pkl); start "
             f"it again with `flowsim tune {tune_dir / TUNE_CONFIG_FILE}`."
         )
+    changes: list[str] = []
+    if overrides:
+        settings = _settings(config, str(tune_dir / TUNE_CONFIG_FILE))
+        sized = (
+            "each trial's placement group was sized for its runners and Ray Tune restores "
+            "trials with their resources; start a new tuning run instead"
+        )
+        refused = {
+            "train.iterations": "finished trials stay finished and the scheduler keeps its "
+            "horizon; extend one trial with `flowsim train --resume TRIAL/run --set "
+            "train.iterations=N`, or start a new tuning run",
+            "sampler.num_workers": sized,
+            "sampler.resources_per_worker": sized,
+            **{
+                key: "tune.search_space gives every trial its own value"
+                for key in settings.search_space
+            },
+        }
+        config, changes = resume_config(
+            config, overrides, 0, str(tune_dir), command="flowsim tune", refused=refused
+        )
+    saved = config  # --address is for this session only
+    if address is not None:
+        config = config.model_copy(
+            update={"sampler": config.sampler.model_copy(update={"address": address})}
+        )
     combinations = check_tune(config, source=str(tune_dir / TUNE_CONFIG_FILE))
+    if changes:  # the tuning directory tells what its trials now do
+        (tune_dir / TUNE_CONFIG_FILE).write_text(dump_config(saved))
+        logging.getLogger(__name__).info("resuming %s with %s", tune_dir, ", ".join(changes))
     _start_ray(config, combinations)
     tuner = tune.Tuner.restore(
         str(tune_dir.resolve()),

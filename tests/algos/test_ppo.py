@@ -16,7 +16,8 @@ import pytest
 
 from flowsim.config import apply_overrides, load_config
 from flowsim.evaluation.evaluate import evaluate
-from flowsim.runs.training import PROGRESS_COLUMNS, train
+from flowsim.runs.loop import PROGRESS_COLUMNS
+from flowsim.runs.training import train
 from flowsim.testing import run_cli as _flowsim
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
 def test_ppo_solves_cartpole(tmp_path: Path) -> None:
     run = train(load_config(CARTPOLE), out=tmp_path)  # 200 iterations, 51,200 env steps
     assert run.trainer.env_steps <= 100_000
-    weights = run.trainer.model.export(run.trainer.normalizer)
+    weights = run.trainer.export_policy()
     greedy = evaluate(run.trainer.config, weights, episodes=10, seed=123, baselines=())["policy"]
     assert greedy["mean_return"] >= 475
 
@@ -41,7 +42,7 @@ def test_ppo_solves_cartpole(tmp_path: Path) -> None:
 def test_ppo_swings_up_pendulum(tmp_path: Path) -> None:
     run = train(load_config(ROOT / "scenarios" / "pendulum.yaml"), out=tmp_path)
     assert run.trainer.env_steps <= 500_000
-    weights = run.trainer.model.export(run.trainer.normalizer)
+    weights = run.trainer.export_policy()
     greedy = evaluate(run.trainer.config, weights, episodes=10, seed=123, baselines=())["policy"]
     assert greedy["mean_return"] >= -400
 

@@ -31,7 +31,7 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
 def test_trpo_solves_cartpole(tmp_path: Path) -> None:
     run = train(load_config(CARTPOLE_TRPO), out=tmp_path)  # 60 iterations, 61,440 env steps
     assert run.trainer.env_steps <= 100_000
-    weights = run.trainer.model.export(run.trainer.normalizer)
+    weights = run.trainer.export_policy()
     greedy = evaluate(run.trainer.config, weights, episodes=10, seed=123, baselines=())["policy"]
     assert greedy["mean_return"] >= 475
 

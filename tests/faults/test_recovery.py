@@ -28,8 +28,9 @@ import pytest
 from flowsim.bench.faults import full_disk, kill_process, truncate
 from flowsim.config import FlowsimConfig, apply_overrides, dump_config
 from flowsim.errors import FlowsimError
+from flowsim.runs.directory import RunDirectory
 from flowsim.runs.events import FAULT_COLUMNS, read_events
-from flowsim.runs.training import load_latest_checkpoint, train
+from flowsim.runs.training import train
 from flowsim.testing import ROOT, run_cli
 
 #: Steps per runner and iteration: small, so each test trains a few iterations in seconds.
@@ -146,7 +147,7 @@ def test_trainer_sigkilled_mid_iteration_resumes_without_gap_or_duplicate(
         process.wait()
         process.stderr.close()
     (run_dir,) = list(out.iterdir())
-    _, newest = load_latest_checkpoint(run_dir)
+    _, newest = RunDirectory(run_dir).latest_checkpoint()
     done = int(newest.stem.split("-")[1])
     assert 3 <= done < 8
     resumed = subprocess.run(
@@ -185,7 +186,7 @@ def test_checkpoint_write_failing_on_a_full_disk_is_skipped(tmp_path: Path) -> N
     assert not list(folder.glob("*.tmp"))  # no half-written staging file left
     names = sorted(p.name for p in folder.glob("checkpoint-*.pt"))
     assert names == ["checkpoint-000005.pt", "checkpoint-000006.pt"]
-    state, _ = load_latest_checkpoint(run.directory)
+    state, _ = RunDirectory(run.directory).latest_checkpoint()
     assert [int(r["iteration"]) for r in state["rows"]] == list(range(1, 7))
 
 
@@ -270,7 +271,7 @@ def test_a_real_full_filesystem_is_survived(tmp_path: Path) -> None:
         rows = _assert_complete(run.directory, 6, FRAGMENT)
         assert int(float(rows[-1]["write_failures"])) >= 2
         assert not list((run.directory / "checkpoints").glob("*.tmp"))
-        state, path = load_latest_checkpoint(run.directory)
+        state, path = RunDirectory(run.directory).latest_checkpoint()
         assert path.name == "checkpoint-000006.pt" and len(state["rows"]) == 6
         assert _kinds(run.directory).get("write_failed", 0) >= 2
     finally:

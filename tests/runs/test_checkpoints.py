@@ -11,7 +11,8 @@ import torch
 from flowsim.config import load_config
 from flowsim.errors import ConfigError
 from flowsim.runs.checkpoints import read_checkpoint, save_checkpoint
-from flowsim.runs.training import load_checkpoint, train
+from flowsim.runs.directory import RunDirectory
+from flowsim.runs.training import train
 from flowsim.testing import ROOT, run_cli
 
 
@@ -50,7 +51,7 @@ def test_pickled_code_is_refused_not_run(tmp_path: Path, capsys: pytest.CaptureF
 def test_a_run_resumes_from_its_safe_checkpoints(tmp_path: Path) -> None:
     config = load_config(ROOT / "scenarios" / "cartpole.yaml", ["train.iterations=2"])
     run_dir = train(config, out=tmp_path).directory
-    state, _ = load_checkpoint(run_dir)
+    state, _ = RunDirectory(run_dir).load_checkpoint()
     assert isinstance(state["policy"], dict) and state["trainer"]["iteration"] == 2
     evil = run_dir / "checkpoints" / "checkpoint-000003.pt"
     with open(evil, "wb") as stream:

@@ -1,0 +1,187 @@
+"""The one training loop: iterations, fault counts, progress rows, the best, checkpoints.
+
+``flowsim train`` and every ``flowsim tune`` trial run :func:`train_until`; what differs
+between them (the CSV and TensorBoard writers, a progress bar, Ray Tune's reports) is a
+:class:`Callback`. The loop knows trainers only through :class:`~flowsim.algos.base.Trainer`
+and runners only through :class:`~flowsim.distributed.base.RunnerGroup`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowsim.errors import FlowsimError
+from flowsim.runs.events import FAULT_COLUMNS
+
+if TYPE_CHECKING:
+    from flowsim.algos.base import Trainer
+    from flowsim.distributed.base import RunnerGroup
+    from flowsim.runs.directory import Row, RunDirectory
+    from flowsim.runs.events import RunEvents
+
+__all__ = [
+    "MAX_WRITE_FAILURES_IN_A_ROW",
+    "PROGRESS_COLUMNS",
+    "Callback",
+    "best_return",
+    "progress_columns",
+    "train_until",
+]
+
+#: progress.csv's columns every trainer writes; a trainer's ``EXTRA_METRICS`` follow.
+PROGRESS_COLUMNS = (
+    "iteration",
+    "env_steps",
+    "wall_s",
+    "episodes",
+    "return_mean",
+    "return_min",
+    "return_max",
+    "mean_speed",
+    "policy_loss",
+    "value_loss",
+    "kl",
+    "entropy",
+    "clip_frac",
+    "steps_per_s",
+    *FAULT_COLUMNS,
+)
+
+#: Checkpoints that may fail to be written one after another (a full disk) before the run
+#: stops, asking for space and a ``--resume``; single failures are logged and skipped.
+MAX_WRITE_FAILURES_IN_A_ROW = 3
+
+#: Columns written as integers.
+_INTEGER_COLUMNS = ("iteration", "env_steps", "episodes")
+
+
+def progress_columns(trainer: Trainer) -> tuple[str, ...]:
+    """``progress.csv``'s columns: the shared ones, then the trainer's own (``EXTRA_METRICS``)."""
+    return PROGRESS_COLUMNS + tuple(trainer.EXTRA_METRICS)
+
+
+def best_return(rows: Sequence[Row]) -> float | None:
+    """The best finite ``return_mean`` of ``rows`` (None before the first finished episode)."""
+    return max((r["return_mean"] for r in rows if math.isfinite(r["return_mean"])), default=None)
+
+
+class Callback:
+    """What the loop tells a run's writers and watchers (a plain contract, as in SB3).
+
+    Subclass it and override what you need; an object with the same methods works too
+    (``on_checkpoint`` and ``close`` may be left out).
+    """
+
+    def on_iteration(self, row: Row, trainer: Trainer) -> bool | None:
+        """After each iteration (its checkpoint written); returning ``False`` stops the run
+        there, as if ``train.iterations`` were reached."""
+        return None
+
+    def on_checkpoint(self, path: Path, row: Row) -> None:
+        """A checkpoint of the iteration ``row`` was written to ``path`` (before
+        :meth:`on_iteration` of that iteration)."""
+
+    def close(self) -> None:
+        """The loop ended (finished, stopped or failed); called once."""
+
+
+def train_until(
+    trainer: Trainer,
+    group: RunnerGroup,
+    directory: RunDirectory,
+    rows: list[Row],
+    events: RunEvents,
+    callbacks: Sequence[Any],
+    iterations: int,
+    keep_checkpoints: int,
+    checkpoint_every: int = 1,
+    best: float | None = None,
+) -> float | None:
+    """Train until ``trainer.iteration`` reaches ``iterations`` (or a callback says stop).
+
+    Each iteration: :meth:`Trainer.train_iteration`; the faults it survived recorded in
+    ``events`` (SUMO restarts from the metrics' ``restarts``, runner replacements from the
+    group); the ``progress.csv`` row appended to ``rows`` (``wall_s`` going on from the last
+    row); the best ``return_mean`` tracked; a checkpoint every ``checkpoint_every`` iterations
+    and at the last (the newest ``keep_checkpoints`` and ``best.pt`` kept); then each
+    callback's ``on_checkpoint`` and ``on_iteration``. Every callback is closed at the end.
+
+    A checkpoint that cannot be written (a full disk) is recorded and skipped; after
+    :data:`MAX_WRITE_FAILURES_IN_A_ROW` in a row the run stops with a
+    :class:`~flowsim.errors.FlowsimError` that says how to resume.
+
+    Returns:
+        The best ``return_mean`` seen (``best`` is the one before this call: None for a
+        fresh run, or when the checkpoint of the best was dropped).
+    """
+    columns = progress_columns(trainer)
+    failures_in_a_row = 0
+    runner_restarts = group.runner_restarts
+    started = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
+    try:
+        while trainer.iteration < iterations:
+            metrics = trainer.train_iteration()
+            restarted = int(metrics.get("restarts", 0))
+            if restarted:
+                events.record("sim_restart", trainer.iteration, "SUMO died in a runner", restarted)
+            replaced = group.runner_restarts - runner_restarts
+            runner_restarts += replaced
+            if replaced:
+                reasons = "; ".join(group.drain_replacements())
+                events.record("runner_restart", trainer.iteration, reasons, replaced)
+            row: Row = {key: float(metrics.get(key, math.nan)) for key in columns}
+            for key in _INTEGER_COLUMNS:
+                row[key] = int(row[key])
+            row["wall_s"] = time.perf_counter() - started
+            row.update(events.counts)
+            rows.append(row)
+            improved = math.isfinite(row["return_mean"]) and (
+                best is None or row["return_mean"] > best
+            )
+            best = row["return_mean"] if improved else best
+
+            saved: Path | None = None
+            last = trainer.iteration >= iterations
+            if trainer.iteration % checkpoint_every == 0 or last:
+                state = {
+                    "trainer": trainer.state_dict(),
+                    "rows": rows,
+                    "policy": trainer.export_policy(),  # the runners' numpy layout
+                }
+                try:
+                    saved = directory.save_checkpoint(
+                        state, trainer.iteration, keep_checkpoints, best=improved
+                    )
+                    failures_in_a_row = 0
+                except OSError as error:
+                    failures_in_a_row += 1
+                    events.record("write_failed", trainer.iteration, f"checkpoint: {error}")
+                    row.update(events.counts)
+                    if failures_in_a_row >= MAX_WRITE_FAILURES_IN_A_ROW:
+                        raise FlowsimError(
+                            f"{failures_in_a_row} checkpoints in a row could not be written "
+                            f"under {directory.checkpoints} ({error.strerror or error}). "
+                            "Free space there, then continue with `flowsim train --resume "
+                            f"{directory.path}`: it starts from the newest checkpoint on disk."
+                        ) from None
+
+            if saved is not None:
+                for callback in callbacks:
+                    on_checkpoint = getattr(callback, "on_checkpoint", None)
+                    if on_checkpoint is not None:
+                        on_checkpoint(saved, row)
+            stop = False
+            for callback in callbacks:
+                stop = callback.on_iteration(row, trainer) is False or stop
+            if stop:
+                break
+    finally:
+        for callback in callbacks:
+            close = getattr(callback, "close", None)
+            if close is not None:
+                close()
+    return best
