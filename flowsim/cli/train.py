@@ -52,12 +52,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is None and args.config is None:
         raise ConfigError("flowsim train needs a CONFIG.yaml, or --resume RUN_DIR.")
     if args.resume is not None:
-        if args.overrides:  # never dropped in silence
-            raise ConfigError(
-                "--set with --resume is not supported yet: the run continues with its own "
-                f"config.yaml ({args.resume / 'config.yaml'})."
-            )
-        run = train(None, resume=args.resume, show_progress=True)
+        # --set on a resume: the library applies the keys a resume may change, refuses others.
+        run = train(None, resume=args.resume, show_progress=True, overrides=args.overrides)
     else:
         config = load_config(args.config, args.overrides)
         run = train(config, out=args.out, show_progress=True)

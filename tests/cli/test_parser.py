@@ -72,11 +72,20 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "see `flowsim simulate --help`" in capsys.readouterr().err
 
 
-def test_train_resume_with_set_is_refused_not_ignored(
+def test_train_resume_passes_set_to_the_library(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["train", "--resume", str(tmp_path), "--set", "train.iterations=200"])
-    assert code == 2 and "--set with --resume" in capsys.readouterr().err
+    """`train --resume RUN --set train.iterations=N` extends the run; an unsafe key exits 2."""
+    from flowsim.runs.training import train
+
+    config = load_config(ROOT / "scenarios" / "cartpole.yaml", ["train.iterations=1"])
+    run_dir = train(config, out=tmp_path).directory
+    assert main(["train", "--resume", str(run_dir), "--set", "train.iterations=2"]) == 0
+    assert len((run_dir / "progress.csv").read_text().splitlines()) == 1 + 2  # header + rows
+    assert "iterations: 2" in (run_dir / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--set", "env.horizon=5"]) == 2
+    assert "env.horizon" in capsys.readouterr().err
 
 
 def test_library_refuses_what_the_cli_refused() -> None:
