@@ -77,11 +77,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     if (args.resume is None) == (args.config is None):
         raise ConfigError("flowsim tune needs a CONFIG.yaml with a tune: section, or --resume DIR.")
-    if args.resume is not None and args.overrides:
-        raise ConfigError("--set applies to a new tuning run; --resume continues it as it was.")
     if args.resume is not None:
+        # --set on a resume: the library applies the keys a resume may change, refuses others.
         run = resume_tune(
-            args.resume, address=args.address, show_progress=not args.json, plots=not args.no_plots
+            args.resume,
+            address=args.address,
+            show_progress=not args.json,
+            plots=not args.no_plots,
+            overrides=args.overrides,
         )
     else:
         address = [f"sampler.address={args.address}"] if args.address else []

@@ -88,6 +88,21 @@ def test_train_resume_passes_set_to_the_library(
     assert "env.horizon" in capsys.readouterr().err
 
 
+def test_tune_resume_passes_set_to_the_library(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tune --resume DIR --set ...` reaches resume_tune (it refuses what trials cannot change)."""
+    from flowsim.config import dump_config
+    from flowsim.tune.results import TUNE_CONFIG_FILE
+
+    config = load_config(ROOT / "scenarios" / "tune_cartpole.yaml")
+    (tmp_path / TUNE_CONFIG_FILE).write_text(dump_config(config))
+    (tmp_path / "tuner.pkl").write_bytes(b"")  # refused before Ray Tune reads it
+    code = main(["tune", "--resume", str(tmp_path), "--set", "tune.num_samples=9"])
+    assert code == 2
+    assert "tune.num_samples cannot change when a run resumes" in capsys.readouterr().err
+
+
 def test_library_refuses_what_the_cli_refused() -> None:
     from flowsim.evaluation.evaluate import evaluate
     from flowsim.evaluation.simulate import simulate
