@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flowsim.errors import FlowsimError
 from flowsim.runs.events import FAULT_COLUMNS
@@ -95,7 +95,7 @@ def train_until(
     directory: RunDirectory,
     rows: list[Row],
     events: RunEvents,
-    callbacks: Sequence[Any],
+    callbacks: Sequence[Callback],
     iterations: int,
     keep_checkpoints: int,
     checkpoint_every: int = 1,

@@ -155,14 +155,14 @@ def train(
                 detail += f"; --set {', '.join(changes)}"
             events.record("resumed", done, detail)
             best = None if directory.drop_checkpoints_after(done) else best_return(rows)
-        callbacks: list[Any] = [
+        callbacks: list[Callback] = [
             CSVWriter(directory, rows, progress_columns(trainer), events),
             EventsFlush(events),
             TensorBoardWriter(directory),
             ProgressBar(config.train.iterations, trainer.iteration, show_progress),
         ]
         if callback is not None:
-            is_object = hasattr(callback, "on_iteration")
+            is_object = hasattr(callback, "on_iteration")  # a Callback, else fn(row, trainer)
             callbacks.append(callback if is_object else FunctionCallback(callback))
         best = train_until(
             trainer,

@@ -207,7 +207,7 @@ def run_trial(
         # Faults survived go on from the restored rows; resumes count this trial's own
         # restores (trial.json's resumed_at), whoever's checkpoint it continues.
         resumes = len(record.get("resumed_at", []))
-        carried = {**(rows[-1] if rows else {}), "resumes": resumes - own_checkpoint}
+        carried = {**(rows[-1] if rows else {}), "resumes": resumes - int(own_checkpoint)}
         events = directory.events(carried)
         if own_checkpoint:
             events.record("resumed", iteration, f"trial {trial_id} from its own checkpoint")
