@@ -1,0 +1,1 @@
+"""Run directories, the one training loop, its callbacks and writers, and checkpoints."""
