@@ -26,6 +26,7 @@ import yaml
 from flowsim.config import FlowsimConfig, apply_overrides, parse_config
 from flowsim.config.imitation import ImitationConfig
 from flowsim.errors import ConfigError
+from flowsim.hierarchy.state import load_hierarchy_state
 from flowsim.runs.directory import RunDirectory
 
 PROGRESS_COLUMNS = ("epoch", "wall_s", "loss", "strong_nll", "weak_nll")
@@ -268,23 +269,6 @@ def versus_expert(entry: dict[str, Any], expert: dict[str, Any]) -> dict[str, An
         entry["stops_served_vs_expert"] = _ratio(entry["stops_served"], expert["stops_served"])
         entry["score_vs_expert"] = entry["stops_served_vs_expert"]
     return entry
-
-
-def load_hierarchy_state(run_dir: Path, checkpoint: str) -> tuple[dict[str, Any], Path]:
-    """The checkpoint (``latest`` or ``best``) of a ``flowsim imitate`` run and its path."""
-    state, path = RunDirectory(run_dir).load_checkpoint(checkpoint)
-    if state.get("kind") != "hierarchy":
-        raise ConfigError(f"{path} is not a flowsim imitate checkpoint (no kind: hierarchy).")
-    return state, path
-
-
-def is_imitation_run(run_dir: Path) -> bool:
-    """True when ``run_dir``'s newest checkpoint was written by ``flowsim imitate``."""
-    try:
-        load_hierarchy_state(Path(run_dir), "latest")
-    except ConfigError:
-        return False
-    return True
 
 
 def evaluate_imitation_run(

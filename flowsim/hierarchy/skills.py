@@ -31,7 +31,7 @@ def reuse_skills(
     ``features``); freeze the frozen ones. Returns the names of the frozen procedures."""
     if not imitation.skills:
         return []
-    from flowsim.hierarchy.imitate import load_hierarchy_state
+    from flowsim.hierarchy.state import load_hierarchy_state
 
     assert imitation.skills_from is not None
     folder = Path(imitation.skills_from)
