@@ -15,6 +15,7 @@ from flowsim.errors import ConfigError, FlowsimError, SimulationCrashed
 if TYPE_CHECKING:
     from flowsim.config import FlowsimConfig, load_config
     from flowsim.envs import make_env
+    from flowsim.runs.training import train
 
 register_when_gymnasium_loads()
 
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 
 #: public name -> module it lives in (imported on first use)
 _LAZY = {
+    "train": "flowsim.runs.training",
     "FlowsimConfig": "flowsim.config",
     "load_config": "flowsim.config",
     "make_env": "flowsim.envs",
@@ -35,13 +37,6 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'flowsim' has no attribute {name!r}")
-
-
-def train(config: Any, out: Any = None, resume: Any = None, show_progress: bool = False) -> Any:
-    """Train a policy on ``config``; see :func:`flowsim.runs.training.train`."""
-    from flowsim.runs.training import train as _train
-
-    return _train(config, out=out, resume=resume, show_progress=show_progress)
 
 
 __all__ = [

@@ -27,6 +27,8 @@ class Trainer(Protocol):
     iteration: int
     #: env steps sampled so far
     env_steps: int
+    #: the runner group it samples from (given, never created, by the trainer)
+    group: RunnerGroup
 
     def train_iteration(self) -> dict[str, float]:
         """Sample from the group, update once; the iteration's metrics (progress.csv keys)."""

@@ -74,25 +74,15 @@ def _native(value: Any, current: Any) -> Any:
 
 
 def _set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
-    """``data[a][b][0][c] = value`` for ``a.b.0.c`` (the key exists in the resolved dump)."""
-    parts = dotted.split(".")
-    node: Any = data
-    for part in parts[:-1]:
-        if isinstance(node, list):
-            node = node[int(part)] if int(part) < len(node) else None
-        else:
-            node = node.get(part)
-        if node is None:
-            raise KeyError(dotted)
-    last = parts[-1]
-    if isinstance(node, list):
-        if int(last) >= len(node):
-            raise KeyError(dotted)
-        node[int(last)] = _native(value, node[int(last)])
-    elif isinstance(node, dict):
-        node[last] = _native(value, node.get(last))
-    else:
-        raise KeyError(dotted)
+    """``data[a][b][0][c] = value`` for ``a.b.0.c``; KeyError when the dump lacks the key."""
+    from flowsim.config.keys import get_value, set_value
+    from flowsim.errors import ConfigError
+
+    try:
+        current = get_value(data, dotted)
+    except ConfigError:
+        raise KeyError(dotted) from None
+    set_value(data, dotted, _native(value, current))
 
 
 def trial_config(base: Mapping[str, Any], params: Mapping[str, Any]) -> FlowsimConfig:
