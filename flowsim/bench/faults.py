@@ -23,6 +23,7 @@ from unittest import mock
 
 import numpy as np
 
+from flowsim.algos.base import Trainer
 from flowsim.config import FlowsimConfig, apply_overrides
 
 #: Kinds of fault :func:`soak` injects.
@@ -443,7 +444,7 @@ def _disk_full(base: FlowsimConfig, out: Path) -> dict[str, Any]:
 
     disk = full_disk()
 
-    def fill_then_free(row: dict[str, float], trainer: Any) -> None:
+    def fill_then_free(row: dict[str, float], trainer: Trainer) -> None:
         if row["iteration"] == 2:
             disk.__enter__()
         if row["iteration"] == 4:
@@ -477,7 +478,7 @@ def _sumo_killed_in_training(base: FlowsimConfig, out: Path) -> dict[str, Any]:
 
     killed: list[bool] = []
 
-    def kill(row: dict[str, float], trainer: Any) -> None:
+    def kill(row: dict[str, float], trainer: Trainer) -> None:
         if row["iteration"] == 2:
             for described in trainer.group.describe():
                 killed.extend(kill_process(pid) for pid in described["sumo_pids"])

@@ -9,9 +9,10 @@ from typing import Any
 
 from flowsim.bench.results import machine_description
 from flowsim.config import FlowsimConfig
+from flowsim.distributed.base import RunnerGroup
 
 
-def _sampler_rate(group: Any, steps: int, rounds: int) -> tuple[float, dict[str, float]]:
+def _sampler_rate(group: RunnerGroup, steps: int, rounds: int) -> tuple[float, dict[str, float]]:
     """Driver-side steps/s of ``group`` over ``rounds`` calls, and where a step's time went."""
     group.sample(num_steps=max(steps // 10, 50))  # actors placed, networks built, caches warm
     started = time.perf_counter()

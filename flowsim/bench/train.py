@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from flowsim.algos.base import Trainer
 from flowsim.bench.results import machine_description
 from flowsim.config import FlowsimConfig, apply_overrides
 
@@ -42,7 +43,7 @@ class _TargetTracker:
         self.target: dict[str, Any] | None = None
         self.curve: list[dict[str, Any]] = []
 
-    def __call__(self, row: dict[str, float], trainer: Any) -> bool:
+    def __call__(self, row: dict[str, float], trainer: Trainer) -> bool:
         """Evaluate every ``eval_every`` iterations; False (stop) once the budget is spent."""
         from flowsim.evaluation.evaluate import evaluate
 
