@@ -12,9 +12,21 @@ experiment YAML is :mod:`flowsim.config.imitation`):
 - :mod:`~flowsim.hierarchy.levels`: deeper hierarchies from weak supervision, level by level;
 - :mod:`~flowsim.hierarchy.skills`: procedures of one run reused (frozen, retrained, recreated);
 - :mod:`~flowsim.hierarchy.synthetic`: two- and three-level tasks with known structure;
-- :mod:`~flowsim.hierarchy.experts.ring`: the rule-based hierarchical driver of the multi-lane ring;
-- :mod:`~flowsim.hierarchy.experts.bus`: the bus expert serving stops (a task that needs memory);
-- :mod:`~flowsim.hierarchy.experts.figure_eight`: the figure-eight expert yielding at the crossing;
-- :mod:`~flowsim.hierarchy.collect`: demonstrations and closed-loop evaluation via the sampler;
-- :mod:`~flowsim.hierarchy.imitate`: ``flowsim imitate`` run directories and the benchmark.
+- :mod:`~flowsim.hierarchy.experts`: the experts ``imitation.expert`` names (``ring``,
+  ``bus``, ``figure_eight``), each an :class:`~flowsim.hierarchy.experts.task.ExpertTask`
+  (features, program shape, rule-based procedures):
+
+  - :mod:`~flowsim.hierarchy.experts.ring`: the multi-lane ring's expert and shared rules;
+  - :mod:`~flowsim.hierarchy.experts.bus`: the bus serving stops (a task that needs memory);
+  - :mod:`~flowsim.hierarchy.experts.figure_eight`: the AV yielding at the crossing;
+
+- :mod:`~flowsim.hierarchy.driver`: a driver from procedures, one call stack per AV (an actor
+  for the runners' episodes);
+- :mod:`~flowsim.hierarchy.collect`: demonstrations and closed-loop driving as play jobs on
+  the runners (:meth:`flowsim.distributed.RunnerGroup.play`);
+- :mod:`~flowsim.hierarchy.imitate`: ``flowsim imitate`` run directories;
+- :mod:`~flowsim.hierarchy.state`: reading an imitation run's checkpoints;
+- :mod:`~flowsim.hierarchy.evaluate`: ``flowsim evaluate`` for any run (a policy or a program);
+- :mod:`~flowsim.hierarchy.cli`: the ``imitate`` and ``bench imitate`` commands. The
+  benchmark itself is :mod:`flowsim.bench.imitate`.
 """
