@@ -33,6 +33,38 @@ def run_cli(
     )
 
 
+def short_run(
+    *extra: str,
+    iterations: int | None = 2,
+    horizon: int | None = 100,
+    warmup: int | None = 50,
+    fragment: int | None = 200,
+    minibatch: int | None = 64,
+    workers: int | None = 0,
+    epochs: int | None = None,
+) -> list[str]:
+    """The ``key=value`` overrides of a short training run: ``iterations`` iterations of
+    ``fragment`` steps per runner on ``horizon``-step episodes after ``warmup`` warm-up steps,
+    minibatches of ``minibatch``, ``workers`` runners (0: in-process), ``epochs`` epochs per
+    iteration. A setting given as ``None`` is left to the configuration; ``extra`` overrides
+    come last, so they win over the short-run ones."""
+    settings = {
+        "sampler.num_workers": workers,
+        "env.horizon": horizon,
+        "env.warmup_steps": warmup,
+        "sampler.rollout_fragment_length": fragment,
+        "train.iterations": iterations,
+        "train.minibatch_size": minibatch,
+        "train.epochs": epochs,
+    }
+    return [f"{key}={value}" for key, value in settings.items() if value is not None] + list(extra)
+
+
+def cli_flags(overrides: list[str]) -> list[str]:
+    """``overrides`` as command-line arguments: ``--set key=value`` for each."""
+    return [part for override in overrides for part in ("--set", override)]
+
+
 def fuzz_settings(examples: int, *suppress: str) -> Any:
     """Hypothesis settings for a fuzz test: ``examples`` examples, no deadline (a SUMO step or a
     first import can be slow on a busy machine), no example database written into the

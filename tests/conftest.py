@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from flowsim import testing
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -18,6 +20,12 @@ SCENARIOS = ROOT / "scenarios"
 def _network_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Build networks into a fresh cache so tests exercise netconvert, not a stale cache."""
     os.environ["FLOWSIM_CACHE_DIR"] = str(tmp_path_factory.mktemp("flowsim-cache"))
+
+
+@pytest.fixture
+def short_run() -> Callable[..., list[str]]:
+    """The overrides of a short training run (`flowsim.testing.short_run`)."""
+    return testing.short_run
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from flowsim.policies.numpy_mlp import build_policy
 from flowsim.policies.spec import PolicySpec, check_action_space
 from flowsim.policies.torch import ActorCritic, MultiCategorical
 from flowsim.runs.training import train
-from flowsim.testing import run_cli
+from flowsim.testing import cli_flags, run_cli, short_run
 
 BANDIT_ID = "flowsim_test/ContextualMultiBandit-v0"
 #: Steps per bandit episode; the best policy earns 2 per step.
@@ -220,13 +220,7 @@ def test_checkpoint_layout_of_existing_policies_is_unchanged() -> None:
 
 
 # -- the signal-control envs through the CLI ---------------------------------------------------
-QUICK_SIGNALS = [
-    "--set", "train.iterations=2",
-    "--set", "sampler.num_workers=0",
-    "--set", "sampler.rollout_fragment_length=100",
-    "--set", "env.horizon=50",
-    "--set", "train.minibatch_size=50",
-]  # fmt: skip
+QUICK_SIGNALS = cli_flags(short_run(fragment=100, horizon=50, warmup=None, minibatch=50))
 
 
 @pytest.mark.parametrize("scenario", ["grid", "osm"])

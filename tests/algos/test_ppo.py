@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -140,17 +141,12 @@ def test_resume_of_a_folder_that_is_not_a_run_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "not a run directory" in result.stderr
 
 
-def test_ppo_improves_the_ring_in_a_few_iterations(tmp_path: Path) -> None:
+def test_ppo_improves_the_ring_in_a_few_iterations(
+    tmp_path: Path, short_run: Callable[..., list[str]]
+) -> None:
     config = load_config(
         ROOT / "scenarios" / "ring.yaml",
-        [
-            "train.iterations=12",
-            "env.horizon=500",
-            "env.warmup_steps=100",
-            "sampler.num_workers=0",
-            "sampler.rollout_fragment_length=1000",
-            "train.minibatch_size=64",
-        ],
+        short_run(iterations=12, horizon=500, warmup=100, fragment=1000),
     )
     rows = train(config, out=tmp_path).rows
     returns = [r["return_mean"] for r in rows if not np.isnan(r["return_mean"])]

@@ -14,18 +14,12 @@ from flowsim.distributed.play import Actor
 from flowsim.evaluation.evaluate import controller_actor, episode_stats, evaluate
 from flowsim.runs.training import train
 from flowsim.testing import run_cli as _flowsim
+from flowsim.testing import short_run
 
 ROOT = Path(__file__).resolve().parents[2]
 RING = ROOT / "scenarios" / "ring.yaml"
 #: A short ring run: in-process sampler, short episodes, two PPO iterations.
-TINY = [
-    "sampler.num_workers=0",
-    "env.horizon=100",
-    "env.warmup_steps=50",
-    "sampler.rollout_fragment_length=200",
-    "train.iterations=2",
-    "train.minibatch_size=64",
-]
+TINY = short_run()
 
 
 def test_pi_saturation_dissolves_the_wave_that_humans_form() -> None:

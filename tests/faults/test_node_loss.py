@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.cluster
 FRAGMENT = 200
 
 
-def test_node_removed_mid_iteration_training_goes_on(tmp_path: Path) -> None:
+def test_node_removed_mid_iteration_training_goes_on(
+    tmp_path: Path, short_run: Callable[..., list[str]]
+) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
@@ -29,15 +32,16 @@ def test_node_removed_mid_iteration_training_goes_on(tmp_path: Path) -> None:
         cluster.wait_for_nodes()
         config = apply_overrides(
             FlowsimConfig(),
-            [
-                "env.warmup_steps=10",
-                "env.horizon=500",
-                f"sampler.rollout_fragment_length={FRAGMENT}",
-                "sampler.num_workers=2",
+            short_run(
                 f"sampler.address={cluster.address}",
-                "train.iterations=6",
-                "train.epochs=1",
-            ],
+                iterations=6,
+                horizon=500,
+                warmup=10,
+                fragment=FRAGMENT,
+                minibatch=None,
+                workers=2,
+                epochs=1,
+            ),
         )
         nodes_seen: list[set[str]] = []
 

@@ -31,7 +31,7 @@ from flowsim.errors import FlowsimError
 from flowsim.runs.directory import RunDirectory
 from flowsim.runs.events import FAULT_COLUMNS, read_events
 from flowsim.runs.training import train
-from flowsim.testing import ROOT, run_cli
+from flowsim.testing import ROOT, run_cli, short_run
 
 #: Steps per runner and iteration: small, so each test trains a few iterations in seconds.
 FRAGMENT = 200
@@ -40,15 +40,17 @@ FRAGMENT = 200
 def _config(iterations: int, *overrides: str) -> FlowsimConfig:
     return apply_overrides(
         FlowsimConfig(),
-        [
-            "env.warmup_steps=10",
-            "env.horizon=500",
-            f"sampler.rollout_fragment_length={FRAGMENT}",
-            f"train.iterations={iterations}",
-            "train.epochs=1",
+        short_run(
             "train.keep_checkpoints=2",
             *overrides,
-        ],
+            iterations=iterations,
+            horizon=500,
+            warmup=10,
+            fragment=FRAGMENT,
+            minibatch=None,
+            workers=None,
+            epochs=1,
+        ),
     )
 
 

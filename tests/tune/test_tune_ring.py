@@ -4,6 +4,7 @@ runs at once (two on the 2-core test machine)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(180)
-def test_one_ring_trial_per_cpu_with_a_runner_each_run_at_once(local_ray, tmp_path: Path) -> None:
+def test_one_ring_trial_per_cpu_with_a_runner_each_run_at_once(
+    local_ray, tmp_path: Path, short_run: Callable[..., list[str]]
+) -> None:
     import ray
 
     # as many trials as Ray has CPUs (at most 4): with one CPU per trial they all fit at once
@@ -27,17 +30,18 @@ def test_one_ring_trial_per_cpu_with_a_runner_each_run_at_once(local_ray, tmp_pa
     space = {"train.lr": {"grid": [0.0003 * (k + 1) for k in range(trials)]}}
     config = load_config(
         ROOT / "scenarios" / "tune_ring.yaml",
-        [
-            "env.warmup_steps=10",
-            "env.horizon=50",
-            "sampler.rollout_fragment_length=100",
-            "train.minibatch_size=50",
-            "train.epochs=2",
-            "train.iterations=3",
+        short_run(
             "tune.num_samples=1",
             "tune.scheduler=fifo",
             f"tune.search_space={json.dumps(space)}",
-        ],
+            iterations=3,
+            horizon=50,
+            warmup=10,
+            fragment=100,
+            minibatch=50,
+            workers=None,  # the experiment's one runner per trial
+            epochs=2,
+        ),
     )
     assert config.sampler.num_workers == 1
     # a trainer that waits on its runner takes no CPU; the runner takes one

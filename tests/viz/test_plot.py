@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from flowsim.scenarios.base import run_netconvert
+from flowsim.testing import cli_flags
 from flowsim.testing import run_cli as flowsim
 from flowsim.viz.curves import fault_rows, plot_learning_curves, read_progress
 from flowsim.viz.replay import load_source, replay
@@ -98,18 +100,9 @@ def test_learning_curves_from_progress_csv(tmp_path: Path) -> None:
         read_progress(progress)
 
 
-def test_plot_command_on_a_trained_run(tmp_path: Path) -> None:
+def test_plot_command_on_a_trained_run(tmp_path: Path, short_run: Callable[..., list[str]]) -> None:
     runs = tmp_path / "runs"
-    train = ["train", str(RING), "--out", str(runs)]
-    for override in [
-        "train.iterations=2",
-        "sampler.num_workers=0",
-        "sampler.rollout_fragment_length=200",
-        "train.minibatch_size=64",
-        "env.horizon=200",
-        "env.warmup_steps=50",
-    ]:
-        train += ["--set", override]
+    train = ["train", str(RING), "--out", str(runs), *cli_flags(short_run(horizon=200))]
     assert flowsim(*train).returncode == 0
     (run,) = runs.iterdir()
     result = flowsim("plot", str(run), "--out", str(tmp_path / "plots"), "--steps", "300")

@@ -15,30 +15,20 @@ import numpy as np
 import pytest
 import sumolib
 
+from flowsim.testing import cli_flags, short_run
 from flowsim.testing import run_cli as flowsim
 
 ROOT = Path(__file__).resolve().parents[2]
 RING = ROOT / "scenarios" / "ring.yaml"
 #: One short PPO iteration on short episodes: a run directory with a checkpoint, in seconds.
-TINY_RUN = [
-    "train.iterations=1",
-    "sampler.num_workers=0",
-    "sampler.rollout_fragment_length=300",
-    "train.minibatch_size=64",
-    "env.horizon=300",
-    "env.warmup_steps=50",
-]
-
-
-def _sets(overrides: list[str]) -> list[str]:
-    return [part for override in overrides for part in ("--set", override)]
+TINY_RUN = short_run(iterations=1, fragment=300, horizon=300)
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory written by `flowsim train` (one iteration)."""
     out = tmp_path_factory.mktemp("runs")
-    result = flowsim("train", str(RING), *_sets(TINY_RUN), "--out", str(out))
+    result = flowsim("train", str(RING), *cli_flags(TINY_RUN), "--out", str(out))
     assert result.returncode == 0, result.stderr
     (run,) = out.iterdir()
     return run
@@ -91,7 +81,7 @@ def test_gui_replay_saves_frames_with_vehicles_and_closes_sumo_gui(
         "--out",
         str(out),
         "--json",
-        *_sets(["env.warmup_steps=50"]),
+        *cli_flags(["env.warmup_steps=50"]),
         env={**os.environ, "DISPLAY": display},
     )
     assert result.returncode == 0, result.stderr
@@ -117,7 +107,7 @@ def test_interrupted_gui_replay_closes_sumo_gui(display: str, tmp_path: Path) ->
     command = [sys.executable, "-m", "flowsim.cli", "replay", str(RING), "--gui"]
     command += ["--steps", "3000", "--delay", "100", "--out", str(tmp_path)]
     replaying = subprocess.Popen(
-        [*command, *_sets(["env.warmup_steps=50"])],
+        [*command, *cli_flags(["env.warmup_steps=50"])],
         cwd=ROOT,
         env={**os.environ, "DISPLAY": display},
         # Ctrl-C as a terminal sends it (a shell's background job would ignore SIGINT).
@@ -151,7 +141,7 @@ def test_headless_replay_writes_fcd_one_record_per_vehicle_per_step(tmp_path: Pa
         "--out",
         str(tmp_path),
         "--json",
-        *_sets([f"env.warmup_steps={warmup}"]),
+        *cli_flags([f"env.warmup_steps={warmup}"]),
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
