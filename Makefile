@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and exact: the CPU build; a looser pin pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,tune]'
+	$(BIN)/pip install --quiet -e '.[dev,tune,resco]'
 	touch $(STAMP)
 
 install: $(STAMP)
