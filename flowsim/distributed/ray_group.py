@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -237,8 +237,6 @@ class RayRunnerGroup:
         by the runner that sampled them and then in time, so each env's steps stay contiguous
         and in time order even when a survivor samples a dead runner's share.
         """
-        import ray
-
         if not self._live_runners(wait_s=timeout_s):
             raise FlowsimError(f"no runner could be placed within {timeout_s:g} s.")
         pending: dict[Any, tuple[int, int, Any]] = {}
@@ -261,26 +259,46 @@ class RayRunnerGroup:
 
         for share in range(self.num_runners):
             submit(share)
+        answers = self._answers(pending, timeout_s, "returned no batch", lambda t: submit(t[0]))
+        for (runner, order, _actor), batch in answers:
+            results.append((runner, order, batch))
+        results.sort(key=lambda item: (item[0], item[1]))
+        return Batch.concat([batch for _, _, batch in results])
+
+    def _answers(
+        self,
+        pending: dict[Any, tuple[Any, ...]],
+        timeout_s: float,
+        silence: str,
+        resubmit: Callable[[tuple[Any, ...]], None],
+    ) -> Iterator[tuple[tuple[Any, ...], Any]]:
+        """Each pending call's ``(tag, value)`` as it answers; ``tag`` is ``(runner, ...,
+        actor)``. A call whose actor died replaces that runner and is handed to ``resubmit``
+        (which adds its new call to ``pending``); calls that stay silent for ``timeout_s``
+        replace their runners and raise, the message saying they ``silence``."""
+        import ray
+
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout_s)
             if not ready:
-                stuck = sorted({runner for runner, _, _ in pending.values()})
+                stuck = sorted({tag[0] for tag in pending.values()})
                 for runner in stuck:  # hung runners will not answer later calls either
                     self._ready[runner] = None
                     self._replace(runner, f"no answer within {timeout_s:g} s")
                 raise FlowsimError(
-                    f"runner(s) {stuck} returned no batch within {timeout_s:g} s; replaced them."
+                    f"runner(s) {stuck} {silence} within {timeout_s:g} s; replaced them."
                 )
-            runner, order, actor = pending.pop(ready[0])
+            tag = pending.pop(ready[0])
+            runner, actor = tag[0], tag[-1]
             try:
-                results.append((runner, order, ray.get(ready[0])))
+                value = ray.get(ready[0])
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
                 if self._actors[runner] is actor:  # a late failure of an old actor is ignored
                     self._ready[runner] = None
                     self._replace(runner, type(error).__name__)
-                submit(runner)
-        results.sort(key=lambda item: (item[0], item[1]))
-        return Batch.concat([batch for _, _, batch in results])
+                resubmit(tag)
+                continue
+            yield tag, value
 
     def play(
         self, jobs: Sequence[EpisodeJob], drop_lost: bool = False, timeout_s: float = 600.0
@@ -305,8 +323,6 @@ class RayRunnerGroup:
     def _play(
         self, jobs: list[EpisodeJob], drop_lost: bool, timeout_s: float
     ) -> list[EpisodeResult]:
-        import ray
-
         if drop_lost:
             self._wait_for_placement(
                 set(range(self.num_runners)) - self._lost_since_play, timeout_s
@@ -333,25 +349,10 @@ class RayRunnerGroup:
             if block:
                 submit(slot, block)
         results: dict[int, EpisodeResult] = {}
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout_s)
-            if not ready:
-                stuck = sorted({runner for runner, _, _ in pending.values()})
-                for runner in stuck:  # hung runners will not answer later calls either
-                    self._ready[runner] = None
-                    self._replace(runner, f"no answer within {timeout_s:g} s")
-                raise FlowsimError(
-                    f"runner(s) {stuck} played no episode within {timeout_s:g} s; replaced them."
-                )
-            runner, block, actor = pending.pop(ready[0])
-            try:
-                played = ray.get(ready[0])
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
-                if self._actors[runner] is actor:  # a late failure of an old actor is ignored
-                    self._ready[runner] = None
-                    self._replace(runner, type(error).__name__)
-                submit(runner, block)
-                continue
+        answers = self._answers(
+            pending, timeout_s, "played no episode", lambda t: submit(t[0], t[1])
+        )
+        for (_runner, block, _actor), played in answers:
             for index, result in zip(block, played, strict=True):
                 result.job_index = index
                 results[index] = result
