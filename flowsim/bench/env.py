@@ -1,13 +1,21 @@
-"""Speed benchmarks: the sumo binary alone against flowsim's env on libsumo and TraCI."""
+"""Speed benchmarks: the sumo binary alone against flowsim's env on libsumo and TraCI, and
+flowsim's signal env beside a peer's (sumo-rl) on the same files."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+import os
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +23,7 @@ import numpy as np
 from flowsim.bench.results import machine_description
 from flowsim.config import FlowsimConfig, apply_overrides
 from flowsim.envs import make_env
+from flowsim.errors import ConfigError, FlowsimError
 from flowsim.evaluation.evaluate import fixed_cycle_actor
 from flowsim.scenarios import sumo_binary
 
@@ -189,6 +198,226 @@ def bench_env(
         "sims_per_step": config.env.sims_per_step,
         "decisions_per_s": decisions or dict(per_backend),
         **reset_times_ms(libsumo_config),
+        "machine": machine_description(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# -- side by side with a peer env ------------------------------------------------------------
+
+#: Envs ``bench env --peer`` can run beside flowsim's.
+PEERS = ("sumo-rl",)
+
+#: sumo-rl's defaults (``SumoEnvironment``): a decision every 5 s, 2 s yellow, 5 s min green
+#: on SUMO's 1 s step. Both envs run with them in a side-by-side timing.
+SUMO_RL_DEFAULTS = {"decision_s": 5, "yellow_time": 2.0, "min_green": 5.0, "step_length": 1.0}
+
+#: The pip line that brings sumo-rl (and RESCO's maps).
+RESCO_EXTRA = "pip install 'flowsim[resco]'"
+
+SIGNAL_ENV_TYPES = ("traffic_light_grid", "multiagent_traffic_light_grid")
+
+
+@dataclass(frozen=True)
+class PeerTask:
+    """What both envs of a side-by-side timing run: the same files and time window.
+
+    Attributes:
+        config: flowsim's config, set to sumo-rl's decision interval, yellow and min green.
+        net_file: the SUMO network both load.
+        route_files: the demand both load.
+        begin: simulated second the episode starts at.
+        seconds: simulated seconds of one episode.
+        signals: traffic lights each env controls (all of the network's).
+        files_owner: keeps the scenario's generated files alive while the task lives.
+    """
+
+    config: FlowsimConfig
+    net_file: Path
+    route_files: tuple[Path, ...]
+    begin: int
+    seconds: int
+    signals: int
+    files_owner: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def decisions(self) -> int:
+        """Decisions in one episode."""
+        return self.seconds // SUMO_RL_DEFAULTS["decision_s"]
+
+
+def require_sumo_rl(flag: str) -> None:
+    """Raise a ConfigError naming the pip line if the sumo-rl package is not installed."""
+    if importlib.util.find_spec("sumo_rl") is None:
+        raise ConfigError(
+            f"{flag} needs the sumo-rl package, which is not installed: {RESCO_EXTRA}"
+        )
+
+
+def peer_task(config: FlowsimConfig) -> PeerTask:
+    """The files, time window and flowsim settings of a side-by-side timing of ``config``.
+
+    The episode is the config's (``env.horizon`` decisions of ``env.sims_per_step`` steps from
+    the scenario's begin); flowsim takes sumo-rl's decision interval, yellow and min green, so
+    both simulate the same seconds per decision.
+    """
+    from flowsim.scenarios import make_scenario
+
+    if config.env.type not in SIGNAL_ENV_TYPES:
+        raise ConfigError(
+            f"env.type {config.env.type}: --peer sumo-rl times signal control; use a config "
+            f"whose env.type is {' or '.join(SIGNAL_ENV_TYPES)}, e.g. scenarios/intersection.yaml."
+        )
+    if getattr(config.env, "signals", None):
+        raise ConfigError(
+            "env.signals lists some traffic lights, but sumo-rl controls every light of the "
+            "network; use --set env.signals=[] for a side-by-side timing."
+        )
+    seconds = round(config.env.horizon * config.env.sims_per_step * config.sim.step_length)
+    decision_s = SUMO_RL_DEFAULTS["decision_s"]
+    timed = apply_overrides(
+        config,
+        [
+            "sim.backend=libsumo",
+            "sim.gui=false",
+            f"sim.step_length={SUMO_RL_DEFAULTS['step_length']}",
+            f"env.sims_per_step={decision_s}",
+            f"env.yellow_time={SUMO_RL_DEFAULTS['yellow_time']}",
+            f"env.min_green={SUMO_RL_DEFAULTS['min_green']}",
+            "env.warmup_steps=0",
+            f"env.horizon={max(seconds // decision_s, 1)}",
+        ],
+    )
+    scenario = make_scenario(timed)
+    instance = scenario.instance(np.random.default_rng(timed.sim.seed))
+    return PeerTask(
+        config=timed,
+        net_file=Path(instance.net_file),
+        route_files=(Path(instance.route_file),),
+        begin=episode_begin(config),
+        seconds=seconds,
+        signals=len(instance.traffic_lights),
+        files_owner=instance,
+    )
+
+
+def episode_begin(config: FlowsimConfig) -> int:
+    """The simulated second an episode starts at: ``scenario.sumo.begin`` for your own files
+    (RESCO's maps start in the morning or afternoon), else 0."""
+    if config.scenario.type == "sumo":
+        return int(config.scenario.sumo.begin or 0)
+    return 0
+
+
+def flowsim_decisions_per_s(config: FlowsimConfig, decisions: int, seed: int) -> float:
+    """Decisions per second of flowsim's signal env with random actions after a reset.
+
+    The env is the config's: one agent (``traffic_light_grid``) or one PettingZoo agent per
+    light (``multiagent_traffic_light_grid``), each acting through its own action space.
+    """
+    if config.env.type == "multiagent_traffic_light_grid":
+        from flowsim.envs.multiagent_signals import parallel_env
+
+        env = parallel_env(config)
+        try:
+            env.reset(seed=seed)
+            spaces = {agent: env.action_space(agent) for agent in env.possible_agents}
+            for offset, space in enumerate(spaces.values()):
+                space.seed(seed + offset)
+            started = time.perf_counter()
+            for _ in range(decisions):
+                env.step({agent: space.sample() for agent, space in spaces.items()})
+            return decisions / (time.perf_counter() - started)
+        finally:
+            env.close()
+    single = make_env(config)
+    try:
+        single.reset(seed=seed)
+        single.action_space.seed(seed)
+        started = time.perf_counter()
+        for _ in range(decisions):
+            single.step(single.action_space.sample())
+        return decisions / (time.perf_counter() - started)
+    finally:
+        single.close()
+
+
+def peer_decisions_per_s(task: PeerTask, decisions: int, seed: int) -> float:
+    """Decisions per second of sumo-rl's own env on ``task``'s files, in a process of its own
+    (:mod:`flowsim.bench.sumorl_peer`: libsumo, random actions, sumo-rl's defaults)."""
+    import sumo
+
+    arguments = {
+        "net_file": str(task.net_file),
+        "route_files": [str(path) for path in task.route_files],
+        "begin": task.begin,
+        "seconds": task.seconds,
+        "decisions": decisions,
+        "seed": seed,
+        "single_agent": task.signals == 1,
+    }
+    environment = {**os.environ, "LIBSUMO_AS_TRACI": "1", "SUMO_HOME": sumo.SUMO_HOME}
+    finished = subprocess.run(
+        [sys.executable, "-m", "flowsim.bench.sumorl_peer", json.dumps(arguments)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+    )
+    lines = [line for line in finished.stdout.splitlines() if line.startswith("{")]
+    if finished.returncode != 0 or not lines:
+        tail = "\n".join(finished.stderr.strip().splitlines()[-5:])
+        raise FlowsimError(f"sumo-rl's env failed (exit {finished.returncode}):\n{tail}")
+    timing = json.loads(lines[-1])
+    return timing["decisions"] / timing["seconds"]
+
+
+def bench_env_peer(
+    config: FlowsimConfig,
+    peer: str = "sumo-rl",
+    decisions: int | None = None,
+    repeats: int = 3,
+    report: Callable[[str], None] = lambda phase: None,
+) -> dict[str, Any]:
+    """flowsim's signal env and ``peer``'s on the same files, random actions, runs interleaved.
+
+    Each repeat times ``decisions`` decisions (default and at most one episode) of each env
+    after an untimed reset, with the same seed; the env that goes first alternates, so neither
+    always meets a warmer or a busier machine. See ``flowsim bench env --peer``.
+    """
+    if peer not in PEERS:
+        raise ConfigError(f"--peer {peer}: choose from {', '.join(PEERS)}.")
+    require_sumo_rl(f"--peer {peer}")
+    task = peer_task(config)
+    decisions = min(decisions or task.decisions, task.decisions)
+    rates: dict[str, list[float]] = {"flowsim": [], peer: []}
+    for repeat in range(repeats):
+        seed = config.sim.seed + repeat
+        order = ("flowsim", peer) if repeat % 2 == 0 else (peer, "flowsim")
+        for who in order:
+            report(f"repeat {repeat + 1}/{repeats}: {who}, {decisions} decisions")
+            if who == "flowsim":
+                rates[who].append(flowsim_decisions_per_s(task.config, decisions, seed))
+            else:
+                rates[who].append(peer_decisions_per_s(task, decisions, seed))
+    medians = {who: statistics.median(values) for who, values in rates.items()}
+    return {
+        "benchmark": "env-peer",
+        "config": config.name,
+        "peer": peer,
+        "peer_version": metadata.version("sumo-rl"),
+        "env_type": task.config.env.type,
+        "signals": task.signals,
+        "net_file": str(task.net_file),
+        "begin": task.begin,
+        "decision_s": SUMO_RL_DEFAULTS["decision_s"],
+        "yellow_time": SUMO_RL_DEFAULTS["yellow_time"],
+        "min_green": SUMO_RL_DEFAULTS["min_green"],
+        "decisions": decisions,
+        "repeats": repeats,
+        "decisions_per_s": rates,
+        "median_decisions_per_s": medians,
+        "ratio_to_peer": medians["flowsim"] / medians[peer],
         "machine": machine_description(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -24,9 +24,23 @@ def add_parser(commands: Any) -> None:
     bench = commands.add_parser("bench", help="speed benchmarks")
     kinds = bench.add_subparsers(dest="kind", required=True)
 
-    env = kinds.add_parser("env", help="raw sumo vs the env on libsumo and TraCI")
+    env = kinds.add_parser(
+        "env", help="raw sumo vs the env on libsumo and TraCI, or beside a peer env (--peer)"
+    )
     add_config(env, positional=False)
-    env.add_argument("--steps", type=int, default=5000, help="env steps timed (libsumo)")
+    env.add_argument(
+        "--steps",
+        type=int,
+        help="env steps timed on libsumo (default 5000); with --peer, decisions timed per "
+        "repeat (default and at most one episode)",
+    )
+    env.add_argument(
+        "--peer",
+        choices=("sumo-rl",),
+        help="time a peer's own env on the same files beside flowsim's signal env, random "
+        "actions, runs interleaved",
+    )
+    env.add_argument("--repeats", type=int, default=3, help="with --peer: runs of each env")
     add_bench_output(env)
     env.set_defaults(handler=cmd_bench_env)
 
@@ -84,13 +98,62 @@ def cmd_bench_env(args: argparse.Namespace) -> int:
     from flowsim.bench.env import bench_env
     from flowsim.config import load_config
 
-    if args.steps < 100:
-        raise ConfigError(f"--steps {args.steps}: use at least 100 steps, e.g. 5000.")
+    if args.peer is not None:
+        return _bench_env_peer(args)
+    steps = 5000 if args.steps is None else args.steps
+    if steps < 100:
+        raise ConfigError(f"--steps {steps}: use at least 100 steps, e.g. 5000.")
     results = results_folder(args)
     config = load_config(args.config, args.overrides)
     with stderr.status("benchmarking") as status:
-        result = bench_env(config, steps=args.steps, report=lambda phase: status.update(phase))
+        result = bench_env(config, steps=steps, report=lambda phase: status.update(phase))
     return report_bench(args, result, results)
+
+
+def _bench_env_peer(args: argparse.Namespace) -> int:
+    """``flowsim bench env --peer sumo-rl``: both envs' decisions/s, a table or JSON."""
+    from flowsim.bench.env import bench_env_peer, require_sumo_rl
+    from flowsim.config import load_config
+
+    if args.steps is not None and args.steps < 10:
+        raise ConfigError(f"--steps {args.steps}: time at least 10 decisions, e.g. 720.")
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats {args.repeats}: give at least 1, e.g. 3.")
+    require_sumo_rl(f"--peer {args.peer}")
+    results = results_folder(args)
+    config = load_config(args.config, args.overrides)
+    with stderr.status(f"flowsim beside {args.peer}") as status:
+        result = bench_env_peer(
+            config,
+            peer=args.peer,
+            decisions=args.steps,
+            repeats=args.repeats,
+            report=lambda phase: status.update(phase),
+        )
+    return report_bench(args, result, results, show=_show_peer)
+
+
+def _show_peer(result: dict[str, Any]) -> None:
+    """``bench env --peer`` as a table: each env's median decisions/s and its spread."""
+    table = Table(
+        title=f"bench env {result['config']}: {result['signals']} signal(s), a decision every "
+        f"{result['decision_s']} s, random actions",
+        header_style="bold",
+    )
+    for column in ("env", "decisions/s (median)", "min - max", "runs"):
+        table.add_column(column, justify="left" if column == "env" else "right")
+    for who, rates in result["decisions_per_s"].items():
+        table.add_row(
+            who,
+            f"{result['median_decisions_per_s'][who]:,.0f}",
+            f"{min(rates):,.0f} - {max(rates):,.0f}",
+            f"{len(rates)} x {result['decisions']}",
+        )
+    Console().print(table)
+    Console().print(
+        f"flowsim / {result['peer']}: {result['ratio_to_peer']:.2f}\n"
+        f"written to {result['written_to']}"
+    )
 
 
 def cmd_bench_sampler(args: argparse.Namespace) -> int:
