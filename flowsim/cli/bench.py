@@ -1,5 +1,5 @@
-"""``flowsim bench``: env, sampler, train and faults here; ``bench tune`` and ``bench imitate``
-come from their packages (``flowsim/tune/cli.py``, ``flowsim/hierarchy/cli.py``).
+"""``flowsim bench``: env, sampler, train, resco and faults here; ``bench tune`` and
+``bench imitate`` come from their packages (``flowsim/tune/cli.py``, ``flowsim/hierarchy/cli.py``).
 
 Every kind writes its JSON result under ``--results`` (:func:`report_bench`) and shows it.
 """
@@ -13,7 +13,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from flowsim.cli.common import add_bench_output, add_config, report_bench, results_folder, stderr
+from flowsim.cli.common import (
+    add_bench_output,
+    add_config,
+    add_set,
+    report_bench,
+    results_folder,
+    stderr,
+)
 from flowsim.errors import ConfigError
 from flowsim.hierarchy.cli import add_bench_parser as add_bench_imitate_parser
 from flowsim.tune.cli import add_bench_parser as add_bench_tune_parser
@@ -73,6 +80,25 @@ def add_parser(commands: Any) -> None:
     )
     add_bench_output(train)
     train.set_defaults(handler=cmd_bench_train)
+
+    resco = kinds.add_parser(
+        "resco", help="signal baselines on RESCO's maps next to RESCO's published avg_delay"
+    )
+    resco.add_argument(
+        "--maps", default="all", help="comma-separated maps (default all eight), e.g. cologne1"
+    )
+    resco.add_argument(
+        "--baselines",
+        default="program,greedy,max_pressure",
+        help="comma-separated baselines (program = RESCO's fixed time)",
+    )
+    resco.add_argument("--episodes", type=int, default=1, help="episodes per map and baseline")
+    resco.add_argument(
+        "--folder", type=Path, default=Path("scenarios/resco"), help="folder of the maps' YAMLs"
+    )
+    add_set(resco, "override a value in every map's config, e.g. --set env.horizon=30")
+    add_bench_output(resco)
+    resco.set_defaults(handler=cmd_bench_resco)
 
     add_bench_tune_parser(kinds)
     add_bench_imitate_parser(kinds)
@@ -153,6 +179,82 @@ def _show_peer(result: dict[str, Any]) -> None:
     Console().print(
         f"flowsim / {result['peer']}: {result['ratio_to_peer']:.2f}\n"
         f"written to {result['written_to']}"
+    )
+
+
+def cmd_bench_resco(args: argparse.Namespace) -> int:
+    """``flowsim bench resco``: flowsim's baselines beside RESCO's figures, map by map."""
+    from flowsim.bench.resco import RESCO_AGENTS, RESCO_MAPS, bench_resco, parse_choice
+
+    maps = RESCO_MAPS if args.maps == "all" else parse_choice("--maps", args.maps, RESCO_MAPS)
+    baselines = parse_choice("--baselines", args.baselines, tuple(RESCO_AGENTS))
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes {args.episodes}: give at least 1, e.g. 3.")
+    results = results_folder(args)
+
+    def finished(row: dict[str, Any]) -> None:
+        stderr.print(f"{row['map']} {row['baseline']}: {_delay_cells(row)}", highlight=False)
+
+    with stderr.status("RESCO's maps") as status:
+        result = bench_resco(
+            maps,
+            baselines,
+            episodes=args.episodes,
+            folder=args.folder,
+            overrides=args.overrides,
+            report=lambda phase: status.update(phase),
+            finished=finished,
+        )
+    return report_bench(args, result, results, show=_show_resco)
+
+
+def _delay_cells(row: dict[str, Any]) -> str:
+    """One row's avg_delay against RESCO's, for the progress lines."""
+    if row["resco_avg_delay"] is None:
+        return f"avg_delay {row['avg_delay']:.2f} s (RESCO has no figure)"
+    return (
+        f"avg_delay {row['avg_delay']:.2f} s, RESCO {row['resco_avg_delay']:.2f} s "
+        f"({row['difference']:+.0%})"
+    )
+
+
+def _show_resco(result: dict[str, Any]) -> None:
+    """``bench resco`` as a table: flowsim's avg_delay beside RESCO's, per map and baseline."""
+    table = Table(
+        title=f"bench resco: avg_delay (s), {result['episodes']} episode(s) each",
+        header_style="bold",
+    )
+    for column in (
+        "map",
+        "baseline",
+        "RESCO agent",
+        "flowsim",
+        "RESCO mean",
+        "RESCO median",
+        "difference",
+        "throughput",
+    ):
+        table.add_column(column, justify="left" if column in ("map", "baseline") else "right")
+    for row in result["rows"]:
+        published = row["resco_avg_delay"] is not None
+        difference = row["difference"]
+        shown = "" if difference is None else f"{difference:+.0%}"
+        if difference is not None and abs(difference) > result["notable_difference"]:
+            shown = f"[bold]{shown}[/]"
+        table.add_row(
+            row["map"],
+            row["baseline"],
+            row["resco_agent"],
+            f"{row['avg_delay']:.2f}",
+            f"{row['resco_avg_delay']:.2f}" if published else "-",
+            f"{row['resco_median']:.2f}" if published else "-",
+            shown,
+            f"{row['throughput']:.0f}",
+        )
+    Console().print(table)
+    Console().print(
+        f"differences above {result['notable_difference']:.0%} in bold: docs/resco.md explains "
+        f"them\nwritten to {result['written_to']}"
     )
 
 

@@ -1,0 +1,204 @@
+"""``flowsim bench resco``: the signal baselines that need no training, on RESCO's eight maps,
+next to the figures RESCO published.
+
+RESCO's figures are its baselines' mean ``avg_delay`` over all episodes, as its table script
+(``utils/graph.py``) reports them from its raw results (``utils/avg_timeLoss.py``); docs/resco.md
+says how they were read and why flowsim's ``greedy`` is RESCO's ``MAXWAVE``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from flowsim.bench.env import require_sumo_rl
+from flowsim.bench.results import machine_description
+from flowsim.config import FlowsimConfig, apply_overrides, load_config
+from flowsim.errors import ConfigError
+
+#: RESCO's maps, as named in ``scenarios/resco/`` and ``scenario.sumo.resco``.
+RESCO_MAPS = (
+    "cologne1",
+    "cologne3",
+    "cologne8",
+    "ingolstadt1",
+    "ingolstadt7",
+    "ingolstadt21",
+    "grid4x4",
+    "arterial4x4",
+)
+
+#: flowsim's baseline (``--signals NAME``) -> the RESCO agent it stands for.
+RESCO_AGENTS = {"program": "FIXED", "greedy": "MAXWAVE", "max_pressure": "MAXPRESSURE"}
+
+#: A difference to RESCO's figure above this share is explained in docs/resco.md.
+NOTABLE_DIFFERENCE = 0.15
+
+#: The trip metrics kept from each episode (``flowsim/sim/trips.py``).
+TRIP_METRICS = ("avg_delay", "avg_trip_time", "avg_waiting_time", "throughput")
+
+
+@dataclass(frozen=True)
+class PublishedDelay:
+    """RESCO's ``avg_delay`` (s) of one baseline on one map, from its raw results.
+
+    Attributes:
+        mean: the mean over its episodes: the figure RESCO's table script reports.
+        median: the median over the same episodes (a few jammed episodes lift the mean).
+        episodes: how many episodes RESCO ran, each with a new SUMO seed.
+        first_episode: its first episode, the one that ran the demand file sumo-rl ships
+            for ``grid4x4`` and ``arterial4x4`` (RESCO drew another file per episode there).
+    """
+
+    mean: float
+    median: float
+    episodes: int
+    first_episode: float
+
+
+#: (map, flowsim baseline) -> RESCO's figure. No fixed-time figure exists for the 4 x 4 maps.
+PUBLISHED: dict[tuple[str, str], PublishedDelay] = {
+    ("cologne1", "program"): PublishedDelay(56.61, 56.85, 30, 55.37),
+    ("cologne1", "greedy"): PublishedDelay(27.81, 27.94, 30, 28.04),
+    ("cologne1", "max_pressure"): PublishedDelay(65.85, 31.09, 30, 31.91),
+    ("cologne3", "program"): PublishedDelay(46.35, 39.04, 30, 39.97),
+    ("cologne3", "greedy"): PublishedDelay(90.67, 21.95, 30, 21.09),
+    ("cologne3", "max_pressure"): PublishedDelay(162.28, 28.05, 30, 24.72),
+    ("cologne8", "program"): PublishedDelay(63.77, 64.21, 30, 63.08),
+    ("cologne8", "greedy"): PublishedDelay(21.87, 21.85, 100, 21.68),
+    ("cologne8", "max_pressure"): PublishedDelay(47.73, 29.71, 100, 28.76),
+    ("ingolstadt1", "program"): PublishedDelay(39.40, 39.47, 30, 39.51),
+    ("ingolstadt1", "greedy"): PublishedDelay(28.32, 27.99, 30, 28.52),
+    ("ingolstadt1", "max_pressure"): PublishedDelay(23.62, 23.61, 30, 23.62),
+    ("ingolstadt7", "program"): PublishedDelay(91.31, 91.45, 30, 87.90),
+    ("ingolstadt7", "greedy"): PublishedDelay(80.56, 80.31, 100, 75.12),
+    ("ingolstadt7", "max_pressure"): PublishedDelay(46.82, 46.41, 100, 53.68),
+    ("ingolstadt21", "program"): PublishedDelay(133.10, 130.37, 30, 130.50),
+    ("ingolstadt21", "greedy"): PublishedDelay(76.32, 69.61, 100, 69.39),
+    ("ingolstadt21", "max_pressure"): PublishedDelay(136.72, 115.61, 100, 107.81),
+    ("grid4x4", "greedy"): PublishedDelay(34.32, 34.45, 30, 33.31),
+    ("grid4x4", "max_pressure"): PublishedDelay(52.55, 52.53, 30, 52.06),
+    ("arterial4x4", "greedy"): PublishedDelay(820.81, 710.86, 30, 705.31),
+    ("arterial4x4", "max_pressure"): PublishedDelay(952.75, 967.95, 30, 916.51),
+}
+
+
+def parse_choice(flag: str, value: str, choices: Sequence[str]) -> tuple[str, ...]:
+    """A comma-separated ``--maps`` / ``--baselines`` value, each name checked against
+    ``choices``."""
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in choices]
+    if not names or unknown:
+        raise ConfigError(
+            f"{flag} {value}: choose from {', '.join(choices)} (comma-separated), "
+            f"e.g. {flag} {choices[0]}."
+        )
+    return names
+
+
+def map_config(folder: Path, map_name: str, overrides: Sequence[str] = ()) -> FlowsimConfig:
+    """The experiment YAML of ``map_name`` in ``folder`` (``scenarios/resco/<map>.yaml``)."""
+    path = Path(folder) / f"{map_name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"--folder {folder}: no {path.name} there; give the folder of RESCO's YAMLs, "
+            "e.g. --folder scenarios/resco."
+        )
+    return load_config(path, list(overrides))
+
+
+def baseline_episode(config: FlowsimConfig, baseline: str, seed: int) -> dict[str, float]:
+    """One episode of ``baseline`` on ``config``'s map: its trip metrics (``avg_delay`` …).
+
+    The episode is what ``flowsim simulate CONFIG --signals BASELINE`` runs: the config's
+    ``env.horizon`` decisions of ``env.sims_per_step`` steps from the scenario's begin.
+    """
+    from flowsim.evaluation.simulate import simulate
+
+    seeded = apply_overrides(config, [f"sim.seed={seed}"])
+    steps = config.env.horizon * config.env.sims_per_step
+    summary = simulate(seeded, steps, signals=baseline)
+    return {metric: float(summary[metric]) for metric in TRIP_METRICS}
+
+
+def compare(map_name: str, baseline: str, delays: list[float]) -> dict[str, Any]:
+    """flowsim's ``avg_delay`` over episodes beside RESCO's figure for the same map and rule."""
+    published = PUBLISHED.get((map_name, baseline))
+    mean = statistics.fmean(delays)
+    row: dict[str, Any] = {
+        "map": map_name,
+        "baseline": baseline,
+        "resco_agent": RESCO_AGENTS[baseline],
+        "avg_delay": mean,
+        "avg_delay_per_episode": delays,
+        "resco_avg_delay": None,
+        "resco_median": None,
+        "resco_episodes": None,
+        "resco_first_episode": None,
+        "difference": None,
+    }
+    if published is not None:
+        row.update(
+            resco_avg_delay=published.mean,
+            resco_median=published.median,
+            resco_episodes=published.episodes,
+            resco_first_episode=published.first_episode,
+            difference=(mean - published.mean) / published.mean,
+        )
+    return row
+
+
+def bench_resco(
+    maps: Sequence[str] = RESCO_MAPS,
+    baselines: Sequence[str] = tuple(RESCO_AGENTS),
+    episodes: int = 1,
+    folder: Path = Path("scenarios/resco"),
+    overrides: Sequence[str] = (),
+    report: Callable[[str], None] = lambda phase: None,
+    finished: Callable[[dict[str, Any]], None] = lambda row: None,
+) -> dict[str, Any]:
+    """Run each baseline for ``episodes`` episodes on each map and compare with RESCO.
+
+    Episode ``i`` runs with SUMO seed ``sim.seed + i``. ``report`` is called with each phase
+    as it starts, ``finished`` with each map and baseline's row once its episodes are done.
+    ``overrides`` (``--set``) apply to every map, e.g. a shorter window for a quick check.
+    """
+    if episodes < 1:
+        raise ConfigError(f"--episodes {episodes}: give at least 1, e.g. 3.")
+    require_sumo_rl("flowsim bench resco")
+    configs = {name: map_config(folder, name, overrides) for name in maps}  # fail before running
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for map_name, config in configs.items():
+        for baseline in baselines:
+            metrics: list[dict[str, float]] = []
+            began = time.perf_counter()
+            for episode in range(episodes):
+                report(f"{map_name}: {baseline}, episode {episode + 1}/{episodes}")
+                metrics.append(baseline_episode(config, baseline, config.sim.seed + episode))
+            row = compare(map_name, baseline, [m["avg_delay"] for m in metrics])
+            for metric in TRIP_METRICS[1:]:
+                row[metric] = statistics.fmean(m[metric] for m in metrics)
+            row["wall_s"] = time.perf_counter() - began
+            rows.append(row)
+            finished(row)
+    return {
+        "benchmark": "resco",
+        "config": maps[0] if len(maps) == 1 else "all" if set(maps) == set(RESCO_MAPS) else "maps",
+        "maps": list(maps),
+        "baselines": list(baselines),
+        "episodes": episodes,
+        "overrides": list(overrides),
+        "rows": rows,
+        "notable_difference": NOTABLE_DIFFERENCE,
+        "wall_s": time.perf_counter() - started,
+        "sumo_rl": metadata.version("sumo-rl"),
+        "machine": machine_description(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
