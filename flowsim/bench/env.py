@@ -391,6 +391,7 @@ def bench_env_peer(
     task = peer_task(config)
     decisions = min(decisions or task.decisions, task.decisions)
     rates: dict[str, list[float]] = {"flowsim": [], peer: []}
+    load_before = os.getloadavg()[0]
     for repeat in range(repeats):
         seed = config.sim.seed + repeat
         order = ("flowsim", peer) if repeat % 2 == 0 else (peer, "flowsim")
@@ -418,6 +419,8 @@ def bench_env_peer(
         "decisions_per_s": rates,
         "median_decisions_per_s": medians,
         "ratio_to_peer": medians["flowsim"] / medians[peer],
+        # The 1-minute load average before and after: other work on the machine slows both.
+        "load_average": [load_before, os.getloadavg()[0]],
         "machine": machine_description(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

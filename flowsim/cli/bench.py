@@ -162,8 +162,9 @@ def _bench_env_peer(args: argparse.Namespace) -> int:
 def _show_peer(result: dict[str, Any]) -> None:
     """``bench env --peer`` as a table: each env's median decisions/s and its spread."""
     table = Table(
-        title=f"bench env {result['config']}: {result['signals']} signal(s), a decision every "
-        f"{result['decision_s']} s, random actions",
+        title=f"bench env {result['config']} beside {result['peer']}",
+        caption=f"{result['signals']} signal(s), a decision every {result['decision_s']} s, "
+        "random actions",
         header_style="bold",
     )
     for column in ("env", "decisions/s (median)", "min - max", "runs"):
