@@ -32,6 +32,7 @@ __all__ = [
     "MergeEnvConfig",
     "MultiAgentTrafficLightGridEnvConfig",
     "MultiAgentWaveAttenuationEnvConfig",
+    "OpenAccelEnvConfig",
     "TrafficLightGridEnvConfig",
     "WaveAttenuationEnvConfig",
 ]
@@ -44,6 +45,7 @@ EnvType = Literal[
     "accel",
     "lane_change_accel",
     "merge",
+    "open_accel",
     "traffic_light_grid",
     "multiagent_wave_attenuation",
     "multiagent_traffic_light_grid",
@@ -66,9 +68,10 @@ class EnvConfig(Section):
     type: EnvType = Field(
         DEFAULT_ENV_TYPE,
         description="Registered env: wave_attenuation, accel, lane_change_accel, merge (AVs on "
-        "a highway with an on-ramp), traffic_light_grid (signal control: grid, intersection, "
-        "osm), gym (a Gymnasium id, env.id), or the PettingZoo envs "
-        "multiagent_wave_attenuation and multiagent_traffic_light_grid.",
+        "a highway with an on-ramp), open_accel (AV slots on any open network), "
+        "traffic_light_grid (signal control: grid, intersection, osm), gym (a Gymnasium id, "
+        "env.id), or the PettingZoo envs multiagent_wave_attenuation and "
+        "multiagent_traffic_light_grid.",
     )
     horizon: StrictInt = Field(3000, ge=1, le=10_000_000, description="Steps per episode.")
     warmup_steps: StrictInt = Field(
@@ -171,6 +174,26 @@ class MergeEnvConfig(_AVEnv):
     )
 
 
+class OpenAccelEnvConfig(_AVEnv):
+    """``open_accel``: AV slots on any open network (OSM, your own SUMO files)."""
+
+    type: Literal["open_accel"] = Field("open_accel", description="The env type.")
+    num_rl: StrictInt = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="open_accel: AVs the agent controls at once (first come, first served); "
+        "others drive by SUMO's model until a slot frees up.",
+    )
+    view_distance: float = Field(
+        100.0,
+        gt=0,
+        le=10_000,
+        description="open_accel: distances observed (leader gap, next junction, next signal) "
+        "are capped at and divided by this many metres.",
+    )
+
+
 class TrafficLightGridEnvConfig(_SignalEnv):
     """``traffic_light_grid``: one agent sets every signal's green phase (grid, intersection,
     osm)."""
@@ -218,6 +241,7 @@ ENV_CONFIGS: dict[str, type[EnvConfig]] = {
     "accel": AccelEnvConfig,
     "lane_change_accel": LaneChangeAccelEnvConfig,
     "merge": MergeEnvConfig,
+    "open_accel": OpenAccelEnvConfig,
     "traffic_light_grid": TrafficLightGridEnvConfig,
     "multiagent_wave_attenuation": MultiAgentWaveAttenuationEnvConfig,
     "multiagent_traffic_light_grid": MultiAgentTrafficLightGridEnvConfig,
@@ -275,6 +299,7 @@ AnyEnvConfig = Annotated[
         AccelEnvConfig,
         LaneChangeAccelEnvConfig,
         MergeEnvConfig,
+        OpenAccelEnvConfig,
         TrafficLightGridEnvConfig,
         MultiAgentWaveAttenuationEnvConfig,
         MultiAgentTrafficLightGridEnvConfig,

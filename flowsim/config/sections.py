@@ -409,7 +409,13 @@ class ControllerConfig(Section):
 
 
 class VehicleGroup(Section):
-    """A group of identical vehicles: SUMO vehicle type attributes plus who drives them."""
+    """A group of vehicles: SUMO vehicle type attributes plus who drives them.
+
+    A group drives the vehicles it places (``count``) and those entering with its name as
+    vType (inflows). On an open network it may instead claim vehicles of the route files:
+    all of one vType (``vtype``) or a share of every inserted vehicle (``share``); claimed
+    vehicles keep their own vType's attributes.
+    """
 
     type: str = Field(
         ...,
@@ -417,6 +423,17 @@ class VehicleGroup(Section):
         description="Group name, also the SUMO vType id (e.g. human, av).",
     )
     count: StrictInt = Field(..., ge=0, le=10_000, description="Number of vehicles.")
+    vtype: str | None = Field(
+        None,
+        min_length=1,
+        description="Open networks: claim every vehicle of this vType of the route files "
+        "(e.g. a .sumocfg's 'passenger'); count must be 0.",
+    )
+    share: float | None = Field(
+        None,
+        description="Open networks: claim this fraction (0, 1] of the inserted vehicles that no "
+        "vtype group claims, drawn per vehicle with the episode's seed; count must be 0.",
+    )
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
     length: float = Field(5.0, gt=0, le=30, description="Vehicle length (m).")
     min_gap: float = Field(2.0, ge=0, le=20, description="Standstill gap (m).")
@@ -444,7 +461,8 @@ class VehicleGroup(Section):
     speed_mode: SpeedMode | None = Field(
         None,
         description="SUMO checks on speeds flowsim sets; default right_of_way for flowsim "
-        "controllers, obey_safe_speed for rl.",
+        "controllers and for groups that claim vehicles (vtype, share: they cross junctions), "
+        "obey_safe_speed for other rl groups.",
     )
     failsafes: list[str] | None = Field(
         None,
@@ -463,6 +481,36 @@ class VehicleGroup(Section):
         if len(parts) not in (3, 4) or not all(p.isdigit() and int(p) <= 255 for p in parts):
             raise ValueError("a colour is 'r,g,b' with each part 0-255, e.g. '255,0,0'")
         return ",".join(parts)
+
+    @field_validator("share")
+    @classmethod
+    def _check_share(cls, share: float | None) -> float | None:
+        if share is not None and not 0 < share <= 1:
+            raise ValueError(
+                f"share {share} is outside (0, 1]: the fraction of inserted vehicles the group "
+                "drives, e.g. 0.1"
+            )
+        return share
+
+    @model_validator(mode="after")
+    def _one_claim(self) -> VehicleGroup:
+        if self.vtype is not None and self.share is not None:
+            raise ValueError(
+                "give vtype (claim one vType of the route files) or share (claim a fraction of "
+                "inserted vehicles), not both"
+            )
+        if self.claims and self.count > 0:
+            key = "vtype" if self.vtype is not None else "share"
+            raise ValueError(
+                f"count {self.count} with {key}: a group that claims vehicles of the route files "
+                "places none of its own; set count: 0"
+            )
+        return self
+
+    @property
+    def claims(self) -> bool:
+        """Whether the group claims vehicles of the route files (``vtype`` or ``share``)."""
+        return self.vtype is not None or self.share is not None
 
     @field_validator("failsafes")
     @classmethod
@@ -491,7 +539,7 @@ class VehicleGroup(Section):
         """The speed mode in force: the configured one or the default for the controller."""
         if self.speed_mode is not None:
             return self.speed_mode
-        if self.controller.type == "rl":
+        if self.controller.type == "rl" and not self.claims:
             return SpeedMode.obey_safe_speed
         return SpeedMode.right_of_way
 

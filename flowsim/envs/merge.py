@@ -8,6 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from flowsim.envs.base import FlowsimEnv
+from flowsim.envs.slots import AVSlots
 from flowsim.errors import ConfigError
 
 _AV_COLOR = (255, 0, 0, 255)
@@ -74,17 +75,12 @@ class MergeEnv(FlowsimEnv):
         self.observation_space = spaces.Box(
             low=low, high=np.ones(_PER_AV * self.num_rl, dtype=np.float32), dtype=np.float32
         )
-        #: the AV id in each slot ('' for an empty slot)
-        self._slots: list[str] = []
-        self._queue: list[str] = []
-        self._controlled = np.zeros(0, dtype=np.int64)  # kernel indices of slotted AVs
-        self._slot_of = np.zeros(0, dtype=np.int64)  # their slot numbers
+        self._slots = AVSlots(self.num_rl, _AV_COLOR)
 
     # -- the first-come-first-served slots ----------------------------------------------
     def on_reset(self) -> None:
         """Empty the slots and queue, then admit the AVs already in the network."""
-        self._slots = [""] * self.num_rl
-        self._queue = []
+        self._slots.reset()
         self._admit()
 
     def on_vehicles_added(self) -> None:
@@ -96,32 +92,19 @@ class MergeEnv(FlowsimEnv):
         self._admit()
 
     def _admit(self) -> None:
-        kernel = self.kernel
-        avs = [kernel.vehicle_ids[i] for i in self.simulation.rl_indices().tolist()]
-        present = set(avs)
-        self._slots = [av if av in present else "" for av in self._slots]
-        waiting = set(self._queue)
-        slotted = set(self._slots)
-        self._queue = [av for av in self._queue if av in present]
-        self._queue += [av for av in avs if av not in waiting and av not in slotted]
-        for slot, av in enumerate(self._slots):
-            if not av and self._queue:
-                self._slots[slot] = new = self._queue.pop(0)
-                kernel.set_color(kernel.index_of((new,)), _AV_COLOR)
-        filled = [(slot, av) for slot, av in enumerate(self._slots) if av]
-        self._slot_of = np.array([slot for slot, _ in filled], dtype=np.int64)
-        self._controlled = kernel.index_of(tuple(av for _, av in filled))
+        self._slots.admit(self.kernel, self.simulation.rl_indices())
 
     # -- the task ------------------------------------------------------------------------
     def apply_action(self, action: np.ndarray) -> None:
         """Command each slotted AV's acceleration (m/s²)."""
-        if self._controlled.size:
-            self.kernel.apply_accelerations(self._controlled, action[self._slot_of])
+        slots = self._slots
+        if slots.indices.size:
+            self.kernel.apply_accelerations(slots.indices, action[slots.slot_of])
 
     def observe(self) -> np.ndarray:
         """Speed, leader and follower of each slotted AV, normalised."""
         obs = np.zeros((self.num_rl, _PER_AV), dtype=np.float32)
-        av = self._controlled
+        av = self._slots.indices
         if av.size:
             kernel, v_max, length = self.kernel, self.max_speed, self.max_length
             speed = kernel.speeds()[av]
@@ -143,7 +126,7 @@ class MergeEnv(FlowsimEnv):
                 ],
                 axis=1,
             )
-            obs[self._slot_of] = rows
+            obs = self._slots.scatter(rows, _PER_AV)
         return np.clip(obs.reshape(-1), self.observation_space.low, self.observation_space.high)
 
     def compute_reward(self, action: np.ndarray) -> float:
@@ -155,7 +138,7 @@ class MergeEnv(FlowsimEnv):
         best = target * np.sqrt(speeds.size)
         desired = max(best - float(np.linalg.norm(speeds - target)), 0.0) / best
         penalty = 0.0
-        av = self._controlled
+        av = self._slots.indices
         if av.size:
             gap, _ = self.kernel.leaders(av)
             speed = speeds[av]
@@ -168,7 +151,7 @@ class MergeEnv(FlowsimEnv):
 
     def _info(self, collisions: int) -> dict[str, Any]:
         info = super()._info(collisions)
-        info["controlled_avs"] = int(self._controlled.size)
-        info["queued_avs"] = len(self._queue)
+        info["controlled_avs"] = int(self._slots.indices.size)
+        info["queued_avs"] = len(self._slots.queue)
         info["vehicles"] = len(self.kernel.vehicle_ids)
         return info

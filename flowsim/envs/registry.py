@@ -34,6 +34,7 @@ ENV_TYPES: dict[str, str] = {
     "accel": "flowsim.envs.ring:AccelEnv",
     "lane_change_accel": "flowsim.envs.ring:LaneChangeAccelEnv",
     "merge": "flowsim.envs.merge:MergeEnv",
+    "open_accel": "flowsim.envs.open_av:OpenAccelEnv",
     "traffic_light_grid": "flowsim.envs.signals:TrafficLightGridEnv",
 }
 

@@ -11,9 +11,10 @@ from flowsim.config import FlowsimConfig, VehicleGroup
 from flowsim.controllers import Controller, FollowingState, make_controller
 from flowsim.controllers.failsafe import apply_failsafes
 from flowsim.controllers.routing import ContinuousRouter
+from flowsim.errors import ConfigError
 from flowsim.scenarios import make_scenario
 from flowsim.scenarios.base import ScenarioInstance
-from flowsim.sim.kernel import Kernel, StepEvents
+from flowsim.sim.kernel import Kernel, StepEvents, crash_guard
 
 
 @dataclass
@@ -36,6 +37,81 @@ class GroupHandle:
         return self.config.controller.type
 
 
+class VehicleClaims:
+    """Which group drives a vehicle that enters: the one matching rule for every network.
+
+    A vehicle of vType ``T`` belongs to, in this order:
+
+    1. the group with ``vtype: T``;
+    2. else a ``share:`` group, by one uniform draw per vehicle from the episode's seeded RNG
+       (group ``k`` takes draws in ``[s_1 + ... + s_{k-1}, s_1 + ... + s_k)``);
+    3. else the plain group (no ``vtype``, no ``share``) named ``T``: the vehicles flowsim
+       places or inserts for that group;
+    4. else none: SUMO drives it and no group tracks it.
+
+    Example:
+        >>> groups = [VehicleGroup(type="av", count=0, share=0.5), VehicleGroup(type="h", count=0)]
+        >>> claims = VehicleClaims(groups, np.random.default_rng(0))
+        >>> [claims.claim("h") for _ in range(4)]
+        [1, 0, 0, 0]
+    """
+
+    def __init__(self, groups: list[VehicleGroup], rng: np.random.Generator | None) -> None:
+        self._by_vtype = {g.vtype: k for k, g in enumerate(groups) if g.vtype is not None}
+        self._by_name = {g.type: k for k, g in enumerate(groups) if not g.claims}
+        sharing = [k for k, g in enumerate(groups) if g.share is not None]
+        bounds = np.cumsum([groups[k].share for k in sharing]).tolist()
+        self._shares = list(zip(bounds, sharing, strict=True))
+        self._rng = rng
+
+    def claim(self, vehicle_type: str) -> int | None:
+        """Position in ``groups`` of the group that drives a new vehicle of ``vehicle_type``."""
+        group = self._by_vtype.get(vehicle_type)
+        if group is not None:
+            return group
+        if self._shares:
+            assert self._rng is not None
+            draw = self._rng.random()
+            for bound, group in self._shares:
+                if draw < bound:
+                    return group
+        return self._by_name.get(vehicle_type)
+
+
+def check_claims(config: FlowsimConfig) -> None:
+    """Refuse ``vtype`` / ``share`` groups where they cannot work (ConfigError naming the key):
+    on a closed network, a vType claimed twice, or shares adding up to more than 1."""
+    claimed: dict[str, int] = {}
+    total = 0.0
+    for index, group in enumerate(config.vehicles):
+        key = f"vehicles[{index}].{'vtype' if group.vtype is not None else 'share'}"
+        if group.claims and not config.scenario.open:
+            raise ConfigError(
+                f"{key}: scenario.type {config.scenario.type} is a closed loop whose vehicles "
+                "are all placed by the groups' count; vtype and share claim vehicles entering "
+                "an open network (osm, sumo, merge, grid, intersection). Use count instead."
+            )
+        if group.vtype is not None:
+            if group.vtype in claimed:
+                raise ConfigError(
+                    f"{key}: vType '{group.vtype}' is already claimed by "
+                    f"vehicles[{claimed[group.vtype]}]; one group drives a vType."
+                )
+            claimed[group.vtype] = index
+        if group.share is not None:
+            total += group.share
+            if total > 1 + 1e-9:
+                raise ConfigError(
+                    f"{key}: the groups' shares add up to {total:g}, more than all vehicles; "
+                    "make them sum to at most 1."
+                )
+
+
+def _rgba(color: str) -> tuple[int, int, int, int]:
+    parts = [int(part) for part in color.split(",")]
+    return (parts[0], parts[1], parts[2], parts[3] if len(parts) == 4 else 255)
+
+
 class Simulation:
     """Runs a :class:`FlowsimConfig` scenario: builds it, loads it, and drives humans each step.
 
@@ -54,6 +130,7 @@ class Simulation:
     """
 
     def __init__(self, config: FlowsimConfig, rl_as_human: bool = False) -> None:
+        check_claims(config)
         self.config = config
         self.rl_as_human = rl_as_human
         self.scenario = make_scenario(config)
@@ -66,6 +143,8 @@ class Simulation:
         self._rng = np.random.default_rng(config.sim.seed)
         self._metrics: dict[str, float] = {}
         self._metrics_of: np.ndarray | None = None  # the speed array _metrics was computed from
+        self._claims = VehicleClaims([], None)
+        self._vtypes_checked = False
 
     # -- life cycle -----------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> ScenarioInstance:
@@ -81,29 +160,65 @@ class Simulation:
 
     def _setup_groups(self) -> None:
         assert self.instance is not None
+        instance, kernel = self.instance, self.kernel
+        configs = [g for g in self.config.vehicles if g.count > 0 or instance.open]
+        if not self._vtypes_checked:
+            self._check_vtypes(configs)
+        # Only share groups draw: other configs keep the seeded stream they always had.
+        shares = any(g.share is not None for g in configs)
+        rng = np.random.default_rng(self._rng.integers(2**63)) if shares else None
+        self._claims = VehicleClaims(configs, rng)
+        members: list[list[str]] = [[] for _ in configs]
+        for vehicle_id in kernel.vehicle_ids:
+            group = self._claims.claim(kernel.vehicle_type(vehicle_id))
+            if group is not None:
+                members[group].append(vehicle_id)
         self.groups = []
-        kernel = self.kernel
-        for group in self.config.vehicles:
-            if group.count == 0 and not self.instance.open:
-                continue
-            ids = tuple(v for v in kernel.vehicle_ids if kernel.vehicle_type(v) == group.type)
-            indices = kernel.index_of(ids)
+        for group, ids in zip(configs, members, strict=True):
+            indices = kernel.index_of(tuple(ids))
             controller = None
             driver = group.controller.type
             if driver not in ("sumo", "rl"):
                 controller = make_controller(driver, group.controller.params)
                 controller.reset(len(ids), np.random.default_rng(self._rng.integers(2**63)))
-            if controller is not None or (driver == "rl" and not self.rl_as_human):
-                self.kernel.set_speed_mode(indices, group.effective_speed_mode.bits)
-            self.groups.append(GroupHandle(group, ids, indices, controller))
+            handle = GroupHandle(group, tuple(ids), indices, controller)
+            self._take_over(handle, indices)
+            self.groups.append(handle)
         self._reindex()
         self.router = None
-        if self.instance.open:
+        if instance.open:
             return  # vehicles drive their inflow's route and leave
-        self.router = ContinuousRouter(list(self.instance.ring_edges), self.instance.route_loops)
+        self.router = ContinuousRouter(list(instance.ring_edges), instance.route_loops)
         # Check routes often enough that no vehicle can cross half a loop between checks.
         fastest = max(g.max_speed for g in self.config.vehicles) * self.config.sim.step_length
-        self._reroute_every = max(1, math.floor(self.instance.length / (2 * fastest)))
+        self._reroute_every = max(1, math.floor(instance.length / (2 * fastest)))
+
+    def _check_vtypes(self, groups: list[VehicleGroup]) -> None:
+        """A ``vtype`` that the loaded route files do not define is a ConfigError naming it."""
+        wanted = [g for g in groups if g.vtype is not None]
+        if wanted:
+            with crash_guard("listing vTypes"):
+                known = set(self.kernel.backend.api.vehicletype.getIDList())
+            defined = sorted(t for t in known if not t.startswith("DEFAULT_"))
+            for group in wanted:
+                if group.vtype not in known:
+                    index = self.config.vehicles.index(group)
+                    raise ConfigError(
+                        f"vehicles[{index}].vtype: '{group.vtype}' is not a vType of the route "
+                        f"files; they define: {', '.join(defined) or 'none'}. Fix the name or "
+                        "use share: to claim a fraction of all vehicles."
+                    )
+        self._vtypes_checked = True
+
+    def _take_over(self, handle: GroupHandle, indices: np.ndarray) -> None:
+        """Set the speed mode (and colour) of vehicles that ``handle``'s driver now controls."""
+        if indices.size == 0:
+            return
+        group = handle.config
+        if handle.controller is not None or (handle.driven_by == "rl" and not self.rl_as_human):
+            self.kernel.set_speed_mode(indices, group.effective_speed_mode.bits)
+        if group.claims and group.color is not None:
+            self.kernel.set_color(indices, _rgba(group.color))  # their vType has its own colour
 
     def close(self) -> None:
         """Close SUMO."""
@@ -171,31 +286,55 @@ class Simulation:
         """Recompute group indices (and controller state) after vehicles left or entered."""
         kernel = self.kernel
         present = set(kernel.vehicle_ids)
-        by_type: dict[str, list[str]] = {}
+        joined: dict[int, list[str]] = {}
         for vehicle_id in added:
-            by_type.setdefault(kernel.vehicle_type(vehicle_id), []).append(vehicle_id)
-        for handle in self.groups:
+            group = self._claims.claim(kernel.vehicle_type(vehicle_id))
+            if group is not None:
+                joined.setdefault(group, []).append(vehicle_id)
+        for position, handle in enumerate(self.groups):
             keep = np.array([i in present for i in handle.ids], dtype=bool)
             if not keep.all():
                 handle.ids = tuple(i for i in handle.ids if i in present)
                 if handle.controller is not None:
                     handle.controller.keep_vehicles(keep)
-            joined = tuple(by_type.get(handle.name, ()))
-            if joined:
-                handle.ids += joined
-                new = kernel.index_of(joined)
+            entered = tuple(joined.get(position, ()))
+            if entered:
+                handle.ids += entered
                 if handle.controller is not None:
-                    handle.controller.add_vehicles(len(joined))
-                if handle.controller is not None or (
-                    handle.driven_by == "rl" and not self.rl_as_human
-                ):
-                    kernel.set_speed_mode(new, handle.config.effective_speed_mode.bits)
+                    handle.controller.add_vehicles(len(entered))
+                self._take_over(handle, kernel.index_of(entered))
             handle.indices = kernel.index_of(handle.ids)
         followers = [g.indices for g in self.groups if g.controller is not None]
         if not self.rl_as_human:
             followers.append(self.rl_indices())
         if followers:
             self.kernel.watch_leaders(np.concatenate(followers))
+
+    def junction_distances(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For the vehicles at ``indices``: distance to the end of their lane (the next
+        junction; 0 inside one), distance to the next traffic light on their route (``inf``
+        where none is ahead) and whether that light shows red or yellow (1.0) or not (0.0).
+
+        Read from SUMO on demand (a few calls per vehicle): ask only for the vehicles you need.
+        """
+        count = indices.size
+        to_junction = np.zeros(count)
+        to_signal = np.full(count, math.inf)
+        stop = np.zeros(count)
+        api = self.kernel.backend.api
+        lane_of, position_of = api.vehicle.getLaneID, api.vehicle.getLanePosition
+        lane_length, next_signals = api.lane.getLength, api.vehicle.getNextTLS
+        with crash_guard("reading distances to junctions"):
+            for row, vehicle_id in enumerate(self.kernel.ids_of(indices)):
+                lane = lane_of(vehicle_id)
+                if lane and not lane.startswith(":"):  # ':' marks a lane inside a junction
+                    to_junction[row] = max(lane_length(lane) - position_of(vehicle_id), 0.0)
+                signals = next_signals(vehicle_id)
+                if signals:
+                    _, _, distance, state = signals[0]
+                    to_signal[row] = max(distance, 0.0)
+                    stop[row] = float(state in "rRyYu")
+        return to_junction, to_signal, stop
 
     # -- metrics --------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
