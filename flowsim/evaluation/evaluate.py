@@ -148,6 +148,9 @@ class BaselineActor:
         if self.name == "fixed_cycle":
             return _cycle_actor(config, env)
         if self.name == "human":
+            own = getattr(env.unwrapped, "human_actor", None)  # e.g. open_accel: SUMO drives
+            if own is not None:
+                return own()
             return controller_actor(human_controller(config), config)
         return controller_actor(ControllerConfig(type=self.name), config)
 
