@@ -37,6 +37,7 @@ from flowsim.config.root import (
 )
 from flowsim.config.sections import (
     PLACEMENT_MARGIN,
+    RESCO_MAPS,
     ControllerConfig,
     GridConfig,
     InflowConfig,
@@ -47,6 +48,7 @@ from flowsim.config.sections import (
     ScenarioConfig,
     SignalConfig,
     SimConfig,
+    SumoConfig,
     VehicleGroup,
 )
 from flowsim.config.train import TrainConfig
@@ -55,6 +57,7 @@ from flowsim.config.yaml_io import MAX_CONFIG_VALUES
 __all__ = [
     "MAX_CONFIG_VALUES",
     "PLACEMENT_MARGIN",
+    "RESCO_MAPS",
     "ControllerConfig",
     "EnvConfig",
     "FlowsimConfig",
@@ -67,6 +70,7 @@ __all__ = [
     "ScenarioConfig",
     "SignalConfig",
     "SimConfig",
+    "SumoConfig",
     "TrainConfig",
     "VehicleGroup",
     "apply_overrides",

@@ -30,6 +30,7 @@ from pydantic import (
 __all__ = [
     "OPEN_SCENARIOS",
     "PLACEMENT_MARGIN",
+    "RESCO_MAPS",
     "ControllerConfig",
     "ExistingPath",
     "GridConfig",
@@ -43,6 +44,7 @@ __all__ = [
     "SignalConfig",
     "SimConfig",
     "SpeedMode",
+    "SumoConfig",
     "VehicleGroup",
     "vehicle_spans",
 ]
@@ -270,8 +272,93 @@ class InflowConfig(Section):
         return "period", self.period
 
 
+#: RESCO's maps (Ault & Sharon 2021), shipped by the sumo-rl package (``scenario.sumo.resco``).
+RESCO_MAPS = (
+    "cologne1",
+    "cologne3",
+    "cologne8",
+    "ingolstadt1",
+    "ingolstadt7",
+    "ingolstadt21",
+    "grid4x4",
+    "arterial4x4",
+)
+
+
+class SumoConfig(Section):
+    """Your own SUMO files, used as they are: a ``.sumocfg``, a network with routes, or a RESCO map.
+
+    Give exactly one of ``config`` (a ``.sumocfg``; the files it names resolve relative to it,
+    as in SUMO), ``net_file`` (with ``route_files`` and ``additional_files``) or ``resco`` (one
+    of RESCO's maps from the installed sumo-rl package). ``begin`` and ``end`` override the
+    time window the ``.sumocfg`` sets. Paths resolve relative to the YAML file.
+    """
+
+    config: ExistingPath | None = Field(
+        None, description="A SUMO configuration (.sumocfg) naming the network and routes."
+    )
+    net_file: ExistingPath | None = Field(
+        None, description="A SUMO network (.net.xml), when no .sumocfg is given."
+    )
+    route_files: list[ExistingPath] = Field(
+        default_factory=list,
+        description="With net_file: SUMO route files (vehicles, trips, flows).",
+    )
+    additional_files: list[ExistingPath] = Field(
+        default_factory=list,
+        description="With net_file: SUMO additional files (vTypes, detectors, programmes).",
+    )
+    begin: float | None = Field(
+        None,
+        ge=0,
+        le=1e9,
+        description="First simulated second; default the .sumocfg's begin, else 0.",
+    )
+    end: float | None = Field(
+        None,
+        gt=0,
+        le=1e9,
+        description="Last second of the demand window (SUMO's --end); default the .sumocfg's.",
+    )
+    resco: Literal[RESCO_MAPS] | None = Field(  # type: ignore[valid-type]
+        None,
+        description="One of RESCO's maps (cologne1, cologne3, cologne8, ingolstadt1, ingolstadt7, "
+        "ingolstadt21, grid4x4, arterial4x4) from the sumo-rl package (pip install "
+        "'flowsim[resco]').",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SumoConfig:
+        given = [
+            key
+            for key, value in (
+                ("config", self.config),
+                ("net_file", self.net_file),
+                ("resco", self.resco),
+            )
+            if value is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(
+                "give one of config (a .sumocfg), net_file (a .net.xml with route_files) or "
+                f"resco (a RESCO map name), not {' and '.join(given)}"
+            )
+        if given and self.net_file is None and (self.route_files or self.additional_files):
+            key = "route_files" if self.route_files else "additional_files"
+            raise ValueError(
+                f"{key} goes with net_file; with {given[0]} the files come from the .sumocfg "
+                "(list them there, or give net_file and route_files instead)"
+            )
+        if self.begin is not None and self.end is not None and self.begin >= self.end:
+            raise ValueError(
+                f"begin {self.begin:g} s is not before end {self.end:g} s; give begin < end, "
+                "e.g. begin: 0 and end: 3600"
+            )
+        return self
+
+
 #: Scenario types whose vehicles enter on inflows and leave at exits (no closed loop).
-OPEN_SCENARIOS = ("merge", "grid", "intersection", "osm")
+OPEN_SCENARIOS = ("merge", "grid", "intersection", "osm", "sumo")
 
 
 class ScenarioConfig(Section):
@@ -283,13 +370,13 @@ class ScenarioConfig(Section):
     """
 
     type: Literal[
-        "ring", "multilane_ring", "figure_eight", "merge", "grid", "intersection", "osm"
+        "ring", "multilane_ring", "figure_eight", "merge", "grid", "intersection", "osm", "sumo"
     ] = Field(
         "ring",
         description="Network generator: ring (one lane), multilane_ring, figure_eight (two "
         "3/4 loops crossing at an unsignalised intersection), merge (highway with on-ramp), "
-        "grid (N x M traffic lights), intersection (one signalised crossing) or osm "
-        "(an OpenStreetMap area).",
+        "grid (N x M traffic lights), intersection (one signalised crossing), osm "
+        "(an OpenStreetMap area) or sumo (your own SUMO files, or a RESCO map).",
     )
     radius: float = Field(
         30.0,
@@ -315,14 +402,30 @@ class ScenarioConfig(Section):
         default_factory=MergeConfig, description="type merge: highway and ramp lengths."
     )
     osm: OSMConfig = Field(default_factory=OSMConfig, description="type osm: input and demand.")
+    sumo: SumoConfig = Field(
+        default_factory=SumoConfig,
+        description="type sumo: your own .sumocfg, network and routes, or a RESCO map.",
+    )
     signals: SignalConfig = Field(
         default_factory=SignalConfig, description="grid / intersection / osm: signal programme."
     )
 
     @property
     def open(self) -> bool:
-        """True for networks that vehicles enter and leave (merge, grid, intersection, osm)."""
+        """True for networks that vehicles enter and leave (merge, grid, intersection, osm,
+        sumo)."""
         return self.type in OPEN_SCENARIOS
+
+    @model_validator(mode="after")
+    def _sumo_input(self) -> ScenarioConfig:
+        sumo = self.sumo
+        if self.type == "sumo" and sumo.config is sumo.net_file is sumo.resco is None:
+            raise ValueError(
+                "scenario.type sumo needs one of sumo.config (a .sumocfg), sumo.net_file "
+                "(a .net.xml, with sumo.route_files) or sumo.resco (a RESCO map name, e.g. "
+                "cologne1)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _osm_input(self) -> ScenarioConfig:

@@ -16,6 +16,7 @@ from flowsim.scenarios.merge import MERGE_HIGHWAY, MergeScenario
 from flowsim.scenarios.open import OpenScenario
 from flowsim.scenarios.osm import OSMScenario
 from flowsim.scenarios.ring import RING_EDGES, RingScenario, ring_network
+from flowsim.scenarios.sumo import SumoScenario
 
 #: Scenario ``type`` values and the class that generates each.
 SCENARIOS: dict[str, type[RingScenario] | type[OpenScenario]] = {
@@ -26,6 +27,7 @@ SCENARIOS: dict[str, type[RingScenario] | type[OpenScenario]] = {
     "intersection": IntersectionScenario,
     "grid": GridScenario,
     "osm": OSMScenario,
+    "sumo": SumoScenario,
 }
 
 #: One line per scenario type, for listings.
@@ -37,6 +39,7 @@ SCENARIO_DESCRIPTIONS: dict[str, str] = {
     "intersection": "one signalised four-way crossing (sumo-rl); demand per approach and turn",
     "grid": "Flow's traffic-light grid: rows x columns signals, vehicles drive straight across",
     "osm": "an OpenStreetMap extract (file, or place via osmnx) with random trips through it",
+    "sumo": "your own SUMO files (.sumocfg, or network and routes) as they are, or a RESCO map",
 }
 
 
@@ -66,6 +69,7 @@ __all__ = [
     "PlacedVehicle",
     "RingScenario",
     "ScenarioInstance",
+    "SumoScenario",
     "cache_dir",
     "figure_eight_network",
     "make_scenario",

@@ -47,6 +47,12 @@ class ScenarioInstance:
         open: vehicles enter on inflows and leave at exits (no loop, no router); ``length``
             and ``edge_offsets`` then describe the main route, if any.
         traffic_lights: ids of the network's traffic-light programmes.
+        route_files: more route files, loaded after ``route_file`` (your own files' demand).
+        additional_files: SUMO additional files of the scenario (``sim.additional_files``
+            come on top).
+        begin: the simulated second SUMO starts at (``--begin``).
+        end: the end of the demand window (SUMO's ``--end``), or None; under flowsim's control
+            SUMO keeps running past it, so an episode's length is the env's.
     """
 
     net_file: Path
@@ -61,6 +67,15 @@ class ScenarioInstance:
     files_owner: object = field(default=None, compare=False, repr=False)
     open: bool = False
     traffic_lights: tuple[str, ...] = ()
+    route_files: tuple[Path, ...] = ()
+    additional_files: tuple[Path, ...] = ()
+    begin: float = 0.0
+    end: float | None = None
+
+    @property
+    def all_route_files(self) -> tuple[Path, ...]:
+        """Every route file SUMO loads, flowsim's (vehicle types, inflows) first."""
+        return (self.route_file, *self.route_files)
 
     @property
     def vehicle_ids(self) -> tuple[str, ...]:

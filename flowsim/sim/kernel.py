@@ -160,7 +160,7 @@ class Kernel:
             "--net-file",
             str(instance.net_file),
             "--route-files",
-            str(instance.route_file),
+            ",".join(str(path) for path in instance.all_route_files),
             "--step-length",
             repr(self.sim.step_length),
             "--seed",
@@ -178,8 +178,13 @@ class Kernel:
             "--duration-log.disable",
             "true",
         ]
-        if self.sim.additional_files:
-            args += ["--additional-files", ",".join(str(p) for p in self.sim.additional_files)]
+        additional = [*instance.additional_files, *self.sim.additional_files]
+        if additional:
+            args += ["--additional-files", ",".join(str(path) for path in additional)]
+        if instance.begin:  # your own files' time window (e.g. RESCO's Cologne from 7:00)
+            args += ["--begin", repr(instance.begin)]
+        if instance.end is not None:
+            args += ["--end", repr(instance.end)]
         if self.sim.gui:
             args += ["--start", "true", "--quit-on-end", "true"]
         return args + self.extra_args
