@@ -15,6 +15,7 @@ from flowsim.envs.base import FlowsimEnv
 from flowsim.errors import ConfigError
 from flowsim.scenarios.open import OpenScenario
 from flowsim.sim.signals import SignalLayout, Signals, signal_layout
+from flowsim.sim.trips import TripMeter
 
 #: sumo-rl scales the waiting-time reward by this (s), so rewards are of order one.
 WAITING_TIME_SCALE = 100.0
@@ -46,7 +47,9 @@ class TrafficLightGridEnv(FlowsimEnv):
     Truncation: ``env.horizon`` agent steps after warm-up.
     Info: the base env's, plus ``queue`` (halted vehicles on all incoming lanes),
     ``waiting_time`` (s, summed on all incoming lanes), ``arrived`` (vehicles that reached
-    their exit during the step) and ``vehicles`` (in the network now).
+    their exit during the step) and ``vehicles`` (in the network now); at the episode's last
+    step also RESCO's trip metrics of the whole episode (``avg_delay``, ``avg_trip_time``,
+    ``avg_waiting_time``, ``throughput``: :class:`~flowsim.sim.trips.TripMeter`).
 
     Example:
         >>> import gymnasium as gym, flowsim
@@ -108,6 +111,8 @@ class TrafficLightGridEnv(FlowsimEnv):
         spacing = min(g.length + g.min_gap for g in self.config.vehicles)
         env = self.config.env
         self.signals = Signals(self.kernel, env.yellow_time, env.min_green, spacing)
+        #: RESCO's trip metrics, read once at the end of each episode
+        self.trips = TripMeter(self.kernel)
         #: the last step's reward of each signal (the multi-agent env hands them out)
         self.signal_rewards = np.zeros(count)
         self._last_waiting = np.zeros(count)
@@ -162,7 +167,10 @@ class TrafficLightGridEnv(FlowsimEnv):
         """Ask for the green phases in ``action`` and simulate ``env.sims_per_step`` steps."""
         self._arrived = 0
         observation, reward, terminated, truncated, info = super().step(action)
-        return observation, reward, terminated, truncated, self._signal_info(info)
+        info = self._signal_info(info)
+        if terminated or truncated:
+            info.update(self.trips.measure())
+        return observation, reward, terminated, truncated, info
 
     def _signal_info(self, info: dict[str, Any]) -> dict[str, Any]:
         info["queue"] = float(self.signals.queues().sum())
