@@ -37,13 +37,15 @@ def _output_folder(out_dir: Path) -> Path:
     return out_dir
 
 
-def _copy_additional_files(config: FlowsimConfig, out_dir: Path) -> list[str]:
-    """Copy ``sim.additional_files`` into ``out_dir``; their names there, in config order."""
+def _copy_files(sources: list[Path], out_dir: Path, taken: list[str]) -> list[str]:
+    """Copy ``sources`` into ``out_dir`` under their own names (prefixed by their index where a
+    name is in ``taken`` already); their names there, in order. ``taken`` grows with them."""
     names: list[str] = []
-    for index, source in enumerate(config.sim.additional_files):
-        name = source.name if source.name not in names else f"{index}-{source.name}"
+    for index, source in enumerate(sources):
+        name = source.name if source.name not in taken else f"{index}-{source.name}"
         shutil.copyfile(source, out_dir / name)
         names.append(name)
+        taken.append(name)
     return names
 
 
@@ -53,6 +55,7 @@ def _write_sumocfg(
     files: dict[str, str],
     additional: list[str],
     sumo_seed: int,
+    instance: ScenarioInstance,
 ) -> None:
     """A ``.sumocfg`` with the options the kernel passes to SUMO (files named relative to it)."""
     root = ET.Element("configuration")
@@ -68,7 +71,12 @@ def _write_sumocfg(
     ET.SubElement(inputs, "route-files", value=files["routes"])
     if additional:
         ET.SubElement(inputs, "additional-files", value=",".join(additional))
-    ET.SubElement(ET.SubElement(root, "time"), "step-length", value=repr(config.sim.step_length))
+    time = ET.SubElement(root, "time")
+    if instance.begin:
+        ET.SubElement(time, "begin", value=f"{instance.begin:g}")
+    if instance.end is not None:
+        ET.SubElement(time, "end", value=f"{instance.end:g}")
+    ET.SubElement(time, "step-length", value=repr(config.sim.step_length))
     processing = ET.SubElement(root, "processing")
     ET.SubElement(processing, "time-to-teleport", value=repr(config.sim.teleport_time))
     ET.SubElement(processing, "collision.action", value=config.sim.collision_action)
@@ -114,7 +122,10 @@ def build_scenario(
 
     The files are ``<name>.net.xml``, ``<name>.rou.xml`` and ``<name>.sumocfg`` (``name`` is
     ``config.name``), plus copies of ``sim.additional_files``; existing files of those names are
-    replaced. ``seed`` (default ``sim.seed``) draws the episode exactly as
+    replaced. On your own files (``scenario.type sumo``) the network is copied as it is, the
+    route and additional files under their own names, and the ``.sumocfg`` keeps their time
+    window; the summary adds ``begin``, ``end``, the demand counts and ``sources`` (the files
+    read, absolute paths). ``seed`` (default ``sim.seed``) draws the episode exactly as
     ``Simulation.reset(seed)`` does: the same ring length, vehicle placement and SUMO seed.
 
     The summary holds the file paths, :func:`network_summary`'s counts, ``vehicles`` (count),
@@ -145,9 +156,15 @@ def build_scenario(
     files = {"net": f"{config.name}.net.xml", "routes": f"{config.name}.rou.xml"}
     shutil.copyfile(instance.net_file, folder / files["net"])
     shutil.copyfile(instance.route_file, folder / files["routes"])
-    additional = _copy_additional_files(config, folder)
+    taken = [files["net"], files["routes"], f"{config.name}.sumocfg"]
+    route_names = [files["routes"], *_copy_files(list(instance.route_files), folder, taken)]
+    additional = _copy_files(
+        [*instance.additional_files, *config.sim.additional_files], folder, taken
+    )
     sumocfg = folder / f"{config.name}.sumocfg"
-    _write_sumocfg(sumocfg, config, files, additional, sumo_seed)
+    _write_sumocfg(
+        sumocfg, config, {**files, "routes": ",".join(route_names)}, additional, sumo_seed, instance
+    )
     return {
         "name": config.name,
         "scenario": config.scenario.type,
@@ -161,4 +178,29 @@ def build_scenario(
         "route_file": str(folder / files["routes"]),
         "sumocfg": str(sumocfg),
         "additional_files": [str(folder / name) for name in additional],
+        **_own_files(config, instance, [folder / name for name in route_names]),
+    }
+
+
+def _own_files(
+    config: FlowsimConfig, instance: ScenarioInstance, route_files: list[Path]
+) -> dict[str, Any]:
+    """On your own files: the time window, the demand and the files read (else nothing)."""
+    if config.scenario.type != "sumo":
+        return {}
+    from flowsim.scenarios.sumo import demand_summary, resolve_files
+
+    files = resolve_files(config.scenario.sumo)
+    return {
+        "route_files": [str(path) for path in route_files],
+        "begin": instance.begin,
+        "end": instance.end,
+        **demand_summary(files),
+        "sources": {
+            "key": files.key,
+            "config": None if files.config is None else str(files.config),
+            "net_file": str(files.net_file),
+            "route_files": [str(path) for path in files.route_files],
+            "additional_files": [str(path) for path in files.additional_files],
+        },
     }
