@@ -23,6 +23,12 @@ def add_simulate_parser(commands: Any) -> None:
     simulate.add_argument(
         "--steps", type=int, default=3000, help="steps to simulate (default 3000)"
     )
+    simulate.add_argument(
+        "--signals",
+        metavar="NAME",
+        help="drive the traffic lights by a no-training rule: program (the network's own), "
+        "fixed_cycle, max_pressure or greedy; adds RESCO's trip metrics (avg_delay ...)",
+    )
     add_json(simulate)
     simulate.set_defaults(handler=cmd_simulate)
 
@@ -75,7 +81,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from flowsim.evaluation.simulate import simulate
 
     config = load_config(args.config, args.overrides)
-    result = simulate(config, args.steps, show_progress=not args.json)
+    result = simulate(config, args.steps, show_progress=not args.json, signals=args.signals)
     if args.json:
         print_json(args, result)
     else:

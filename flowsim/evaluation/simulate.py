@@ -12,8 +12,10 @@ from flowsim.controllers import CONTROLLERS, FollowingState, make_controller
 from flowsim.controllers.car_following import IDM
 from flowsim.errors import ConfigError
 from flowsim.scenarios.base import ScenarioInstance
-from flowsim.scenarios.open import edge_speeds
+from flowsim.scenarios.open import OpenScenario, edge_speeds, traffic_light_ids
+from flowsim.sim.kernel import Kernel
 from flowsim.sim.simulation import Simulation
+from flowsim.sim.trips import TRIP_METRICS, TripMeter
 from flowsim.viz.progress import progress_bar
 
 
@@ -72,7 +74,81 @@ def _top_speed_limit(instance: ScenarioInstance) -> float:
     return max(speeds[edge] for edge in net_edges(instance.net_file))
 
 
-def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> dict[str, Any]:
+def signal_choices() -> tuple[str, ...]:
+    """The names ``simulate --signals`` takes: the no-training signal baselines."""
+    from flowsim.controllers.signals import SIGNAL_BASELINES
+
+    return tuple(SIGNAL_BASELINES)
+
+
+class SignalDriver:
+    """A no-training signal rule (``program``, ``fixed_cycle``, ``max_pressure``, ``greedy``)
+    driving a kernel's traffic lights as the signal env would: a decision every
+    ``env.sims_per_step`` steps, with the env's yellow and minimum green.
+
+    A config whose env is not a signal env takes the signal env's defaults for those.
+    Call :meth:`bind` after each load and :meth:`before_step` before every SUMO step.
+    """
+
+    def __init__(self, config: FlowsimConfig, kernel: Kernel, name: str) -> None:
+        from flowsim.config.env import TrafficLightGridEnvConfig
+
+        env = config.env
+        if not all(hasattr(env, key) for key in ("yellow_time", "min_green")):
+            env = TrafficLightGridEnvConfig()
+        self.config, self.kernel, self.name = config, kernel, name
+        self.yellow_time, self.min_green = float(env.yellow_time), float(env.min_green)
+        self.every = max(1, int(env.sims_per_step))
+        self.selected = tuple(getattr(env, "signals", None) or ())
+        self.signals: Any = None
+        self.rule: Any = None
+        self._steps = 0
+
+    def bind(self) -> None:
+        """Take the lights of the loaded episode (or hand them to SUMO, for ``program``)."""
+        from flowsim.controllers.signals import signal_rule
+        from flowsim.sim.signals import Signals
+
+        spacing = min(g.length + g.min_gap for g in self.config.vehicles)
+        self.signals = Signals(self.kernel, self.yellow_time, self.min_green, spacing)
+        self.signals.bind()
+        self.rule = signal_rule(self.name, self.signals)
+        self.rule.reset()
+        self._steps = 0
+
+    def before_step(self) -> None:
+        """End finished yellows; at a decision step, switch to the rule's greens."""
+        self.signals.tick()
+        if self._steps % self.every == 0:
+            self.signals.set_greens(self.rule.choose())
+        self._steps += 1
+
+
+def _signalised(simulation: Simulation) -> tuple[str, ...]:
+    """The traffic lights of an open network (built, or fetched from the cache, here)."""
+    scenario = simulation.scenario
+    if not isinstance(scenario, OpenScenario):
+        return ()
+    return traffic_light_ids(scenario.network())
+
+
+def _check_signals(config: FlowsimConfig, name: str, lights: tuple[str, ...]) -> None:
+    """Refuse an unknown ``--signals`` name, or one on a network without traffic lights."""
+    choices = signal_choices()
+    if name not in choices:
+        raise ConfigError(f"--signals {name!r}: unknown rule; choose from {', '.join(choices)}.")
+    if not lights:
+        raise ConfigError(
+            f"--signals {name}: the {config.scenario.type} network of {config.name} has no "
+            "traffic lights; give a network with signals (e.g. scenarios/intersection.yaml or "
+            "scenarios/resco/cologne1.yaml), or leave --signals out. Choices: "
+            f"{', '.join(choices)}."
+        )
+
+
+def simulate(
+    config: FlowsimConfig, steps: int, show_progress: bool = False, signals: str | None = None
+) -> dict[str, Any]:
     """Run ``steps`` steps with humans (and ``rl`` vehicles, driven by SUMO) and summarise.
 
     ``mean_speed`` and ``speed_std`` (across vehicles) are averaged over the second half of
@@ -83,13 +159,26 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
     still ``in_network``, the ``mean_travel_time_s`` of those that arrived, and ``flow_delay``:
     Flow's grid benchmark metric, minus the sum over steps of ``dt`` times the vehicles' mean
     normalised slowdown ``(v_top - v) / v_top`` (``v_top``: the network's highest speed limit).
+
+    On a network with traffic lights the lights run SUMO's own programme, or with ``signals``
+    the rule of that name (:func:`signal_choices`: ``program``, ``fixed_cycle``,
+    ``max_pressure``, ``greedy``) as the signal env would drive them, and the summary adds
+    RESCO's trip metrics of the run (:class:`~flowsim.sim.trips.TripMeter`: ``avg_delay``,
+    ``avg_trip_time``, ``avg_waiting_time``, ``throughput``) and ``signals``, the rule's name.
     """
     if steps < 1:
         raise ConfigError(f"--steps {steps}: give a positive number of steps, e.g. 3000.")
     simulation = Simulation(config, rl_as_human=True)
+    lights = _signalised(simulation)
+    if signals is not None:
+        _check_signals(config, signals, lights)
+    meter = TripMeter(simulation.kernel) if lights else None
+    driver = SignalDriver(config, simulation.kernel, signals) if signals is not None else None
     started = time.perf_counter()
     try:
         instance = simulation.reset(seed=config.sim.seed)
+        if driver is not None:
+            driver.bind()
         settled = 0
         mean_sum = std_sum = run_sum = 0.0
         minimum = np.inf
@@ -101,6 +190,8 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
         delay = 0.0  # Flow's grid metric: sum over steps of dt * mean((v_top - v) / v_top)
         with progress_bar("simulating", steps, enabled=show_progress) as advance:
             for step in range(steps):
+                if driver is not None:
+                    driver.before_step()
                 events = simulation.step()
                 collisions += len(events.collisions)
                 teleports += events.teleports
@@ -124,6 +215,7 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
                 advance()
         final = simulation.metrics()
         sim_time = simulation.kernel.time
+        trips = meter.measure() if meter is not None else None
     finally:
         simulation.close()
     wall = time.perf_counter() - started
@@ -154,4 +246,8 @@ def simulate(config: FlowsimConfig, steps: int, show_progress: bool = False) -> 
         summary["flow_delay"] = -delay
         del summary["ring_length"]
         summary["route_length"] = instance.length if instance.ring_edges else None
+    if trips is not None:
+        summary["signals"] = signals or "program"
+        summary.update({key: trips[key] for key in TRIP_METRICS})
+        summary["throughput"] = int(trips["throughput"])
     return summary
