@@ -34,8 +34,9 @@ class OpenAccelEnv(FlowsimEnv):
     ``signal`` the distance to the next traffic light on its route and ``stop`` 1 where that
     light, within ``d``, shows red or yellow.
     Action: each slot's acceleration in ``[-env.max_decel, env.max_accel]`` m/s² (ignored for
-    an empty slot). A NaN entry hands that AV to SUMO's driver for the step: the ``human``
-    baseline of ``flowsim evaluate`` is the all-NaN action (:meth:`human_actor`).
+    an empty slot). Inside a junction SUMO drives the AV (it clears the junction as the
+    crossing traffic expects). A NaN entry hands that AV to SUMO's driver for the step: the
+    ``human`` baseline of ``flowsim evaluate`` is the all-NaN action (:meth:`human_actor`).
     Reward: the network's mean speed over ``env.target_speed`` (every vehicle in it, AVs
     included; 0 when it is empty).
     Termination: a collision (with ``env.terminate_on_collision``). Truncation: ``env.horizon``
@@ -79,7 +80,8 @@ class OpenAccelEnv(FlowsimEnv):
         high = np.tile(np.array([2, 2, 1, 1, 1, 1], dtype=np.float32), self.num_rl)
         self.observation_space = spaces.Box(low=low, high=high, dtype=np.float32)
         self.slots = AVSlots(self.num_rl, _AV_COLOR)
-        self._released = np.zeros(self.num_rl, dtype=bool)
+        #: ids of the slotted AVs inside a junction at the last observation
+        self._in_junction: set[str] = set()
 
     # -- slots ----------------------------------------------------------------------------
     def on_reset(self) -> None:
@@ -113,6 +115,9 @@ class OpenAccelEnv(FlowsimEnv):
             return
         accel = action[slots.slot_of]
         sumo = np.isnan(accel)
+        if self._in_junction:  # SUMO drives them out of the junction, clear of crossing traffic
+            ids = self.kernel.ids_of(slots.indices)
+            sumo |= np.fromiter((i in self._in_junction for i in ids), bool, len(ids))
         if sumo.any():
             self.kernel.release(slots.indices[sumo])
             keep = ~sumo
@@ -124,6 +129,7 @@ class OpenAccelEnv(FlowsimEnv):
     def observe(self) -> np.ndarray:
         """Speed, leader, next junction and next signal of each slotted AV, normalised."""
         av = self.slots.indices
+        self._in_junction = set()
         if not av.size:
             return np.zeros(self.observation_space.shape, dtype=np.float32)
         kernel, scale, view = self.kernel, self.speed_scale, self.view_distance
@@ -132,7 +138,11 @@ class OpenAccelEnv(FlowsimEnv):
         seen = np.isfinite(gap) & (gap < view)
         gap = np.where(seen, gap, view)
         lead_speed = np.where(seen, lead_speed, speed)
-        to_junction, to_signal, stop = self.simulation.junction_distances(av)
+        ahead = self.simulation.junctions_ahead(av)
+        if ahead.in_junction.any():
+            ids = self.kernel.ids_of(av)
+            self._in_junction = {ids[k] for k in np.flatnonzero(ahead.in_junction).tolist()}
+        to_junction, to_signal, stop = ahead.to_junction, ahead.to_signal, ahead.signal_stop
         near = to_signal < view
         rows = np.stack(
             [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,6 +36,20 @@ class GroupHandle:
     def driven_by(self) -> str:
         """``sumo``, ``rl`` or the flowsim controller's registry name."""
         return self.config.controller.type
+
+
+class JunctionsAhead(NamedTuple):
+    """What lies ahead of some vehicles (one entry each), from
+    :meth:`Simulation.junctions_ahead`."""
+
+    #: distance to the end of the vehicle's lane, where the next junction starts (m; 0 inside)
+    to_junction: np.ndarray
+    #: whether the vehicle is inside a junction now
+    in_junction: np.ndarray
+    #: distance to the next traffic light on the vehicle's route (m; inf where none is ahead)
+    to_signal: np.ndarray
+    #: 1.0 where that light shows red or yellow, else 0.0
+    signal_stop: np.ndarray
 
 
 class VehicleClaims:
@@ -310,15 +325,14 @@ class Simulation:
         if followers:
             self.kernel.watch_leaders(np.concatenate(followers))
 
-    def junction_distances(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For the vehicles at ``indices``: distance to the end of their lane (the next
-        junction; 0 inside one), distance to the next traffic light on their route (``inf``
-        where none is ahead) and whether that light shows red or yellow (1.0) or not (0.0).
+    def junctions_ahead(self, indices: np.ndarray) -> JunctionsAhead:
+        """What lies ahead of the vehicles at ``indices``: the next junction and traffic light.
 
         Read from SUMO on demand (a few calls per vehicle): ask only for the vehicles you need.
         """
         count = indices.size
         to_junction = np.zeros(count)
+        inside = np.zeros(count, dtype=bool)
         to_signal = np.full(count, math.inf)
         stop = np.zeros(count)
         api = self.kernel.backend.api
@@ -327,14 +341,16 @@ class Simulation:
         with crash_guard("reading distances to junctions"):
             for row, vehicle_id in enumerate(self.kernel.ids_of(indices)):
                 lane = lane_of(vehicle_id)
-                if lane and not lane.startswith(":"):  # ':' marks a lane inside a junction
+                if lane.startswith(":"):  # a lane inside a junction
+                    inside[row] = True
+                elif lane:
                     to_junction[row] = max(lane_length(lane) - position_of(vehicle_id), 0.0)
                 signals = next_signals(vehicle_id)
                 if signals:
                     _, _, distance, state = signals[0]
                     to_signal[row] = max(distance, 0.0)
                     stop[row] = float(state in "rRyYu")
-        return to_junction, to_signal, stop
+        return JunctionsAhead(to_junction, inside, to_signal, stop)
 
     # -- metrics --------------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
