@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from flowsim.config import apply_overrides
+from flowsim.config import apply_overrides, load_config
 from flowsim.envs.presets import PRESETS
 from flowsim.sim.simulation import Simulation
 from flowsim.sim.trips import TRIP_METRICS, TRIP_OPTIONS, TripMeter
@@ -20,6 +21,16 @@ JAMMED = [
     "scenario.intersection.demand.east=3600",
     "scenario.intersection.demand.west=3600",
 ]
+
+#: RESCO's cologne1 from the installed sumo-rl package, its first ten minutes.
+COLOGNE1 = """
+scenario:
+  type: sumo
+  sumo: {resco: cologne1, begin: 25200, end: 25800}
+vehicles: [{type: human, count: 0, controller: sumo}]
+env: {type: traffic_light_grid}
+sim: {step_length: 1.0, teleport_time: -1}
+"""
 
 
 def resco_metrics(tripinfo: Path) -> dict[str, float]:
@@ -83,3 +94,36 @@ def test_meter_adds_its_options_once_and_measures_an_empty_start() -> None:
     assert set(measured) == set(TRIP_METRICS)
     assert measured["throughput"] == 0
     assert math.isnan(measured["avg_trip_time"]) or measured["avg_trip_time"] >= 0
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("sumo_rl") is None,
+    reason="RESCO's maps come with the sumo-rl package: pip install 'flowsim[resco]'",
+)
+def test_trip_metrics_match_tripinfo_on_resco_cologne1(tmp_path: Path) -> None:
+    path = tmp_path / "cologne1.yaml"
+    path.write_text(COLOGNE1)
+    config = load_config(path)
+    simulation = Simulation(config)
+    meter = TripMeter(simulation.kernel)
+    tripinfo = tmp_path / "tripinfo.xml"
+    simulation.kernel.extra_args += [
+        "--tripinfo-output",
+        str(tripinfo),
+        "--tripinfo-output.write-unfinished",
+        "true",
+        "--tripinfo-output.write-undeparted",
+        "true",
+    ]
+    try:
+        simulation.reset(seed=0)
+        for _ in range(600):  # 7:00 to 7:10 of the map's morning
+            simulation.step()
+        measured = meter.measure()
+    finally:
+        simulation.close()
+    expected = resco_metrics(tripinfo)
+    assert expected["undeparted"] > 0 and expected["unfinished"] > 0
+    assert measured["throughput"] == expected["throughput"] > 100
+    for key in ("avg_delay", "avg_trip_time", "avg_waiting_time"):
+        assert measured[key] == pytest.approx(expected[key], abs=1e-3), key
