@@ -57,6 +57,17 @@ _CFG_OPTIONS: dict[str, str] = {
 #: Route-file elements whose ``from`` / ``to`` / ``via`` name edges.
 _ROUTED = frozenset(("vehicle", "trip", "flow", "ride", "personTrip", "transport", "tranship"))
 
+#: Route-file elements SUMO loads in departure order, and the attribute holding their departure.
+_DEPARTING = {
+    "vehicle": "depart",
+    "trip": "depart",
+    "flow": "begin",
+    "person": "depart",
+    "personFlow": "begin",
+    "container": "depart",
+    "containerFlow": "begin",
+}
+
 _NET_HELP = "give a SUMO network (.net.xml), e.g. written by netconvert or netedit"
 _ROUTES_HELP = "give a SUMO routes file (<routes> with vehicles, trips or flows)"
 _CFG_HELP = "give a SUMO configuration (.sumocfg), e.g. saved by netedit or sumo-gui"
@@ -147,6 +158,14 @@ _TRUNCATED = frozenset(
         xml.parsers.expat.errors.XML_ERROR_PARTIAL_CHAR,
     )
 )
+
+
+def _depart(text: str) -> float | None:
+    """A departure time in seconds, or None where it is not a time (``triggered`` …)."""
+    try:
+        return _seconds(text, "depart")
+    except ConfigError:
+        return None
 
 
 def _open(path: Path, key: str, help_text: str) -> IO[bytes]:
@@ -252,6 +271,7 @@ def _demand(stamp: tuple[Path, int, int], edges: frozenset[str], net_name: str, 
     path = stamp[0]
     counts = {"vehicle": 0, "trip": 0, "flow": 0}
     vtypes: set[str] = set()
+    last_depart: list[tuple[float, str]] = []  # the latest departure so far, and whose
 
     def missing(edge: str, tag: str, attributes: dict[str, str], line: int) -> ConfigError:
         owner = f'<{tag} id="{attributes["id"]}">' if "id" in attributes else f"<{tag}>"
@@ -261,9 +281,24 @@ def _demand(stamp: tuple[Path, int, int], edges: frozenset[str], net_name: str, 
             "files go together, or route the demand again on it (e.g. with duarouter)."
         )
 
+    def unsorted(tag: str, attributes: dict[str, str], line: int, depart: float) -> ConfigError:
+        previous, owner = last_depart[0]
+        return ConfigError(
+            f'{key}: {path.name} is not sorted by departure time: <{tag} id="{attributes.get("id")}'
+            f'"> (line {line}) departs at {depart:g} s after {owner} at {previous:g} s, and SUMO '
+            "would silently drop it; sort the file by departure time (SUMO's "
+            "tools/route/sort_routes.py does)."
+        )
+
     def element(tag: str, attributes: dict[str, str], line: int) -> None:
         if tag in counts:
             counts[tag] += 1
+        if _DEPARTING.get(tag) in attributes:  # a flow without begin starts at --begin
+            depart = _depart(attributes[_DEPARTING[tag]])
+            if depart is not None:
+                if last_depart and depart < last_depart[0][0]:
+                    raise unsorted(tag, attributes, line, depart)
+                last_depart[:] = [(depart, f'<{tag} id="{attributes.get("id")}">')]
         if tag in ("vType", "vTypeDistribution"):
             vtypes.add(attributes.get("id", ""))
         named = attributes.get("edges", "").split() if "edges" in attributes else []
