@@ -37,7 +37,8 @@ def add_evaluate_parser(commands: Any) -> None:
     evaluate.add_argument(
         "--baselines",
         default="human,pi_saturation",
-        help="comma-separated: human, pi_saturation, follower_stopper ('' for none)",
+        help="comma-separated: human, pi_saturation, follower_stopper; on a signal env "
+        "program, fixed_cycle, max_pressure, greedy (all four by default) ('' for none)",
     )
     add_set(evaluate, "override the run's config for evaluation, e.g. --set env.horizon=6000")
     add_json(evaluate, "the metrics")
@@ -75,6 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``flowsim evaluate``: the policy and its baselines, metrics as rows (or JSON)."""
     from flowsim.hierarchy.evaluate import evaluate_any_run
+    from flowsim.sim.trips import TRIP_METRICS  # signal envs: RESCO's trip metrics
 
     baselines = tuple(b for b in args.baselines.split(",") if b) if args.baselines else ()
     with stderr.status("evaluating") as status:
@@ -95,6 +97,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     table = Table(title=title, header_style="bold")
     metrics = ("mean_return", "mean_speed", "speed_std", "min_speed", "speed_ratio", "collisions")
     entries = {"policy": result["policy"], **result["baselines"]}
+    metrics += tuple(m for m in TRIP_METRICS if any(m in e for e in entries.values()))
     table.add_column("metric")
     for name in entries:
         table.add_column(name, justify="right")
