@@ -70,7 +70,8 @@ def _cycle_actor(config: FlowsimConfig, env: Any) -> Actor:
 def applicable_baselines(config: FlowsimConfig, baselines: tuple[str, ...]) -> tuple[str, ...]:
     """The requested baselines that make sense for the config's env.
 
-    AV baselines need a vehicle group driven by ``rl``; on a signal-control env
+    AV baselines need a vehicle group driven by ``rl`` (on an open network only ``human``:
+    the controllers keep per-AV state and AVs come and go there); on a signal-control env
     (``traffic_light_grid``) they are replaced by ``fixed_cycle``; a Gymnasium env has none.
     """
     if config.env.type == "gym":
@@ -78,6 +79,8 @@ def applicable_baselines(config: FlowsimConfig, baselines: tuple[str, ...]) -> t
     signals = config.env.type == "traffic_light_grid"
     has_avs = not signals and any(group.controller.type == "rl" for group in config.vehicles)
     kept = [b for b in baselines if (has_avs or b not in AV_BASELINES)]
+    if config.scenario.open:  # the controllers keep per-AV state; there AVs come and go
+        kept = [b for b in kept if b not in ("pi_saturation", "follower_stopper")]
     kept = [b for b in kept if signals or b != "fixed_cycle"]
     if signals and len(kept) < len(baselines) and "fixed_cycle" not in kept:
         kept.append("fixed_cycle")
