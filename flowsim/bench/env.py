@@ -212,9 +212,6 @@ PEERS = ("sumo-rl",)
 #: on SUMO's 1 s step. Both envs run with them in a side-by-side timing.
 SUMO_RL_DEFAULTS = {"decision_s": 5, "yellow_time": 2.0, "min_green": 5.0, "step_length": 1.0}
 
-#: The pip line that brings sumo-rl (and RESCO's maps).
-RESCO_EXTRA = "pip install 'flowsim[resco]'"
-
 SIGNAL_ENV_TYPES = ("traffic_light_grid", "multiagent_traffic_light_grid")
 
 
@@ -225,7 +222,8 @@ class PeerTask:
     Attributes:
         config: flowsim's config, set to sumo-rl's decision interval, yellow and min green.
         net_file: the SUMO network both load.
-        route_files: the demand both load.
+        route_files: the demand both load (flowsim's vehicle types and inflows first).
+        additional_files: the scenario's SUMO additional files, loaded by both.
         begin: simulated second the episode starts at.
         seconds: simulated seconds of one episode.
         signals: traffic lights each env controls (all of the network's).
@@ -235,6 +233,7 @@ class PeerTask:
     config: FlowsimConfig
     net_file: Path
     route_files: tuple[Path, ...]
+    additional_files: tuple[Path, ...]
     begin: int
     seconds: int
     signals: int
@@ -248,7 +247,9 @@ class PeerTask:
 
 def require_sumo_rl(flag: str) -> None:
     """Raise a ConfigError naming the pip line if the sumo-rl package is not installed."""
-    if importlib.util.find_spec("sumo_rl") is None:
+    from flowsim.scenarios.sumo import RESCO_EXTRA, RESCO_PACKAGE
+
+    if importlib.util.find_spec(RESCO_PACKAGE) is None:
         raise ConfigError(
             f"{flag} needs the sumo-rl package, which is not installed: {RESCO_EXTRA}"
         )
@@ -258,8 +259,8 @@ def peer_task(config: FlowsimConfig) -> PeerTask:
     """The files, time window and flowsim settings of a side-by-side timing of ``config``.
 
     The episode is the config's (``env.horizon`` decisions of ``env.sims_per_step`` steps from
-    the scenario's begin); flowsim takes sumo-rl's decision interval, yellow and min green, so
-    both simulate the same seconds per decision.
+    the scenario's begin, e.g. 7 am on RESCO's Cologne maps); flowsim takes sumo-rl's decision
+    interval, yellow and min green, so both simulate the same seconds per decision.
     """
     from flowsim.scenarios import make_scenario
 
@@ -293,20 +294,13 @@ def peer_task(config: FlowsimConfig) -> PeerTask:
     return PeerTask(
         config=timed,
         net_file=Path(instance.net_file),
-        route_files=(Path(instance.route_file),),
-        begin=episode_begin(config),
+        route_files=tuple(Path(path) for path in instance.all_route_files),
+        additional_files=tuple(Path(path) for path in instance.additional_files),
+        begin=round(instance.begin),
         seconds=seconds,
         signals=len(instance.traffic_lights),
         files_owner=instance,
     )
-
-
-def episode_begin(config: FlowsimConfig) -> int:
-    """The simulated second an episode starts at: ``scenario.sumo.begin`` for your own files
-    (RESCO's maps start in the morning or afternoon), else 0."""
-    if config.scenario.type == "sumo":
-        return int(config.scenario.sumo.begin or 0)
-    return 0
 
 
 def flowsim_decisions_per_s(config: FlowsimConfig, decisions: int, seed: int) -> float:
@@ -355,6 +349,7 @@ def peer_decisions_per_s(task: PeerTask, decisions: int, seed: int) -> float:
         "decisions": decisions,
         "seed": seed,
         "single_agent": task.signals == 1,
+        "additional_files": [str(path) for path in task.additional_files],
     }
     environment = {**os.environ, "LIBSUMO_AS_TRACI": "1", "SUMO_HOME": sumo.SUMO_HOME}
     finished = subprocess.run(

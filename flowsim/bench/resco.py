@@ -19,20 +19,8 @@ from typing import Any
 
 from flowsim.bench.env import require_sumo_rl
 from flowsim.bench.results import machine_description
-from flowsim.config import FlowsimConfig, apply_overrides, load_config
+from flowsim.config import RESCO_MAPS, FlowsimConfig, apply_overrides, load_config
 from flowsim.errors import ConfigError
-
-#: RESCO's maps, as named in ``scenarios/resco/`` and ``scenario.sumo.resco``.
-RESCO_MAPS = (
-    "cologne1",
-    "cologne3",
-    "cologne8",
-    "ingolstadt1",
-    "ingolstadt7",
-    "ingolstadt21",
-    "grid4x4",
-    "arterial4x4",
-)
 
 #: flowsim's baseline (``--signals NAME``) -> the RESCO agent it stands for.
 RESCO_AGENTS = {"program": "FIXED", "greedy": "MAXWAVE", "max_pressure": "MAXPRESSURE"}
