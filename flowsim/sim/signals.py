@@ -1,18 +1,26 @@
-"""Traffic lights under an agent's control: green phases, yellow transitions, lane readings.
+"""Traffic lights under an agent's control: green phases, yellow and all-red transitions,
+lane readings.
 
-:class:`Signals` binds to a loaded kernel and takes every traffic light over from SUMO's
-programme. Each signal keeps the green phases of its programme (sumo-rl's ``TrafficSignal``):
-switching from one green to another shows a yellow state for ``yellow_time`` seconds (every
-link that loses its green turns yellow), and a green must have lasted ``yellow_time +
-min_green`` seconds before it may change. Lane readings (vehicles, halted vehicles, waiting
-time) are taken once per simulation step, for all lanes around the signals together: on
-libsumo by direct calls (well under a microsecond each), over TraCI by one lane subscription
-read per step.
+:class:`Signals` binds to a loaded kernel and takes its traffic lights (all, or a chosen few)
+over from SUMO's programme. Each signal keeps the green phases of its own programme in the
+files (sumo-rl's ``TrafficSignal``, RESCO's ``Signal``): switching from one green to another
+shows a yellow state for ``yellow_time`` seconds (every link that loses its green turns
+yellow), then, where the programme has an all-red phase, that all-red state for the phase's
+duration in the file; a green must have lasted ``yellow_time + all-red + min_green`` seconds
+before it may change. :meth:`Signals.follow_program` hands the lights back to SUMO's own
+programme (fixed or actuated) instead.
+
+Lane readings (vehicles, halted vehicles, waiting time) are read lazily: each kind at most
+once per simulation step and only for the lanes asked for (the incoming lanes come first in
+:attr:`Signals.lanes`, so outgoing lanes are read only by the pressure reward and rules). On
+libsumo they are direct calls (well under a microsecond each); over TraCI one lane
+subscription read per step.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,15 +52,37 @@ def yellow_between(green: str, following: str) -> str:
     )
 
 
+def is_all_red(state: str) -> bool:
+    """Whether ``state`` stops every link (red, or right-turn-on-red stop)."""
+    return all(c in "rs" for c in state)
+
+
 def green_states(phases: list[str]) -> list[str]:
-    """The distinct green states of a programme: no yellow, and not all red."""
+    """The distinct green states of a programme: no yellow or red-yellow, and not all red.
+
+    States that differ only in ``G`` against ``g`` (priority against yielding green) are
+    distinct greens, as in the programme.
+    """
     greens: list[str] = []
     for state in phases:
         lowered = state.lower()
-        if "y" in lowered or all(c in "rs" for c in state) or state in greens:
+        if "y" in lowered or "u" in lowered or is_all_red(state) or state in greens:
             continue
         greens.append(state)
     return greens
+
+
+def all_red_phase(phases: list[str], durations: list[float]) -> tuple[str, float] | None:
+    """The programme's all-red phase between two greens (its state and duration, s), or None
+    when the programme goes from yellow straight to the next green."""
+    count = len(phases)
+    for k, state in enumerate(phases):
+        if not is_all_red(state) or count < 2:
+            continue
+        before, after = phases[(k - 1) % count], phases[(k + 1) % count]
+        if not is_all_red(before) and not is_all_red(after):
+            return state, float(durations[k])
+    return None
 
 
 @dataclass(frozen=True)
@@ -98,11 +128,12 @@ def signal_layout(net_file: Path) -> list[SignalLayout]:
 
 
 class Signals:
-    """Every traffic light of the kernel's network, switched between its green phases.
+    """Traffic lights of the kernel's network, switched between their green phases.
 
     Call :meth:`bind` after each load (it takes the lights over from SUMO's programme),
-    :meth:`tick` before every simulation step (it ends yellow phases), and :meth:`set_green`
-    to ask for a green phase.
+    :meth:`tick` before every simulation step (it ends yellow and all-red transitions), and
+    :meth:`set_green` to ask for a green phase; or :meth:`follow_program` to let SUMO's own
+    programme run until the next :meth:`bind`.
 
     Example:
         >>> from flowsim.envs.presets import PRESETS
@@ -122,20 +153,35 @@ class Signals:
         yellow_time: float,
         min_green: float,
         vehicle_spacing: float = DEFAULT_SPACING,
+        ids: Sequence[str] = (),
     ) -> None:
-        """``vehicle_spacing`` (m per vehicle in a jam) normalises densities and queues."""
+        """``vehicle_spacing`` (m per vehicle in a jam) normalises densities and queues;
+        ``ids`` are the traffic lights to control (``env.signals``; empty: every one)."""
         self.kernel = kernel
         self.yellow_time = float(yellow_time)
         self.min_green = float(min_green)
         self.vehicle_spacing = float(vehicle_spacing)
+        self.selected: tuple[str, ...] = tuple(ids)
         self.ids: tuple[str, ...] = ()
         #: the green states of each signal, in programme order
         self.greens: list[list[str]] = []
-        #: every lane entering or leaving a signal, once each
+        #: every lane entering or leaving a signal, once each: all incoming lanes first
         self.lanes: tuple[str, ...] = ()
+        #: how many of :attr:`lanes` are incoming lanes (the first ones)
+        self.num_incoming_lanes = 0
         #: per signal: positions in :attr:`lanes` of its incoming and outgoing lanes
         self.incoming: list[np.ndarray] = []
         self.outgoing: list[np.ndarray] = []
+        #: per signal, per link index: positions in :attr:`lanes` of the link's incoming and
+        #: outgoing lane (-1 for a link index that controls no connection)
+        self.link_in: list[np.ndarray] = []
+        self.link_out: list[np.ndarray] = []
+        #: per signal: (green phases x links) whether the link is green (G or g) in that phase
+        self.green_links: list[np.ndarray] = []
+        #: per signal: the all-red state shown after a yellow (None where the programme has
+        #: none) and its duration (s, 0 where none)
+        self.all_red: list[str | None] = []
+        self.red_time = np.zeros(0)
         self.lane_length = np.zeros(0)
         #: all signals' incoming (outgoing) lanes in one array, and the signal of each entry
         self._incoming_flat = np.zeros(0, dtype=np.int64)
@@ -143,12 +189,25 @@ class Signals:
         self._outgoing_flat = np.zeros(0, dtype=np.int64)
         self._out_owner = np.zeros(0, dtype=np.int64)
         self._incoming_capacity = np.zeros(0)
-        #: per signal: the green shown (or being switched to, during a yellow)
+        #: per signal: the green shown (or being switched to, during a transition)
         self.phase = np.zeros(0, dtype=np.int64)
+        #: per signal: whether a yellow or all-red transition is shown
         self.is_yellow = np.zeros(0, dtype=bool)
         #: per signal: simulation time (s) of the last switch
         self.changed_at = np.zeros(0)
-        self._readings: LaneReadings | None = None
+        #: per signal: True while the all-red of a transition is shown
+        self._in_red = np.zeros(0, dtype=bool)
+        #: per signal: when the transition's present stage (yellow or all-red) ends (s)
+        self._stage_end = np.zeros(0)
+        #: whether SUMO's programme drives the lights (:meth:`follow_program`)
+        self.following = False
+        self._programs: list[str] = []
+        #: per signal: for each programme phase, the green it shows or leads to
+        self._program_green: list[list[int]] = []
+        #: per signal: for each programme phase, whether it is one of the greens
+        self._program_shows_green: list[list[bool]] = []
+        self._program_phase = np.zeros(0, dtype=np.int64)
+        self._cache: dict[str, np.ndarray] = {}
         self._read_at = -1.0
         self._subscribed = False
 
@@ -163,33 +222,44 @@ class Signals:
         """Number of incoming lanes of each signal."""
         return np.array([len(i) for i in self.incoming], dtype=np.int64)
 
+    def _chosen_ids(self) -> tuple[str, ...]:
+        """The lights to control: :attr:`selected`, checked against the network, or all."""
+        instance = self.kernel.instance
+        assert instance is not None
+        present = tuple(instance.traffic_lights)
+        if not present:
+            raise ConfigError(
+                f"the network {instance.net_file.name} has no traffic lights to control; give "
+                "a network with signals (scenario.type grid, intersection, an OSM area with "
+                "signals, or scenario.type sumo with your own files)."
+            )
+        unknown = [tls for tls in self.selected if tls not in present]
+        if unknown:
+            raise ConfigError(
+                f"env.signals: {', '.join(map(repr, unknown))} not among the traffic lights "
+                f"of {instance.net_file.name}; choose from {', '.join(sorted(present))} "
+                "(or leave env.signals empty for all)."
+            )
+        return tuple(dict.fromkeys(self.selected)) if self.selected else present
+
     def bind(self) -> None:
-        """Read the network's signals (lanes, green phases) and take them over from SUMO."""
+        """Read the signals' lanes, links and green phases, and take them over from SUMO."""
         kernel = self.kernel
         assert kernel.instance is not None, "bind() needs a loaded kernel"
         api = kernel.backend.api
-        self.ids = tuple(kernel.instance.traffic_lights)
-        if not self.ids:
-            raise ConfigError(
-                f"the network {kernel.instance.net_file.name} has no traffic lights to "
-                "control; use scenario.type grid or intersection, or an OSM area with signals."
-            )
-        lanes: dict[str, int] = {}
-        self.greens, self.incoming, self.outgoing = [], [], []
+        self.ids = self._chosen_ids()
+        self.greens, self.all_red, self._programs, self._program_green = [], [], [], []
+        self._program_shows_green = []
+        red_times: list[float] = []
+        links_of: list[list[tuple[str, str] | None]] = []
         states: list[str] = []
         program_phases: list[list[str]] = []
         with crash_guard("reading traffic lights"):
             for tls in self.ids:
-                incoming: dict[str, None] = {}
-                outgoing: dict[str, None] = {}
+                links: list[tuple[str, str] | None] = []
                 for link in api.trafficlight.getControlledLinks(tls):
-                    for lane_in, lane_out, _via in link:
-                        incoming[lane_in] = None
-                        outgoing[lane_out] = None
-                for lane in (*incoming, *outgoing):
-                    lanes.setdefault(lane, len(lanes))
-                self.incoming.append(np.array([lanes[x] for x in incoming], dtype=np.int64))
-                self.outgoing.append(np.array([lanes[x] for x in outgoing], dtype=np.int64))
+                    links.append((link[0][0], link[0][1]) if link else None)
+                links_of.append(links)
                 program = api.trafficlight.getProgram(tls)
                 logics = api.trafficlight.getAllProgramLogics(tls)
                 logic = next((g for g in logics if g.programID == program), logics[0])
@@ -198,42 +268,82 @@ class Signals:
                 if not greens:
                     raise ConfigError(
                         f"traffic light '{tls}' has no green phase in its programme "
-                        f"({', '.join(phases)}); it cannot be controlled."
+                        f"({', '.join(phases)}); it cannot be controlled: leave it out of "
+                        "env.signals."
                     )
+                red = all_red_phase(phases, [phase.duration for phase in logic.phases])
                 self.greens.append(greens)
+                self.all_red.append(red[0] if red else None)
+                red_times.append(red[1] if red else 0.0)
+                self._programs.append(logic.programID)
+                self._program_green.append(_leads_to(phases, greens))
+                self._program_shows_green.append([state in greens for state in phases])
                 program_phases.append(phases)
                 states.append(api.trafficlight.getRedYellowGreenState(tls))
-            self.lanes = tuple(lanes)
+            self._index_lanes(links_of)
             self.lane_length = np.array([api.lane.getLength(lane) for lane in self.lanes])
-        self._incoming_flat = np.concatenate(self.incoming)
-        self._in_owner = np.repeat(np.arange(len(self.ids)), [len(i) for i in self.incoming])
-        self._outgoing_flat = np.concatenate(self.outgoing)
-        self._out_owner = np.repeat(np.arange(len(self.ids)), [len(o) for o in self.outgoing])
+        self.red_time = np.array(red_times)
         self._incoming_capacity = self.lane_length[self._incoming_flat] / self.vehicle_spacing
         count = len(self.ids)
         self.phase = np.zeros(count, dtype=np.int64)
         self.is_yellow = np.zeros(count, dtype=bool)
+        self._in_red = np.zeros(count, dtype=bool)
+        self._stage_end = np.zeros(count)
         self.changed_at = np.full(count, kernel.time)
+        self._program_phase = np.full(count, -1, dtype=np.int64)
+        self.following = False
         with crash_guard("taking over traffic lights"):
             for i, tls in enumerate(self.ids):
                 self._take_over(i, tls, states[i], program_phases[i])
-        self._readings = None
+        self._cache = {}
         self._read_at = -1.0
         self._subscribed = False
         if kernel.backend.name == "traci":
             self._subscribe()
 
+    def _index_lanes(self, links_of: list[list[tuple[str, str] | None]]) -> None:
+        """Number the lanes (incoming ones first) and the links of every signal."""
+        incoming: dict[str, None] = {}
+        outgoing: dict[str, None] = {}
+        for links in links_of:
+            for link in links:
+                if link is not None:
+                    incoming[link[0]] = None
+                    outgoing[link[1]] = None
+        position = {lane: k for k, lane in enumerate(incoming)}
+        self.num_incoming_lanes = len(position)
+        for lane in outgoing:
+            position.setdefault(lane, len(position))
+        self.lanes = tuple(position)
+        self.incoming, self.outgoing, self.link_in, self.link_out = [], [], [], []
+        self.green_links = []
+        for links, greens in zip(links_of, self.greens, strict=True):
+            ins = np.array([position[link[0]] if link else -1 for link in links], dtype=np.int64)
+            outs = np.array([position[link[1]] if link else -1 for link in links], dtype=np.int64)
+            self.link_in.append(ins)
+            self.link_out.append(outs)
+            self.incoming.append(np.array(list(dict.fromkeys(ins[ins >= 0].tolist())), np.int64))
+            self.outgoing.append(np.array(list(dict.fromkeys(outs[outs >= 0].tolist())), np.int64))
+            mask = np.array([[c in "Gg" for c in state] for state in greens], dtype=bool)
+            self.green_links.append(mask[:, : len(links)] & (ins >= 0))
+        sizes_in = [len(i) for i in self.incoming]
+        sizes_out = [len(o) for o in self.outgoing]
+        self._incoming_flat = np.concatenate(self.incoming)
+        self._in_owner = np.repeat(np.arange(len(self.ids)), sizes_in)
+        self._outgoing_flat = np.concatenate(self.outgoing)
+        self._out_owner = np.repeat(np.arange(len(self.ids)), sizes_out)
+
     def _take_over(self, index: int, tls: str, state: str, phases: list[str]) -> None:
-        """Hold the light's present state; a yellow goes on to the programme's next green."""
+        """Hold the light's present state; a transition goes on to the programme's next green."""
         api = self.kernel.backend.api
         greens = self.greens[index]
         if state in greens:
             self.phase[index] = greens.index(state)
         else:  # in a yellow or all-red: finish it, then show the programme's next green
             current = api.trafficlight.getPhase(tls)
-            following = [phases[(current + k) % len(phases)] for k in range(1, len(phases) + 1)]
-            self.phase[index] = greens.index(next(s for s in following if s in greens))
+            self.phase[index] = self._program_green[index][current % len(phases)]
             self.is_yellow[index] = True
+            self._stage_end[index] = self.kernel.time + self.yellow_time
         api.trafficlight.setRedYellowGreenState(tls, state)
 
     def _subscribe(self) -> None:
@@ -258,20 +368,24 @@ class Signals:
         return self.kernel.time - self.changed_at
 
     def min_green_passed(self) -> np.ndarray:
-        """Per signal: whether it may switch now (``yellow_time + min_green`` since the last)."""
-        return self.since_change() >= self.yellow_time + self.min_green - 1e-9
+        """Per signal: whether it may switch now (``yellow_time + all-red + min_green`` s since
+        the last switch)."""
+        hold = self.yellow_time + self.red_time + self.min_green
+        return self.since_change() >= hold - 1e-9
 
     def set_green(self, index: int, phase: int) -> bool:
         """Ask signal ``index`` for green phase ``phase``; True if it starts switching now.
 
         Refused (False) while the current green has lasted less than ``yellow_time +
-        min_green`` or when ``phase`` is the current green. Otherwise the transition's yellow
-        is shown for ``yellow_time`` seconds first (none if no link loses its green).
+        all-red + min_green``, when ``phase`` is the current green, or while SUMO's programme
+        runs (:meth:`follow_program`). Otherwise the transition's yellow is shown for
+        ``yellow_time`` seconds first (none if no link loses its green), then the programme's
+        all-red where it has one.
         """
         greens = self.greens[index]
         if not 0 <= phase < len(greens):
             raise ValueError(f"signal {self.ids[index]} has green phases 0..{len(greens) - 1}")
-        if phase == self.phase[index] or not self.min_green_passed()[index]:
+        if self.following or phase == self.phase[index] or not self.min_green_passed()[index]:
             return False
         self._switch(index, phase)
         return True
@@ -279,96 +393,156 @@ class Signals:
     def set_greens(self, phases: np.ndarray) -> None:
         """:meth:`set_green` for every signal at once (``phases[i]`` for signal i, each a
         valid phase index)."""
+        if self.following:
+            return
         phases = np.asarray(phases, dtype=np.int64)
         wanted = (phases != self.phase) & self.min_green_passed()
         for index in np.flatnonzero(wanted).tolist():
             self._switch(index, int(phases[index]))
 
     def _switch(self, index: int, phase: int) -> None:
-        """Start the change of signal ``index`` to green ``phase`` (its yellow first)."""
+        """Start the change of signal ``index`` to green ``phase`` (yellow, all-red first)."""
         greens = self.greens[index]
         current = greens[self.phase[index]]
         yellow = yellow_between(current, greens[phase])
-        show_yellow = self.yellow_time > 0 and yellow != current
+        loses_green = yellow != current
+        red = self.all_red[index] if loses_green else None
+        now = self.kernel.time
+        if loses_green and self.yellow_time > 0:
+            shown, in_red, end = yellow, False, now + self.yellow_time
+        elif red is not None:
+            shown, in_red, end = red, True, now + self.red_time[index]
+        else:
+            shown, in_red, end = greens[phase], False, now
         with crash_guard("switching a traffic light"):
-            self.kernel.backend.api.trafficlight.setRedYellowGreenState(
-                self.ids[index], yellow if show_yellow else greens[phase]
-            )
+            self.kernel.backend.api.trafficlight.setRedYellowGreenState(self.ids[index], shown)
         self.phase[index] = phase
-        self.is_yellow[index] = show_yellow
-        self.changed_at[index] = self.kernel.time
+        self.is_yellow[index] = shown != greens[phase]
+        self._in_red[index] = in_red
+        self._stage_end[index] = end
+        self.changed_at[index] = now
 
     def tick(self) -> None:
-        """End the yellow of every signal whose ``yellow_time`` is over (call before a step)."""
+        """End the yellow (then all-red) of every signal whose time is over (call before a
+        step); while SUMO's programme runs, only track its green in :attr:`phase`."""
+        if self.following:
+            self._track_program()
+            return
         if not self.is_yellow.any():
             return
-        over = self.is_yellow & (self.since_change() >= self.yellow_time - 1e-9)
+        over = self.is_yellow & (self.kernel.time >= self._stage_end - 1e-9)
         if over.any():
             api = self.kernel.backend.api
             with crash_guard("ending a yellow phase"):
                 for index in np.flatnonzero(over).tolist():
+                    red = self.all_red[index]
+                    if red is not None and not self._in_red[index]:
+                        api.trafficlight.setRedYellowGreenState(self.ids[index], red)
+                        self._in_red[index] = True
+                        self._stage_end[index] += self.red_time[index]
+                        continue
                     green = self.greens[index][self.phase[index]]
                     api.trafficlight.setRedYellowGreenState(self.ids[index], green)
-            self.is_yellow[over] = False
+                    self.is_yellow[index] = False
+                    self._in_red[index] = False
+
+    def follow_program(self) -> None:
+        """Hand the lights back to SUMO's own programme from the files (fixed or actuated)
+        until the next :meth:`bind`: :meth:`set_green`, :meth:`set_greens` and :meth:`tick`
+        then switch nothing, and :attr:`phase` follows the programme's green."""
+        api = self.kernel.backend.api
+        with crash_guard("handing traffic lights back to their programme"):
+            for tls, program in zip(self.ids, self._programs, strict=True):
+                api.trafficlight.setProgram(tls, program)
+        self.following = True
+        self._in_red[:] = False
+        self._track_program()
+
+    def _track_program(self) -> None:
+        """Read each light's programme phase; the green it shows or leads to becomes phase."""
+        api = self.kernel.backend.api
+        with crash_guard("reading traffic light phases"):
+            current = np.array([api.trafficlight.getPhase(tls) for tls in self.ids], np.int64)
+        moved = current != self._program_phase
+        if not moved.any():
+            return
+        for index in np.flatnonzero(moved).tolist():
+            leads = self._program_green[index]
+            step = int(current[index]) % len(leads)
+            green = leads[step]
+            if green != self.phase[index]:
+                self.changed_at[index] = self.kernel.time
+            self.phase[index] = green
+            self.is_yellow[index] = not self._program_shows_green[index][step]
+        self._program_phase = current
 
     # -- readings -------------------------------------------------------------------------
-    def readings(self) -> LaneReadings:
-        """This step's vehicles, halted vehicles and waiting time (s) on every lane."""
+    def _values(self, kind: str, count: int) -> np.ndarray:
+        """This step's ``kind`` reading of (at least) the first ``count`` lanes."""
         now = self.kernel.time
-        if self._readings is None or self._read_at != now:
-            with crash_guard("reading lanes"):
-                self._readings = self._read_subscribed() if self._subscribed else self._read()
+        if self._read_at != now:
+            self._cache = {}
             self._read_at = now
-        return self._readings
+        values = self._cache.get(kind)
+        if values is None or len(values) < count:
+            with crash_guard("reading lanes"):
+                if self._subscribed:
+                    values = self._read_subscribed(kind)
+                else:
+                    values = self._read(kind, self.lanes[:count])
+            self._cache[kind] = values
+        return values
 
-    def _read(self) -> LaneReadings:
-        lane = self.kernel.backend.api.lane
+    def _read(self, kind: str, lanes: tuple[str, ...]) -> np.ndarray:
         if self.kernel.backend.name == "libsumo":  # the compiled getters, without the wrapper
             from libsumo import _libsumo
 
-            number = _libsumo.lane_getLastStepVehicleNumber
-            halting = _libsumo.lane_getLastStepHaltingNumber
-            waiting = _libsumo.lane_getWaitingTime
+            getter = {
+                "vehicles": _libsumo.lane_getLastStepVehicleNumber,
+                "halting": _libsumo.lane_getLastStepHaltingNumber,
+                "waiting": _libsumo.lane_getWaitingTime,
+            }[kind]
         else:
-            number = lane.getLastStepVehicleNumber
-            halting = lane.getLastStepHaltingNumber
-            waiting = lane.getWaitingTime
-        lanes, count = self.lanes, len(self.lanes)
-        return LaneReadings(
-            vehicles=np.fromiter(map(number, lanes), np.float64, count),
-            halting=np.fromiter(map(halting, lanes), np.float64, count),
-            waiting_time=np.fromiter(map(waiting, lanes), np.float64, count),
-        )
+            lane = self.kernel.backend.api.lane
+            getter = {
+                "vehicles": lane.getLastStepVehicleNumber,
+                "halting": lane.getLastStepHaltingNumber,
+                "waiting": lane.getWaitingTime,
+            }[kind]
+        return np.fromiter(map(getter, lanes), np.float64, len(lanes))
 
-    def _read_subscribed(self) -> LaneReadings:
+    def _read_subscribed(self, kind: str) -> np.ndarray:
         import traci
 
         tc = traci.constants
+        variable, default = {
+            "vehicles": (tc.LAST_STEP_VEHICLE_NUMBER, 0),
+            "halting": (tc.LAST_STEP_VEHICLE_HALTING_NUMBER, 0),
+            "waiting": (tc.VAR_WAITING_TIME, 0.0),
+        }[kind]
         results = self.kernel.backend.api.lane.getAllSubscriptionResults()
         rows = [results.get(lane, {}) for lane in self.lanes]
-        count = len(rows)
+        return np.fromiter((r.get(variable, default) for r in rows), np.float64, len(rows))
+
+    def readings(self) -> LaneReadings:
+        """This step's vehicles, halted vehicles and waiting time (s) on every lane."""
+        count = len(self.lanes)
         return LaneReadings(
-            vehicles=np.fromiter(
-                (r.get(tc.LAST_STEP_VEHICLE_NUMBER, 0) for r in rows), np.float64, count
-            ),
-            halting=np.fromiter(
-                (r.get(tc.LAST_STEP_VEHICLE_HALTING_NUMBER, 0) for r in rows), np.float64, count
-            ),
-            waiting_time=np.fromiter(
-                (r.get(tc.VAR_WAITING_TIME, 0.0) for r in rows), np.float64, count
-            ),
+            vehicles=self._values("vehicles", count)[:count],
+            halting=self._values("halting", count)[:count],
+            waiting_time=self._values("waiting", count)[:count],
         )
 
     def incoming_densities(self) -> np.ndarray:
         """Vehicles on every signal's incoming lanes over the lane's jam capacity, in [0, 1];
         signal by signal, lanes in link order (as :attr:`incoming`)."""
-        vehicles = self.readings().vehicles[self._incoming_flat]
+        vehicles = self._values("vehicles", self.num_incoming_lanes)[self._incoming_flat]
         return np.minimum(vehicles / self._incoming_capacity, 1.0)
 
     def incoming_queues(self) -> np.ndarray:
         """Halted vehicles on every signal's incoming lanes over the lane's jam capacity, in
         [0, 1]; ordered as :meth:`incoming_densities`."""
-        halting = self.readings().halting[self._incoming_flat]
+        halting = self._values("halting", self.num_incoming_lanes)[self._incoming_flat]
         return np.minimum(halting / self._incoming_capacity, 1.0)
 
     def _per_signal(self, values: np.ndarray, flat: np.ndarray, owner: np.ndarray) -> np.ndarray:
@@ -376,19 +550,64 @@ class Signals:
 
     def queues(self) -> np.ndarray:
         """Halted vehicles (speed below 0.1 m/s) on each signal's incoming lanes."""
-        return self._per_signal(self.readings().halting, self._incoming_flat, self._in_owner)
+        halting = self._values("halting", self.num_incoming_lanes)
+        return self._per_signal(halting, self._incoming_flat, self._in_owner)
 
     def waiting_times(self) -> np.ndarray:
         """Summed waiting time (s) of the vehicles on each signal's incoming lanes (SUMO's
         waiting time: how long each has stood still since it last moved)."""
-        waiting = self.readings().waiting_time
+        waiting = self._values("waiting", self.num_incoming_lanes)
         return self._per_signal(waiting, self._incoming_flat, self._in_owner)
 
     def pressures(self) -> np.ndarray:
         """Vehicles on each signal's incoming lanes minus those on its outgoing lanes."""
-        vehicles = self.readings().vehicles
+        vehicles = self._values("vehicles", len(self.lanes))
         into = self._per_signal(vehicles, self._incoming_flat, self._in_owner)
         return into - self._per_signal(vehicles, self._outgoing_flat, self._out_owner)
+
+    def average_speeds(self) -> np.ndarray:
+        """Per signal: the mean over the vehicles on its incoming lanes of speed / the speed
+        they are allowed there (sumo-rl's average speed), 1 where no vehicle is there."""
+        api = self.kernel.backend.api
+        total = np.zeros(len(self.ids))
+        count = np.zeros(len(self.ids))
+        with crash_guard("reading vehicle speeds"):
+            vehicle_ids = api.lane.getLastStepVehicleIDs
+            speed, allowed = api.vehicle.getSpeed, api.vehicle.getAllowedSpeed
+            for lane, owner in zip(
+                self._incoming_flat.tolist(), self._in_owner.tolist(), strict=True
+            ):
+                for vehicle in vehicle_ids(self.lanes[lane]):
+                    total[owner] += speed(vehicle) / max(allowed(vehicle), 1e-6)
+                    count[owner] += 1
+        return np.divide(total, count, out=np.ones(len(self.ids)), where=count > 0)
+
+    def near_stop_line(self, lanes: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
+        """For each lane position in ``lanes``: the vehicles within ``distance`` m of the lane's
+        end, and how many of them are queued (have stood still: SUMO waiting time above 0),
+        as RESCO's detectors count queue and approach."""
+        api = self.kernel.backend.api
+        vehicles = np.zeros(len(lanes))
+        queued = np.zeros(len(lanes))
+        with crash_guard("reading vehicles near the lights"):
+            position, waiting = api.vehicle.getLanePosition, api.vehicle.getWaitingTime
+            for k, lane in enumerate(np.asarray(lanes).tolist()):
+                start = self.lane_length[lane] - distance
+                for vehicle in api.lane.getLastStepVehicleIDs(self.lanes[lane]):
+                    if position(vehicle) >= start:
+                        vehicles[k] += 1
+                        queued[k] += waiting(vehicle) > 0
+        return vehicles, queued
+
+
+def _leads_to(phases: list[str], greens: list[str]) -> list[int]:
+    """For each programme phase: the green it shows, or the next green the programme shows."""
+    count = len(phases)
+    leads = []
+    for k in range(count):
+        following = (phases[(k + j) % count] for j in range(count))
+        leads.append(greens.index(next(s for s in following if s in greens)))
+    return leads
 
 
 __all__ = [
@@ -396,7 +615,9 @@ __all__ = [
     "LaneReadings",
     "SignalLayout",
     "Signals",
+    "all_red_phase",
     "green_states",
+    "is_all_red",
     "signal_layout",
     "yellow_between",
 ]

@@ -68,21 +68,25 @@ def test_grid_spaces_and_checker() -> None:
         env.close()
 
 
-def test_yellow_then_green_and_min_green() -> None:
+def test_yellow_all_red_then_green_and_min_green() -> None:
     env = gym.make("flowsim/Intersection-v0", overrides=EVERY_SECOND).unwrapped
     try:
         env.reset(seed=0)
         north_south, east_west = env.signals.greens[0]
+        all_red = env.signals.all_red[0]  # the programme's 1 s all-red between its greens
+        assert all_red == "r" * len(north_south) and env.signals.red_time[0] == 1.0
         assert _state(env) == north_south and env.signals.phase[0] == 0
-        for _ in range(7):  # yellow 2 s + min green 5 s must pass first
+        for _ in range(8):  # yellow 2 s + all-red 1 s + min green 5 s must pass first
             obs, *_ = env.step(1)
             assert _state(env) == north_south
         assert obs[2] == 1.0  # the min-green flag
-        env.step(1)  # now the switch starts: 2 s of yellow
+        env.step(1)  # now the switch starts: 2 s of yellow, then 1 s of all-red
         yellow = yellow_between(north_south, east_west)
         assert _state(env) == yellow and "y" in yellow
         env.step(1)
         assert _state(env) == yellow
+        env.step(1)
+        assert _state(env) == all_red
         obs, *_ = env.step(1)
         assert _state(env) == east_west
         assert obs[:3].tolist() == [0.0, 1.0, 0.0]  # phase one-hot, min green not yet
