@@ -84,9 +84,10 @@ def signal_choices() -> tuple[str, ...]:
 class SignalDriver:
     """A no-training signal rule (``program``, ``fixed_cycle``, ``max_pressure``, ``greedy``)
     driving a kernel's traffic lights as the signal env would: a decision every
-    ``env.sims_per_step`` steps, with the env's yellow and minimum green.
-
-    A config whose env is not a signal env takes the signal env's defaults for those.
+    ``env.sims_per_step`` steps, with the env's yellow and minimum green, on the lights of
+    ``env.signals`` (every light when empty); ``fixed_cycle`` holds each green for
+    ``scenario.signals.green`` seconds. A config whose env is not a signal env takes the
+    signal env's defaults for those.
     Call :meth:`bind` after each load and :meth:`before_step` before every SUMO step.
     """
 
@@ -110,9 +111,12 @@ class SignalDriver:
         from flowsim.sim.signals import Signals
 
         spacing = min(g.length + g.min_gap for g in self.config.vehicles)
-        self.signals = Signals(self.kernel, self.yellow_time, self.min_green, spacing)
+        self.signals = Signals(
+            self.kernel, self.yellow_time, self.min_green, spacing, ids=self.selected
+        )
         self.signals.bind()
-        self.rule = signal_rule(self.name, self.signals)
+        green = self.config.scenario.signals.green  # fixed_cycle's period per green
+        self.rule = signal_rule(self.name, self.signals, green=green)
         self.rule.reset()
         self._steps = 0
 
