@@ -1,12 +1,15 @@
 """Deterministic evaluation of a trained policy against controller baselines on the same seeds.
 
-Every candidate (the policy, the all-human ring, a PISaturation AV, ...) drives the same env
-through the same action interface, episode ``k`` on seed ``seed + k``, so ring lengths and
-human noise match across candidates. The episodes are play jobs for a runner group
-(:meth:`flowsim.distributed.RunnerGroup.play`): the policy is the runners' own, a baseline an
-actor the runner builds (:class:`BaselineActor`). Traffic metrics are measured over the second
-half of each episode: the wave needs time to dissolve, and the result that matters is the
-traffic the AV leaves behind, not the transient.
+Every candidate (the policy, the all-human ring, a PISaturation AV, a max-pressure rule for the
+traffic lights, ...) drives the same env through the same action interface, episode ``k`` on
+seed ``seed + k``, so ring lengths, human noise and demand match across candidates. The
+episodes are play jobs for a runner group (:meth:`flowsim.distributed.RunnerGroup.play`): the
+policy is the runners' own, a baseline an actor the runner builds (:class:`BaselineActor`).
+Traffic metrics are measured over the second half of each episode: the wave needs time to
+dissolve, and the result that matters is the traffic the AV leaves behind, not the transient.
+On a signal env every candidate also gets RESCO's trip metrics of its whole episodes
+(``avg_delay``, ``avg_trip_time``, ``avg_waiting_time``, ``throughput``:
+:mod:`flowsim.sim.trips`).
 """
 
 from __future__ import annotations
@@ -19,15 +22,20 @@ from typing import Any
 import numpy as np
 
 from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, load_config
+from flowsim.controllers.signals import SIGNAL_BASELINES, signal_rule
 from flowsim.distributed import EpisodeJob, EpisodeResult, RunnerGroup, make_runner_group
 from flowsim.distributed.play import Actor, PolicyActor
 from flowsim.errors import ConfigError
+from flowsim.sim.trips import TRIP_METRICS
 
-#: Baselines `evaluate` knows: the AV driven by the humans' own model, or by a controller;
-#: for signal control, the green phases cycled every ``scenario.signals.green`` seconds.
-BASELINES = ("human", "pi_saturation", "follower_stopper", "fixed_cycle")
 #: Baselines that drive AVs: they apply only where a vehicle group is driven by ``rl``.
 AV_BASELINES = ("human", "pi_saturation", "follower_stopper")
+#: Baselines `evaluate` knows: the AV driven by the humans' own model, or by a controller;
+#: for signal control, the no-training rules of :mod:`flowsim.controllers.signals` (the
+#: network's own programme, a fixed cycle, max-pressure, greedy).
+BASELINES = (*AV_BASELINES, *SIGNAL_BASELINES)
+#: Env types whose actions are traffic-light phases: evaluated against the signal baselines.
+SIGNAL_ENV_TYPES = ("traffic_light_grid", "multiagent_traffic_light_grid")
 
 
 def fixed_cycle_actor(config: FlowsimConfig, space: Any) -> Callable[[int], Any]:
@@ -51,18 +59,24 @@ def fixed_cycle_actor(config: FlowsimConfig, space: Any) -> Callable[[int], Any]
     )
 
 
-def _cycle_actor(config: FlowsimConfig, env: Any) -> Actor:
-    """:func:`fixed_cycle_actor` as an actor, restarting its cycle at every episode."""
-    schedule = fixed_cycle_actor(config, env.action_space)
-    state = {"episode": None, "step": 0}
+def signal_actor(name: str, env: Any) -> Actor:
+    """The signal rule ``name`` (one of ``SIGNAL_BASELINES``) choosing the env's green phases.
+
+    The rule reads the env's own :class:`~flowsim.sim.signals.Signals` and starts afresh at
+    every episode; ``program`` hands the lights back to SUMO's programme for the episode, and
+    ``fixed_cycle`` holds each green for ``scenario.signals.green`` seconds.
+    """
+    unwrapped = env.unwrapped
+    green = unwrapped.config.scenario.signals.green
+    rule = signal_rule(name, unwrapped.signals, green=green)
+    state: dict[str, Any] = {"episode": None}
 
     def act(_obs: np.ndarray, env: Any) -> Any:
-        episode = env.simulation.instance
-        if state["episode"] is not episode:
-            state["episode"], state["step"] = episode, 0
-        action = schedule(state["step"])
-        state["step"] += 1
-        return action
+        episode = unwrapped.simulation.instance
+        if state["episode"] is not episode:  # a new episode: the env has bound its lights again
+            rule.reset()
+            state["episode"] = episode
+        return rule.choose()
 
     return act
 
@@ -71,31 +85,37 @@ def applicable_baselines(config: FlowsimConfig, baselines: tuple[str, ...]) -> t
     """The requested baselines that make sense for the config's env.
 
     AV baselines need a vehicle group driven by ``rl`` (on an open network only ``human``:
-    the controllers keep per-AV state and AVs come and go there); on a signal-control env
-    (``traffic_light_grid``) they are replaced by ``fixed_cycle``; a Gymnasium env has none.
+    the controllers keep per-AV state and AVs come and go there); signal baselines need a
+    signal-control env, where requested AV baselines are replaced by every signal baseline
+    (:data:`SIGNAL_BASELINES`); a Gymnasium env has none.
     """
     if config.env.type == "gym":
         return ()
-    signals = config.env.type == "traffic_light_grid"
-    has_avs = not signals and any(group.controller.type == "rl" for group in config.vehicles)
-    kept = [b for b in baselines if (has_avs or b not in AV_BASELINES)]
+    if config.env.type in SIGNAL_ENV_TYPES:
+        kept = [b for b in baselines if b in SIGNAL_BASELINES]
+        if len(kept) < len(baselines):
+            kept += [b for b in SIGNAL_BASELINES if b not in kept]
+        return tuple(kept)
+    has_avs = any(group.controller.type == "rl" for group in config.vehicles)
+    kept = [b for b in baselines if b not in SIGNAL_BASELINES]
+    kept = [b for b in kept if has_avs or b not in AV_BASELINES]
     if config.scenario.open:  # the controllers keep per-AV state; there AVs come and go
         kept = [b for b in kept if b not in ("pi_saturation", "follower_stopper")]
-    kept = [b for b in kept if signals or b != "fixed_cycle"]
-    if signals and len(kept) < len(baselines) and "fixed_cycle" not in kept:
-        kept.append("fixed_cycle")
     return tuple(kept)
 
 
 def episode_stats(result: EpisodeResult, config: FlowsimConfig) -> dict[str, float]:
     """One played episode as evaluation reports it: ``return``, ``length``, ``mean_speed``,
-    ``speed_std`` and ``min_speed`` (second half of the episode), ``collisions`` (all of it)
-    and, on rings, ``equilibrium_speed`` (of the episode's ring length)."""
+    ``speed_std`` and ``min_speed`` (second half of the episode), ``collisions`` (all of it),
+    on rings ``equilibrium_speed`` (of the episode's ring length) and, on a signal env, the
+    episode's trip metrics (``avg_delay``, ``avg_trip_time``, ``avg_waiting_time``,
+    ``throughput``)."""
     metrics = result.metrics
     stats = {
         "return": result.episode_return,
         "length": float(result.length),
         **{key: metrics[key] for key in ("mean_speed", "speed_std", "min_speed", "collisions")},
+        **{key: metrics[key] for key in TRIP_METRICS if key in metrics},
     }
     if "ring_length" in metrics:
         from flowsim.evaluation.simulate import equilibrium_speed
@@ -148,8 +168,8 @@ class BaselineActor:
     def __call__(self, env: Any) -> Actor:
         """The baseline's actor for ``env``."""
         config = env.unwrapped.config
-        if self.name == "fixed_cycle":
-            return _cycle_actor(config, env)
+        if self.name in SIGNAL_BASELINES:
+            return signal_actor(self.name, env)
         if self.name == "human":
             own = getattr(env.unwrapped, "human_actor", None)  # e.g. open_accel: SUMO drives
             if own is not None:
@@ -171,9 +191,9 @@ def human_controller(config: FlowsimConfig) -> ControllerConfig:
 
 def summarise_episodes(episodes: list[dict[str, float]]) -> dict[str, float]:
     """Means over :func:`episode_stats` results of the return and the speed metrics (``mean_speed``,
-    ``speed_std``), the worst speed, the total collisions and, on rings, the equilibrium speed
-    and ``speed_ratio``. Every evaluation of a driver reports these keys (the hierarchy's
-    closed loop adds its own to them)."""
+    ``speed_std``), the worst speed, the total collisions, on rings the equilibrium speed and
+    ``speed_ratio``, and the means of the trip metrics where every episode has them. Every
+    evaluation of a driver reports these keys (the hierarchy's closed loop adds its own)."""
     summary = {
         "episodes": len(episodes),
         "mean_return": float(np.mean([e["return"] for e in episodes])),
@@ -187,6 +207,9 @@ def summarise_episodes(episodes: list[dict[str, float]]) -> dict[str, float]:
         summary["equilibrium_speed"] = equilibrium
         ratios = [e["mean_speed"] / e["equilibrium_speed"] for e in episodes]
         summary["speed_ratio"] = float(np.mean(ratios))
+    for key in TRIP_METRICS:
+        if episodes and all(key in e for e in episodes):
+            summary[key] = float(np.mean([e[key] for e in episodes]))
     return summary
 
 
@@ -203,15 +226,17 @@ def evaluate(
 
     The episodes play on one in-process runner built from ``config`` (its env backend as
     configured), or on ``group`` when given (a trainer's runners: the policy then plays on
-    them, and so does ``fixed_cycle``; the AV baselines still get their own runner).
+    them, and so do the signal baselines; the AV baselines still get their own runner).
 
-    Baselines drive the AV through the same acceleration actions and limits, but at every SUMO
-    step (``env.sims_per_step`` is set to 1 for them, over the same simulated time); their
+    Signal baselines choose green phases at the policy's decision interval. AV baselines drive
+    the AV through the same acceleration actions and limits, but at every SUMO step
+    (``env.sims_per_step`` is set to 1 for them, over the same simulated time); their
     ``mean_return`` is divided by the policy's ``sims_per_step`` to stay comparable.
 
     Returns ``{"policy": {...}, "baselines": {name: {...}}, "seeds": [...]}``; each entry holds
-    ``mean_return``, ``mean_speed``, ``speed_std``, ``min_speed``, ``collisions`` and, on rings,
-    ``equilibrium_speed`` and ``speed_ratio`` (mean speed over equilibrium speed).
+    ``mean_return``, ``mean_speed``, ``speed_std``, ``min_speed``, ``collisions``, on rings
+    ``equilibrium_speed`` and ``speed_ratio`` (mean speed over equilibrium speed), and on a
+    signal env the trip metrics (``avg_delay`` …, means over the episodes).
     """
     if episodes < 1:
         raise ConfigError(f"--episodes {episodes}: give at least 1 episode, e.g. 5.")
@@ -237,7 +262,7 @@ def evaluate(
         for name in names:
             if progress is not None:
                 progress(name)
-            own_pace = name in ("policy", "fixed_cycle")  # act at the env's decision interval
+            own_pace = name == "policy" or name in SIGNAL_BASELINES  # the env's own interval
             played_config = config if own_pace else baseline_config
             runner_group = runners.for_config(played_config, own_pace)
             if name == "policy":

@@ -98,15 +98,15 @@ def test_bench_train_reports_target_figures_and_writes_json(tmp_path: Path) -> N
     assert len(written) == 1 and json.loads(written[0].read_text())["algos"]["ppo"]
 
 
-def test_signal_control_is_compared_with_a_fixed_cycle_not_av_baselines() -> None:
+def test_signal_control_is_compared_with_the_signal_baselines_not_av_baselines() -> None:
     from flowsim.envs.presets import PRESETS
 
     config = apply_overrides(PRESETS["intersection"], ["env.horizon=60"])
     result = evaluate(config, None, episodes=1, baselines=("human", "pi_saturation"))
-    assert list(result["baselines"]) == ["fixed_cycle"]
+    assert list(result["baselines"]) == ["program", "fixed_cycle", "max_pressure", "greedy"]
     assert result["skipped_baselines"] == ["human", "pi_saturation"]
-    cycle = result["baselines"]["fixed_cycle"]
-    assert cycle["collisions"] == 0 and cycle["mean_speed"] > 0
+    for entry in result["baselines"].values():
+        assert entry["collisions"] == 0 and entry["mean_speed"] > 0
 
 
 def test_gymnasium_runs_have_no_traffic_baselines() -> None:
