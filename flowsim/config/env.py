@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from flowsim.config.sections import Section
@@ -69,8 +76,8 @@ class EnvConfig(Section):
         DEFAULT_ENV_TYPE,
         description="Registered env: wave_attenuation, accel, lane_change_accel, merge (AVs on "
         "a highway with an on-ramp), open_accel (AV slots on any open network), "
-        "traffic_light_grid (signal control: grid, intersection, osm), gym (a Gymnasium id, "
-        "env.id), or the PettingZoo envs multiagent_wave_attenuation and "
+        "traffic_light_grid (signal control on any network with traffic lights), gym (a "
+        "Gymnasium id, env.id), or the PettingZoo envs multiagent_wave_attenuation and "
         "multiagent_traffic_light_grid.",
     )
     horizon: StrictInt = Field(3000, ge=1, le=10_000_000, description="Steps per episode.")
@@ -124,11 +131,18 @@ class _SignalEnv(_SumoEnv):
         description="traffic_light_grid: a green phase lasts at least this long (s) before "
         "the agent may switch it (sumo-rl: 5).",
     )
-    signal_reward: Literal["diff_waiting_time", "queue", "pressure"] = Field(
+    signal_reward: Literal["diff_waiting_time", "queue", "pressure", "average_speed"] = Field(
         "diff_waiting_time",
         description="traffic_light_grid reward per signal: the drop in accumulated waiting "
-        "time (sumo-rl's default), minus the queue (halted vehicles), or minus the pressure "
-        "(vehicles in minus vehicles out).",
+        "time (sumo-rl's default), minus the queue (halted vehicles), minus the pressure "
+        "(vehicles in minus vehicles out), or the average speed (mean over the vehicles on "
+        "the incoming lanes of speed / allowed speed, 1 when empty).",
+    )
+    signals: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="traffic_light_grid: ids of the traffic lights the agent controls (the "
+        "others run their programme); empty: every traffic light of the network.",
     )
 
 
@@ -195,8 +209,8 @@ class OpenAccelEnvConfig(_AVEnv):
 
 
 class TrafficLightGridEnvConfig(_SignalEnv):
-    """``traffic_light_grid``: one agent sets every signal's green phase (grid, intersection,
-    osm)."""
+    """``traffic_light_grid``: one agent sets every controlled signal's green phase (any
+    network with traffic lights)."""
 
     type: Literal["traffic_light_grid"] = Field("traffic_light_grid", description="The env type.")
 

@@ -30,21 +30,24 @@ from flowsim.errors import ConfigError
 
 
 class MultiAgentTrafficLightEnv(ParallelEnv[str, np.ndarray, np.int64]):
-    """Every traffic light of an open network (Flow's grid, an intersection, an OSM area) is
-    an agent choosing its own green phase (PettingZoo's parallel API).
+    """Every controlled traffic light of a network (Flow's grid, an intersection, an OSM area,
+    your own SUMO files, RESCO's maps) is an agent choosing its own green phase (PettingZoo's
+    parallel API).
 
-    Agents: one per traffic light, named by its SUMO id (``center0`` … on the grid), sorted.
+    Agents: one per traffic light in ``env.signals`` (in that order), or per traffic light of
+    the network, sorted; named by its SUMO id (``center0`` … on the grid).
     Observation (per agent): that signal's block of
     :class:`~flowsim.envs.signals.TrafficLightGridEnv`'s observation: ``[one-hot green phase,
     min-green passed, incoming lane densities, incoming lane queues]``, zero-padded to the
     largest signal's size, float32 in [0, 1].
-    Action (per agent): ``Discrete(n)``, the green phase the signal should show (a switch
-    shows ``env.yellow_time`` s of yellow first; ignored until the green has lasted
-    ``env.yellow_time + env.min_green`` s). Rounded and clipped to the signal's green phases;
-    NaN, None or a missing agent's action keeps its phase; see
+    Action (per agent): ``Discrete(n_i)``, the green phase the signal should show, ``n_i``
+    its own programme's number of greens (a switch shows ``env.yellow_time`` s of yellow
+    first, then the programme's all-red where it has one; ignored until the green has lasted
+    ``env.yellow_time + all-red + env.min_green`` s). Rounded and clipped to the signal's
+    green phases; NaN, None or a missing agent's action keeps its phase; see
     :func:`~flowsim.envs.multiagent.agent_actions` for unknown agents and wrong shapes.
     Reward (per agent): that signal's own ``env.signal_reward`` (the drop in waiting time on
-    its incoming lanes / 100 s, minus its queue, or minus its pressure).
+    its incoming lanes / 100 s, minus its queue, minus its pressure, or its average speed).
     Termination: never, unless a collision happens with ``env.terminate_on_collision`` (every
     agent then ends). Truncation: every agent after ``env.horizon`` steps past warm-up.
     After either, ``agents`` is empty until :meth:`reset`.

@@ -1,5 +1,6 @@
-"""Traffic-signal control: an agent picks the green phase of every traffic light (sumo-rl's
-observation and rewards on Flow's grid, a single intersection or an OpenStreetMap area)."""
+"""Traffic-signal control: an agent picks the green phase of every traffic light it controls
+(sumo-rl's observation and rewards on any network with traffic lights: Flow's grid, a single
+intersection, an OpenStreetMap area, your own SUMO files or RESCO's maps)."""
 
 from __future__ import annotations
 
@@ -22,27 +23,34 @@ WAITING_TIME_SCALE = 100.0
 
 
 class TrafficLightGridEnv(FlowsimEnv):
-    """One agent sets the green phase of every traffic light of an open network (Flow's
-    traffic-light grid, a single intersection, an OSM area), with sumo-rl's observation.
+    """One agent sets the green phase of every traffic light it controls, on any network with
+    traffic lights (Flow's traffic-light grid, a single intersection, an OSM area, your own
+    SUMO files, RESCO's maps), with sumo-rl's observation.
 
-    Signals are the network's traffic lights sorted by id; each keeps the distinct green
-    phases of its SUMO programme. Vehicles are driven by SUMO; ``env.warmup_steps`` run SUMO's
-    own programme (``scenario.signals``) before the agent takes the lights over.
+    Signals are the lights named in ``env.signals`` (in that order), or every traffic light of
+    the network sorted by id; the others keep running their programme. Each keeps the distinct
+    green phases of its own programme in the files, so lights with different numbers of
+    phases each get their own action size. Vehicles are driven by SUMO; ``env.warmup_steps``
+    run the programmes before the agent takes the lights over.
 
     Observation: per signal, ``[one-hot of its green phase, min-green passed (0/1), density
     of each incoming lane, queue of each incoming lane]``, densities and queues being vehicles
     and halted vehicles over the lane's jam capacity (length / (vehicle length + min gap)), all
     in [0, 1]. Each signal's block is zero-padded to the largest block, and the blocks are
     concatenated in signal order: a float32 vector of ``signals x block``.
-    Action: the green phase each signal should show: ``Discrete(n)`` when the network has one
-    signal, ``MultiDiscrete([n_1, ..., n_k])`` otherwise. A switch shows a yellow for
-    ``env.yellow_time`` seconds first; a request is ignored until the current green has lasted
-    ``env.yellow_time + env.min_green`` seconds. Out-of-range phases are clipped; NaN keeps
-    the current phase. Each action is held for ``env.sims_per_step`` SUMO steps.
+    Action: the green phase each signal should show: ``Discrete(n)`` when one signal is
+    controlled, ``MultiDiscrete([n_1, ..., n_k])`` otherwise. A switch shows a yellow for
+    ``env.yellow_time`` seconds first (every link losing its green), then the programme's
+    all-red phase for its duration where the programme has one; a request is ignored until
+    the current green has lasted ``env.yellow_time + all-red + env.min_green`` seconds.
+    Out-of-range phases are clipped; NaN keeps the current phase. Each action is held for
+    ``env.sims_per_step`` SUMO steps.
     Reward: summed over signals, per ``env.signal_reward``: ``diff_waiting_time`` (sumo-rl's
     default: the drop in the summed waiting time of the vehicles on the incoming lanes since
-    the last step, / 100 s), ``queue`` (minus the halted vehicles on the incoming lanes) or
-    ``pressure`` (minus vehicles on incoming lanes minus vehicles on outgoing lanes).
+    the last step, / 100 s), ``queue`` (minus the halted vehicles on the incoming lanes),
+    ``pressure`` (minus vehicles on incoming lanes minus vehicles on outgoing lanes) or
+    ``average_speed`` (sumo-rl's: the mean over the vehicles on the incoming lanes of their
+    speed over the speed they are allowed there; 1 with no vehicle).
     Termination: never, unless a collision happens with ``env.terminate_on_collision``.
     Truncation: ``env.horizon`` agent steps after warm-up.
     Info: the base env's, plus ``queue`` (halted vehicles on all incoming lanes),
@@ -71,19 +79,7 @@ class TrafficLightGridEnv(FlowsimEnv):
         if config is None and preset is None:
             preset = "grid"
         super().__init__(config, overrides, preset, render_mode)
-        scenario = self.simulation.scenario
-        if not isinstance(scenario, OpenScenario):
-            raise ConfigError(
-                f"env.type {self.config.env.type} controls traffic lights, but scenario.type "
-                f"{self.config.scenario.type} has none; use scenario.type grid, intersection "
-                "or osm."
-            )
-        self.layout: list[SignalLayout] = signal_layout(scenario.network())
-        if not self.layout:
-            raise ConfigError(
-                f"env.type {self.config.env.type}: the {self.config.scenario.type} network has "
-                "no traffic lights to control; pick an area or layout with signals."
-            )
+        self.layout: list[SignalLayout] = self._controlled_layout()
         self.num_greens = np.array([len(s.greens) for s in self.layout], dtype=np.int64)
         self.num_lanes = np.array([len(s.incoming) for s in self.layout], dtype=np.int64)
         #: observation floats per signal (the largest signal's; smaller ones are zero-padded)
@@ -110,7 +106,9 @@ class TrafficLightGridEnv(FlowsimEnv):
         )
         spacing = min(g.length + g.min_gap for g in self.config.vehicles)
         env = self.config.env
-        self.signals = Signals(self.kernel, env.yellow_time, env.min_green, spacing)
+        self.signals = Signals(
+            self.kernel, env.yellow_time, env.min_green, spacing, ids=self.signal_ids
+        )
         #: RESCO's trip metrics, read once at the end of each episode
         self.trips = TripMeter(self.kernel)
         #: the last step's reward of each signal (the multi-agent env hands them out)
@@ -118,6 +116,31 @@ class TrafficLightGridEnv(FlowsimEnv):
         self._last_waiting = np.zeros(count)
         self._new_action = False
         self._arrived = 0
+
+    def _controlled_layout(self) -> list[SignalLayout]:
+        """The controlled lights as the network file describes them, in ``env.signals``' order
+        (or sorted by id, every light of the network)."""
+        config = self.config
+        scenario = self.simulation.scenario
+        where = f"the {config.scenario.type} network of {config.name}"
+        layout = signal_layout(scenario.network()) if isinstance(scenario, OpenScenario) else []
+        if not layout:
+            raise ConfigError(
+                f"env.type {config.env.type} controls traffic lights, but {where} has none; "
+                "give a network with traffic lights (scenario.type grid, intersection, an osm "
+                "area with signals, or scenario.type sumo with your own files)."
+            )
+        wanted = list(dict.fromkeys(config.env.signals))
+        if not wanted:
+            return layout
+        by_id = {signal.tls_id: signal for signal in layout}
+        unknown = [tls for tls in wanted if tls not in by_id]
+        if unknown:
+            raise ConfigError(
+                f"env.signals: {', '.join(map(repr, unknown))} not among the traffic lights of "
+                f"{where}; choose from {', '.join(by_id)} (or leave env.signals empty for all)."
+            )
+        return [by_id[tls] for tls in wanted]
 
     @property
     def signal_ids(self) -> tuple[str, ...]:
@@ -231,6 +254,8 @@ class TrafficLightGridEnv(FlowsimEnv):
             self._last_waiting = waiting
         elif kind == "queue":
             self.signal_rewards = -self.signals.queues()
+        elif kind == "average_speed":
+            self.signal_rewards = self.signals.average_speeds()
         else:
             self.signal_rewards = -self.signals.pressures()
         return float(self.signal_rewards.sum())

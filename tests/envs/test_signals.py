@@ -235,7 +235,7 @@ def test_multiagent_determinism() -> None:
 
 
 def test_signal_env_on_a_ring_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"has none; use scenario\.type grid"):
+    with pytest.raises(ConfigError, match=r"has none; give a network with traffic lights"):
         TrafficLightGridEnv({"env": {"type": "traffic_light_grid"}})
 
 
