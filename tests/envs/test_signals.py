@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import warnings
 from pathlib import Path
 
@@ -21,11 +22,23 @@ from flowsim.envs.multiagent_signals import parallel_env
 from flowsim.envs.presets import PRESETS
 from flowsim.envs.signals import TrafficLightGridEnv
 from flowsim.errors import ConfigError
-from flowsim.sim.signals import green_states, yellow_between
+from flowsim.sim.signals import (
+    Signals,
+    all_red_phase,
+    green_states,
+    signal_layout,
+    yellow_between,
+)
+from flowsim.sim.simulation import Simulation
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 #: One SUMO step (1 s) per agent step, so the light can be watched second by second.
 EVERY_SECOND = ["env.sims_per_step=1", "env.horizon=200"]
+
+needs_sumo_rl = pytest.mark.skipif(
+    importlib.util.find_spec("sumo_rl") is None,
+    reason="RESCO's maps come with the sumo-rl package: pip install 'flowsim[resco]'",
+)
 
 
 def _state(env: TrafficLightGridEnv, index: int = 0) -> str:
@@ -34,7 +47,12 @@ def _state(env: TrafficLightGridEnv, index: int = 0) -> str:
 
 def test_phase_helpers() -> None:
     assert green_states(["GGrr", "yyrr", "rrGG", "rryy", "rrrr", "GGrr"]) == ["GGrr", "rrGG"]
+    # red-yellow (u) is a transition; G against g makes two greens
+    assert green_states(["GGrr", "uurr", "ggrr", "Gyrr"]) == ["GGrr", "ggrr"]
     assert yellow_between("GGgrr", "rrGGG") == "yygrr"  # green to green stays
+    assert yellow_between("GGgg", "gGGg") == "GGgg"  # G to g: nothing loses its green
+    assert all_red_phase(["GGrr", "yyrr", "rrrr", "rrGG", "rryy", "rrrr"], [30, 3, 2, 30, 3, 2])
+    assert all_red_phase(["GGrr", "yyrr", "rrGG", "rryy"], [30, 3, 30, 3]) is None
 
 
 @pytest.mark.parametrize("name", ["intersection", "grid"])
@@ -267,3 +285,133 @@ def test_multiagent_type_points_at_its_factory() -> None:
         assert len(observations) == 9
     finally:
         env.close()
+
+
+def test_env_signals_picks_the_lights_in_its_order() -> None:
+    overrides = ["env.signals=[center4, center0]", "env.horizon=10"]
+    env = TrafficLightGridEnv(PRESETS["grid"], overrides)
+    try:
+        assert env.signal_ids == ("center4", "center0")
+        assert env.action_space == gym.spaces.MultiDiscrete([2, 2])
+        assert env.observation_space.shape == (2 * (2 + 1 + 2 * 4),)
+        env.reset(seed=0)
+        api = env.kernel.backend.api
+        assert api.trafficlight.getProgram("center4") == "online"  # taken over by flowsim
+        assert api.trafficlight.getProgram("center1") != "online"  # still its programme
+        for _ in range(10):
+            env.step(env.action_space.sample())
+    finally:
+        env.close()
+    agents = parallel_env(PRESETS["grid"], overrides)
+    try:
+        assert agents.possible_agents == ["center4", "center0"]
+    finally:
+        agents.close()
+
+
+def test_unknown_signal_id_names_env_signals_and_the_lights() -> None:
+    with pytest.raises(ConfigError, match=r"env\.signals: 'nowhere' not among the traffic"):
+        TrafficLightGridEnv(PRESETS["grid"], ["env.signals=[center0, nowhere]"])
+    with pytest.raises(ConfigError, match=r"choose from center0, center1, center2"):
+        TrafficLightGridEnv(PRESETS["grid"], ["env.signals=[nowhere]"])
+    sim = Simulation(PRESETS["intersection"])
+    try:
+        sim.reset(seed=0)
+        with pytest.raises(ConfigError, match=r"env\.signals: 'west'.*choose from center"):
+            Signals(sim.kernel, 2.0, 5.0, ids=["west"]).bind()
+    finally:
+        sim.close()
+
+
+def test_greens_that_differ_only_in_g_and_G() -> None:
+    """A programme whose first two greens differ only in priority (G) against yield (g)."""
+    sim = Simulation(PRESETS["intersection"])
+    try:
+        sim.reset(seed=0)
+        lights = sim.kernel.backend.api.trafficlight
+        yielding, priority = "GGGgrrrrGGGgrrrr", "GGGGrrrrGGGGrrrr"
+        east_west = "rrrrGGGgrrrrGGGg"
+        phases = [
+            lights.Phase(20, yielding),
+            lights.Phase(10, priority),
+            lights.Phase(2, "yyyyrrrryyyyrrrr"),
+            lights.Phase(30, east_west),
+            lights.Phase(2, "rrrryyyyrrrryyyy"),
+        ]
+        lights.setProgramLogic("center", lights.Logic("gG", 0, 0, phases))
+        signals = Signals(sim.kernel, yellow_time=2.0, min_green=5.0)
+        signals.bind()
+        assert signals.greens[0] == [yielding, priority, east_west]
+        assert signals.all_red == [None]
+        for _ in range(7):
+            sim.step()
+        assert signals.set_green(0, 1)  # no link loses its green: no yellow
+        assert lights.getRedYellowGreenState("center") == priority
+        assert not signals.is_yellow[0]
+        for _ in range(7):
+            signals.tick()
+            sim.step()
+        assert signals.set_green(0, 2)
+        assert lights.getRedYellowGreenState("center") == yellow_between(priority, east_west)
+        for _ in range(2):
+            sim.step()
+        signals.tick()
+        assert lights.getRedYellowGreenState("center") == east_west
+    finally:
+        sim.close()
+
+
+def test_average_speed_reward() -> None:
+    overrides = [*EVERY_SECOND, "env.signal_reward=average_speed", "env.warmup_steps=0"]
+    env = TrafficLightGridEnv(PRESETS["intersection"], overrides)
+    try:
+        env.reset(seed=0)
+        assert env.signals.average_speeds().tolist() == [1.0]  # nobody on the approaches yet
+        api = env.kernel.backend.api
+        for _ in range(40):  # north-south held: east-west vehicles stop
+            _, reward, *_ = env.step(0)
+        ratios = [
+            api.vehicle.getSpeed(v) / api.vehicle.getAllowedSpeed(v)
+            for lane in env.signals.lanes[: env.signals.num_incoming_lanes]
+            for v in api.lane.getLastStepVehicleIDs(lane)
+        ]
+        assert len(ratios) > 5 and 0.0 < reward < 1.0
+        assert reward == pytest.approx(np.mean(ratios))
+    finally:
+        env.close()
+
+
+@needs_sumo_rl
+@pytest.mark.parametrize("name", ["cologne3", "ingolstadt7", "grid4x4"])
+def test_resco_maps_lights_keep_their_own_programmes(name: str) -> None:
+    """Lights with 2 to 8 greens each; every state shown is a green of the light's own
+    programme, the yellow between two of them, or the programme's all-red."""
+    yaml = SCENARIOS / "resco" / f"{name}.yaml"
+    overrides = ["env.type=traffic_light_grid", "env.horizon=12"]
+    env = TrafficLightGridEnv(yaml, overrides)
+    try:
+        layout = signal_layout(env.simulation.scenario.network())
+        counts = [len(light.greens) for light in layout]
+        assert env.action_space == gym.spaces.MultiDiscrete(counts)
+        assert len(set(counts)) > 1 or counts[0] == 8  # different sizes, or many phases
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        api = env.kernel.backend.api
+        for _ in range(12):
+            env.step(env.action_space.sample())
+            for index, tls in enumerate(env.signal_ids):
+                state = api.trafficlight.getRedYellowGreenState(tls)
+                greens = env.signals.greens[index]
+                assert (
+                    state in greens
+                    or state == env.signals.all_red[index]
+                    or any(state == yellow_between(a, b) for a in greens for b in greens)
+                ), (tls, state)
+    finally:
+        env.close()
+    if name == "cologne3":
+        agents = parallel_env(yaml, overrides)
+        try:
+            assert [agents.action_space(a).n for a in agents.possible_agents] == counts
+        finally:
+            agents.close()
