@@ -22,6 +22,7 @@ import numpy as np
 
 from flowsim.bench.results import machine_description
 from flowsim.config import FlowsimConfig, apply_overrides
+from flowsim.config.env import SIGNAL_ENV_TYPES
 from flowsim.envs import make_env
 from flowsim.errors import ConfigError, FlowsimError
 from flowsim.evaluation.evaluate import fixed_cycle_actor
@@ -211,8 +212,6 @@ PEERS = ("sumo-rl",)
 #: sumo-rl's defaults (``SumoEnvironment``): a decision every 5 s, 2 s yellow, 5 s min green
 #: on SUMO's 1 s step. Both envs run with them in a side-by-side timing.
 SUMO_RL_DEFAULTS = {"decision_s": 5, "yellow_time": 2.0, "min_green": 5.0, "step_length": 1.0}
-
-SIGNAL_ENV_TYPES = ("traffic_light_grid", "multiagent_traffic_light_grid")
 
 
 @dataclass(frozen=True)

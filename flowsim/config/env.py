@@ -31,6 +31,7 @@ from flowsim.config.sections import Section
 __all__ = [
     "DEFAULT_ENV_TYPE",
     "ENV_CONFIGS",
+    "SIGNAL_ENV_TYPES",
     "AccelEnvConfig",
     "AnyEnvConfig",
     "EnvConfig",
@@ -46,6 +47,8 @@ __all__ = [
 
 #: ``env.type`` when a config gives none.
 DEFAULT_ENV_TYPE = "wave_attenuation"
+#: Env types whose actions are traffic-light phases (signal baselines, trip metrics).
+SIGNAL_ENV_TYPES = ("traffic_light_grid", "multiagent_traffic_light_grid")
 
 EnvType = Literal[
     "wave_attenuation",

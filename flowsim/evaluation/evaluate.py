@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, load_config
+from flowsim.config.env import SIGNAL_ENV_TYPES
 from flowsim.controllers.signals import SIGNAL_BASELINES, signal_rule
 from flowsim.distributed import EpisodeJob, EpisodeResult, RunnerGroup, make_runner_group
 from flowsim.distributed.play import Actor, PolicyActor
@@ -34,8 +35,6 @@ AV_BASELINES = ("human", "pi_saturation", "follower_stopper")
 #: for signal control, the no-training rules of :mod:`flowsim.controllers.signals` (the
 #: network's own programme, a fixed cycle, max-pressure, greedy).
 BASELINES = (*AV_BASELINES, *SIGNAL_BASELINES)
-#: Env types whose actions are traffic-light phases: evaluated against the signal baselines.
-SIGNAL_ENV_TYPES = ("traffic_light_grid", "multiagent_traffic_light_grid")
 
 
 def fixed_cycle_actor(config: FlowsimConfig, space: Any) -> Callable[[int], Any]:
