@@ -116,7 +116,8 @@ def test_a_tuned_key_must_apply_to_the_env_type() -> None:
     tune = {"search_space": {"env.num_rl": {"grid": [1, 2]}}}
     assert parse_config({"env": {"type": "merge"}, "tune": tune}).tune is not None
     message = _error({"tune": tune})
-    assert "'env.num_rl' does not apply to env.type wave_attenuation (only to merge)" in message
+    assert "'env.num_rl' does not apply to env.type wave_attenuation" in message
+    assert "(only to merge, open_accel)" in message
 
 
 def test_schema_has_one_branch_per_type_with_its_keys() -> None:
