@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flowsim.config.env import SIGNAL_ENV_TYPES
 from flowsim.errors import FlowsimError
 from flowsim.runs.events import FAULT_COLUMNS
+from flowsim.sim.trips import TRIP_METRICS
 
 if TYPE_CHECKING:
     from flowsim.algos.base import Trainer
@@ -32,7 +34,8 @@ __all__ = [
     "train_until",
 ]
 
-#: progress.csv's columns every trainer writes; a trainer's ``EXTRA_METRICS`` follow.
+#: progress.csv's columns every trainer writes; on a signal env RESCO's trip metrics
+#: (:data:`~flowsim.sim.trips.TRIP_METRICS`), then a trainer's ``EXTRA_METRICS``, follow.
 PROGRESS_COLUMNS = (
     "iteration",
     "env_steps",
@@ -60,8 +63,13 @@ _INTEGER_COLUMNS = ("iteration", "env_steps", "episodes")
 
 
 def progress_columns(trainer: Trainer) -> tuple[str, ...]:
-    """``progress.csv``'s columns: the shared ones, then the trainer's own (``EXTRA_METRICS``)."""
-    return PROGRESS_COLUMNS + tuple(trainer.EXTRA_METRICS)
+    """``progress.csv``'s columns: the shared ones, on a signal env (the trainer's
+    ``config.env.type``) the trip metrics ``avg_delay``, ``avg_trip_time``,
+    ``avg_waiting_time`` and ``throughput`` (means over the iteration's finished episodes),
+    then the trainer's own (``EXTRA_METRICS``)."""
+    config = getattr(trainer, "config", None)
+    signals = config is not None and config.env.type in SIGNAL_ENV_TYPES
+    return PROGRESS_COLUMNS + (TRIP_METRICS if signals else ()) + tuple(trainer.EXTRA_METRICS)
 
 
 def best_return(rows: Sequence[Row]) -> float | None:
