@@ -29,7 +29,13 @@ from typing import IO
 
 import numpy as np
 
-from flowsim.config import RESCO_MAPS, SumoConfig
+from flowsim.config import (
+    RESCO_MAPS,
+    InflowConfig,
+    ScenarioConfig,
+    SumoConfig,
+    VehicleGroup,
+)
 from flowsim.errors import ConfigError
 from flowsim.scenarios.base import ScenarioInstance
 from flowsim.scenarios.open import OpenScenario
@@ -95,6 +101,16 @@ class SumoFiles:
     end: float | None
     key: str
     config: Path | None = None
+
+    @property
+    def route_key(self) -> str:
+        """The key that names the route files in messages."""
+        return self.key if self.config is not None else "scenario.sumo.route_files"
+
+    @property
+    def additional_key(self) -> str:
+        """The key that names the additional files in messages."""
+        return self.key if self.config is not None else "scenario.sumo.additional_files"
 
 
 @dataclass(frozen=True)
@@ -235,16 +251,13 @@ def _stamp(path: Path) -> tuple[Path, int, int]:
 
 
 @lru_cache(maxsize=32)
-def _network(stamp: tuple[Path, int, int], key: str) -> tuple[frozenset[str], int]:
+def _network(stamp: tuple[Path, int, int], key: str) -> frozenset[str]:
     path = stamp[0]
     edges: set[str] = set()
-    lights: set[str] = set()
 
     def element(tag: str, attributes: dict[str, str], _line: int) -> None:
         if tag == "edge" and attributes.get("function") != "internal":
             edges.add(attributes.get("id", ""))
-        elif tag == "tlLogic":
-            lights.add(attributes.get("id", ""))
 
     with _open(path, key, _NET_HELP) as handle:
         if isinstance(handle, gzip.GzipFile):
@@ -255,7 +268,7 @@ def _network(stamp: tuple[Path, int, int], key: str) -> tuple[frozenset[str], in
     _scan(path, key, _NET_HELP, ("net",), element)
     if not edges:
         raise ConfigError(f"{key}: {path} has no edges; {_NET_HELP}.")
-    return frozenset(edges), len(lights)
+    return frozenset(edges)
 
 
 def network_edges(net_file: Path, key: str = "scenario.sumo.net_file") -> frozenset[str]:
@@ -263,7 +276,7 @@ def network_edges(net_file: Path, key: str = "scenario.sumo.net_file") -> frozen
 
     A ConfigError naming ``key`` reports an unreadable, compressed or malformed network.
     """
-    return _network(_stamp(net_file), key)[0]
+    return _network(_stamp(net_file), key)
 
 
 @lru_cache(maxsize=64)
@@ -314,7 +327,10 @@ def _demand(stamp: tuple[Path, int, int], edges: frozenset[str], net_name: str, 
 
 
 def check_routes(
-    route_file: Path, net_file: Path, key: str = "scenario.sumo.route_files"
+    route_file: Path,
+    net_file: Path,
+    key: str = "scenario.sumo.route_files",
+    net_key: str = "scenario.sumo.net_file",
 ) -> Demand:
     """Check that every edge ``route_file`` uses is an edge of ``net_file``; what it holds.
 
@@ -323,7 +339,7 @@ def check_routes(
     files. A ConfigError naming ``key`` reports an edge the network lacks (with the line), or
     a file that is unreadable or malformed.
     """
-    edges = network_edges(net_file, "scenario.sumo.net_file" if key.endswith("files") else key)
+    edges = network_edges(net_file, net_key)
     return _demand(_stamp(route_file), edges, Path(net_file).name, key)
 
 
@@ -393,7 +409,6 @@ def resolve_files(section: SumoConfig) -> SumoFiles:
         net_file = section.net_file
         route_files = tuple(section.route_files)
         additional_files = tuple(section.additional_files)
-        route_key, additional_key = "scenario.sumo.route_files", "scenario.sumo.additional_files"
     else:
         if section.config is not None:
             key, config = "scenario.sumo.config", section.config
@@ -423,7 +438,6 @@ def resolve_files(section: SumoConfig) -> SumoFiles:
             begin = _seconds(options["begin"], f"{key}: {config.name}'s begin")
         if "end" in options:
             end = _seconds(options["end"], f"{key}: {config.name}'s end")
-        route_key = additional_key = key
     begin = section.begin if section.begin is not None else (begin or 0.0)
     end = section.end if section.end is not None else end
     if end is not None and begin >= end:
@@ -432,12 +446,7 @@ def resolve_files(section: SumoConfig) -> SumoFiles:
             f"{where}: begin {begin:g} s is not before end {end:g} s (the .sumocfg's values "
             "count where the YAML gives none); set scenario.sumo.begin and end with begin < end."
         )
-    network_edges(net_file, "scenario.sumo.net_file" if config is None else key)
-    for route_file in route_files:
-        check_routes(route_file, net_file, route_key)
-    for additional in additional_files:
-        _additional(_stamp(additional), additional_key)
-    return SumoFiles(
+    files = SumoFiles(
         net_file=net_file,
         route_files=route_files,
         additional_files=additional_files,
@@ -446,21 +455,29 @@ def resolve_files(section: SumoConfig) -> SumoFiles:
         key=key,
         config=config,
     )
+    file_vtypes(files)  # reads (and checks) every file
+    return files
 
 
 def file_vtypes(files: SumoFiles) -> frozenset[str]:
     """The vType (and vType distribution) ids the route and additional files define."""
+    network_edges(files.net_file, files.key)
     found: set[str] = set()
     for route_file in files.route_files:
-        found |= check_routes(route_file, files.net_file, files.key).vtypes
+        found |= _checked(files, route_file).vtypes
     for additional in files.additional_files:
-        found |= _additional(_stamp(additional), files.key)
+        found |= _additional(_stamp(additional), files.additional_key)
     return frozenset(found)
+
+
+def _checked(files: SumoFiles, route_file: Path) -> Demand:
+    """:func:`check_routes` of one of ``files``' route files, with their keys."""
+    return check_routes(route_file, files.net_file, files.route_key, files.key)
 
 
 def demand_summary(files: SumoFiles) -> dict[str, int]:
     """How many vehicles, trips and flows the route files hold, summed."""
-    demands = [check_routes(path, files.net_file, files.key) for path in files.route_files]
+    demands = [_checked(files, path) for path in files.route_files]
     return {
         "route_vehicles": sum(d.vehicles for d in demands),
         "route_trips": sum(d.trips for d in demands),
@@ -489,8 +506,13 @@ class SumoScenario(OpenScenario):
 
     kind = "sumo"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        config: ScenarioConfig,
+        groups: list[VehicleGroup],
+        inflows: list[InflowConfig] | None = None,
+    ) -> None:
+        super().__init__(config, groups, inflows)
         self._files: SumoFiles | None = None
 
     def files(self) -> SumoFiles:
