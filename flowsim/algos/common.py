@@ -5,7 +5,7 @@ The network itself (``ActorCritic``) lives in :mod:`flowsim.policies.torch`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -79,33 +79,73 @@ def episode_metrics(returns: np.ndarray, mean_speeds: np.ndarray) -> dict[str, f
     }
 
 
+class Estimates(NamedTuple):
+    """What a learner needs from a batch: its inputs, values, advantages and value targets."""
+
+    #: the policy's inputs (normalised observations), float32 (T, obs_dim)
+    obs: np.ndarray
+    #: the value network's inputs: ``obs``, or a central critic's normalised global states
+    critic_obs: np.ndarray
+    values: np.ndarray
+    advantages: np.ndarray
+    returns: np.ndarray
+
+
 def estimate_advantages(
     batch: Batch,
     model: ActorCritic,
     normalizer: RunningMeanStd | None,
     gamma: float,
     lam: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(obs, values, advantages, returns)`` of a batch, then fold its observations into
-    ``normalizer``.
+    critic_normalizer: RunningMeanStd | None = None,
+) -> Estimates:
+    """Inputs, values, advantages and returns of a batch, then fold its observations into
+    ``normalizer`` (and its global states into ``critic_normalizer``).
 
-    ``obs`` are normalised with the statistics the batch was sampled with; the normaliser is
+    A central critic (``model.spec.critic_dim``: MAPPO) values the batch's ``state`` and
+    bootstraps from its ``next_state``; otherwise the value reads the observations.
+    Inputs are normalised with the statistics the batch was sampled with; the normalisers are
     updated only after GAE, so values and advantages agree with the sampling policy.
     """
     obs = prepare_obs(batch.obs, normalizer)
-    next_obs = prepare_obs(batch.next_obs, normalizer)
+    if model.spec.critic_dim is not None:
+        if batch.state is None or batch.next_state is None:
+            raise ValueError("a central critic needs batches with the global state")
+        critic_obs = prepare_obs(batch.state, critic_normalizer)
+        next_critic_obs = prepare_obs(batch.next_state, critic_normalizer)
+    else:
+        critic_obs = obs
+        next_critic_obs = prepare_obs(batch.next_obs, normalizer)
     with torch.no_grad():
-        values = model.value(torch.as_tensor(obs)).numpy()
-        next_values = model.value(torch.as_tensor(next_obs)).numpy()
+        values = model.value(torch.as_tensor(critic_obs)).numpy()
+        next_values = model.value(torch.as_tensor(next_critic_obs)).numpy()
     advantages, returns = gae(batch, values, next_values, gamma, lam)
     if normalizer is not None:
         normalizer.update(batch.obs.reshape(len(batch), -1))
-    return obs, values, advantages, returns
+    if critic_normalizer is not None and batch.state is not None:
+        critic_normalizer.update(batch.state.reshape(len(batch), -1))
+    return Estimates(obs, critic_obs, values, advantages, returns)
+
+
+def action_masks(batch: Batch) -> torch.Tensor | None:
+    """The batch's action masks as a bool tensor (None when it carries none)."""
+    return None if batch.action_mask is None else torch.as_tensor(batch.action_mask, dtype=bool)
+
+
+def critic_normalizer_for(model: ActorCritic, normalize: bool) -> RunningMeanStd | None:
+    """The running statistics of a central critic's input (None without one, or unnormalised)."""
+    dim = model.spec.critic_dim
+    return RunningMeanStd((dim,)) if normalize and dim is not None else None
+
+
+def batch_env_steps(batch: Any) -> int:
+    """Env steps a batch took (a multi-agent step gives one transition per live agent)."""
+    return int(batch.metrics.get("env_steps", len(batch)))
 
 
 def learner_state(trainer: Any) -> dict[str, Any]:
     """What every trainer checkpoints: network, normaliser, counters and random streams."""
-    return {
+    state = {
         "model": trainer.model.state_dict(),
         "normalizer": trainer.normalizer.state_dict() if trainer.normalizer else None,
         "iteration": trainer.iteration,
@@ -113,6 +153,10 @@ def learner_state(trainer: Any) -> dict[str, Any]:
         "rng": trainer.rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
     }
+    critic = getattr(trainer, "critic_normalizer", None)
+    if critic is not None:  # a central critic's (MAPPO); absent otherwise
+        state["critic_normalizer"] = critic.state_dict()
+    return state
 
 
 def load_learner_state(trainer: Any, state: dict[str, Any]) -> None:
@@ -120,6 +164,9 @@ def load_learner_state(trainer: Any, state: dict[str, Any]) -> None:
     trainer.model.load_state_dict(state["model"])
     if trainer.normalizer is not None and state["normalizer"] is not None:
         trainer.normalizer.load_state_dict(state["normalizer"])
+    critic = getattr(trainer, "critic_normalizer", None)
+    if critic is not None and state.get("critic_normalizer") is not None:
+        critic.load_state_dict(state["critic_normalizer"])
     trainer.iteration = int(state["iteration"])
     trainer.env_steps = int(state["env_steps"])
     trainer.rng.bit_generator.state = state["rng"]

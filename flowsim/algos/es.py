@@ -236,7 +236,8 @@ class ESTrainer:
     def _fold_observations(self, results: list[EpisodeResult]) -> None:
         """Merge the episodes' observation sums into the running mean/std (Chan et al.)."""
         assert self.normalizer is not None
-        count = sum(result.length for result in results)
+        # a multi-agent episode sums every agent's observations: count its decisions
+        count = sum(int(result.metrics.get("agent_steps", result.length)) for result in results)
         if count == 0:
             return
         total = sum(result.obs_sum for result in results)

@@ -2,6 +2,11 @@
 
 One iteration: broadcast weights -> sample a batch through the sampler -> GAE -> several
 epochs of minibatch updates of the clipped surrogate, the value loss and the entropy bonus.
+
+On a multi-agent env the same code is IPPO with shared parameters (each agent's trajectory is
+a stream of the batch; invalid choices masked out of the logits) and, with
+``train.multiagent.critic: central``, MAPPO: the value network reads the global state the
+batch carries (``Batch.state``), the policy the agent's own observation.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import torch
 
 from flowsim.algos.common import (
     RunningMeanStd,
+    action_masks,
+    batch_env_steps,
+    critic_normalizer_for,
     episode_metrics,
     estimate_advantages,
     learner_state,
@@ -21,6 +29,7 @@ from flowsim.algos.common import (
 )
 from flowsim.config import FlowsimConfig, TrainConfig
 from flowsim.distributed.base import RunnerGroup
+from flowsim.distributed.batch import Batch
 from flowsim.policies.torch import ActorCritic
 
 
@@ -44,6 +53,7 @@ class PPOTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, eps=1e-5)
         self.set_learning_rates(train)
         self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
+        self.critic_normalizer = critic_normalizer_for(self.model, train.normalize_obs)
         self.rng = np.random.default_rng(train.seed)
         self.iteration = 0
         self.env_steps = 0
@@ -59,13 +69,9 @@ class PPOTrainer:
         batch = self.group.sample(num_steps=self.steps_per_call)
         sample_s = time.perf_counter() - started
 
-        obs, values, advantages, returns = estimate_advantages(
-            batch, self.model, self.normalizer, self.train.gamma, self.train.lam
-        )
-
-        losses = self._update(obs, batch.actions, batch.logp, advantages, returns, values)
+        losses = self.learn(batch)
         self.iteration += 1
-        self.env_steps += len(batch)
+        self.env_steps += batch_env_steps(batch)
         wall = time.perf_counter() - started
         return {
             "iteration": self.iteration,
@@ -79,6 +85,27 @@ class PPOTrainer:
             "steps_per_s": len(batch) / wall,
         }
 
+    def learn(self, batch: Batch) -> dict[str, float]:
+        """GAE on ``batch``, then the epochs of minibatch updates; the mean losses."""
+        estimates = estimate_advantages(
+            batch,
+            self.model,
+            self.normalizer,
+            self.train.gamma,
+            self.train.lam,
+            self.critic_normalizer,
+        )
+        return self._update(
+            estimates.obs,
+            batch.actions,
+            batch.logp,
+            estimates.advantages,
+            estimates.returns,
+            estimates.values,
+            critic_obs=estimates.critic_obs,
+            masks=action_masks(batch),
+        )
+
     def _update(
         self,
         obs: np.ndarray,
@@ -87,12 +114,15 @@ class PPOTrainer:
         advantages: np.ndarray,
         returns: np.ndarray,
         old_values: np.ndarray,
+        critic_obs: np.ndarray | None = None,
+        masks: torch.Tensor | None = None,
     ) -> dict[str, float]:
         train = self.train
         if self.lr_schedule == "linear":
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr * max(1.0 - self.iteration / train.iterations, 0.0)
         obs_t = torch.as_tensor(obs)
+        critic_t = obs_t if critic_obs is None else torch.as_tensor(critic_obs)
         actions_t = self.model.action_tensor(actions)
         old_logp_t = torch.as_tensor(old_logp, dtype=torch.float32)
         adv_t = torch.as_tensor(advantages, dtype=torch.float32)
@@ -106,7 +136,9 @@ class PPOTrainer:
             epoch_kl = []
             for start in range(0, count, train.minibatch_size):
                 index = torch.as_tensor(order[start : start + train.minibatch_size])
-                dist = self.model.distribution(obs_t[index])
+                dist = self.model.distribution(
+                    obs_t[index], None if masks is None else masks[index]
+                )
                 logp = self.model.log_prob(dist, actions_t[index])
                 log_ratio = logp - old_logp_t[index]
                 ratio = log_ratio.exp()
@@ -116,7 +148,7 @@ class PPOTrainer:
                     ratio * adv, ratio.clamp(1 - train.clip, 1 + train.clip) * adv
                 )
                 policy_loss = -surrogate.mean()
-                value = self.model.value(obs_t[index])
+                value = self.model.value(critic_t[index])
                 value_loss = (value - returns_t[index]) ** 2
                 if train.clip_value:
                     clipped = old_values_t[index] + (value - old_values_t[index]).clamp(
@@ -153,7 +185,7 @@ class PPOTrainer:
 
     def export_policy(self) -> dict[str, np.ndarray]:
         """The current policy (and observation statistics) in the runners' numpy layout."""
-        return self.model.export(self.normalizer)
+        return self.model.export(self.normalizer, self.critic_normalizer)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

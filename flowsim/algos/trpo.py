@@ -19,6 +19,9 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from flowsim.algos.common import (
     RunningMeanStd,
+    action_masks,
+    batch_env_steps,
+    critic_normalizer_for,
     episode_metrics,
     estimate_advantages,
     learner_state,
@@ -26,6 +29,7 @@ from flowsim.algos.common import (
 )
 from flowsim.config import FlowsimConfig, TrainConfig
 from flowsim.distributed.base import RunnerGroup
+from flowsim.distributed.batch import Batch
 from flowsim.policies.torch import ActorCritic
 
 
@@ -118,6 +122,7 @@ class TRPOTrainer:
             self.model.vf.parameters(), lr=self.trpo.vf_lr, eps=1e-5
         )
         self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
+        self.critic_normalizer = critic_normalizer_for(self.model, train.normalize_obs)
         self.rng = np.random.default_rng(train.seed)
         self.iteration = 0
         self.env_steps = 0
@@ -137,15 +142,9 @@ class TRPOTrainer:
         batch = self.group.sample(num_steps=self.steps_per_call)
         sample_s = time.perf_counter() - started
 
-        obs, _, advantages, returns = estimate_advantages(
-            batch, self.model, self.normalizer, self.train.gamma, self.train.lam
-        )
-
-        obs_t = torch.as_tensor(obs)
-        policy_stats = self._policy_step(obs_t, batch.actions, advantages)
-        value_loss = self._fit_value(obs_t, returns)
+        losses = self.learn(batch)
         self.iteration += 1
-        self.env_steps += len(batch)
+        self.env_steps += batch_env_steps(batch)
         wall = time.perf_counter() - started
         return {
             "iteration": self.iteration,
@@ -153,17 +152,40 @@ class TRPOTrainer:
             "episodes": batch.num_episodes,
             "restarts": batch.metrics.get("restarts", 0),
             **episode_metrics(batch.episode_returns, batch.episode_mean_speeds),
-            **policy_stats,
-            "value_loss": value_loss,
-            "clip_frac": 0.0,  # TRPO bounds the step by KL and clips nothing
+            **losses,
             "sample_s": sample_s,
             "iteration_s": wall,
             "steps_per_s": len(batch) / wall,
         }
 
+    def learn(self, batch: Batch) -> dict[str, float]:
+        """GAE on ``batch``, one trust-region policy step, the value regression; the losses."""
+        estimates = estimate_advantages(
+            batch,
+            self.model,
+            self.normalizer,
+            self.train.gamma,
+            self.train.lam,
+            self.critic_normalizer,
+        )
+        obs_t = torch.as_tensor(estimates.obs)
+        policy_stats = self._policy_step(
+            obs_t, batch.actions, estimates.advantages, action_masks(batch)
+        )
+        value_loss = self._fit_value(torch.as_tensor(estimates.critic_obs), estimates.returns)
+        return {
+            **policy_stats,
+            "value_loss": value_loss,
+            "clip_frac": 0.0,  # TRPO bounds the step by KL and clips nothing
+        }
+
     # -- the policy: one natural-gradient step inside the trust region ----------------------
     def _policy_step(
-        self, obs: torch.Tensor, actions: np.ndarray, advantages: np.ndarray
+        self,
+        obs: torch.Tensor,
+        actions: np.ndarray,
+        advantages: np.ndarray,
+        masks: torch.Tensor | None = None,
     ) -> dict[str, float]:
         trpo = self.trpo
         actions_t = self.model.action_tensor(actions)
@@ -172,13 +194,13 @@ class TRPOTrainer:
         # The sampling policy, re-evaluated in torch (the weights the runners had) so the
         # ratio is exactly 1 and the KL exactly 0 before the step.
         with torch.no_grad():
-            old_dist = self.model.distribution(obs)
+            old_dist = self.model.distribution(obs, masks)
             old_logp = self.model.log_prob(old_dist, actions_t)
             entropy = self.model.entropy(old_dist).mean().item()
 
         def surrogate() -> torch.Tensor:
             """E[pi(a|s) / pi_old(a|s) * A] (+ an entropy bonus): the objective's model."""
-            dist = self.model.distribution(obs)
+            dist = self.model.distribution(obs, masks)
             logp = self.model.log_prob(dist, actions_t)
             objective = (torch.exp(logp - old_logp) * adv).mean()
             if trpo.entropy_coef:
@@ -194,7 +216,7 @@ class TRPOTrainer:
         # F v: the Hessian of the mean KL times v (double backprop), plus damping
         kl_gradient = parameters_to_vector(
             torch.autograd.grad(
-                mean_kl(old_dist, self.model.distribution(obs)),
+                mean_kl(old_dist, self.model.distribution(obs, masks)),
                 self.policy_params,
                 create_graph=True,
             )
@@ -209,7 +231,9 @@ class TRPOTrainer:
         def evaluate() -> tuple[float, float]:
             """(surrogate, mean KL from the sampling policy) at the current parameters."""
             with torch.no_grad():
-                return surrogate().item(), mean_kl(old_dist, self.model.distribution(obs)).item()
+                return surrogate().item(), mean_kl(
+                    old_dist, self.model.distribution(obs, masks)
+                ).item()
 
         # s = F^-1 g, scaled so that the quadratic model of the KL, 1/2 s'Fs, equals max_kl
         direction = conjugate_gradient(fisher_vector, gradient, trpo.cg_iters)
@@ -262,7 +286,7 @@ class TRPOTrainer:
 
     def export_policy(self) -> dict[str, np.ndarray]:
         """The current policy (and observation statistics) in the runners' numpy layout."""
-        return self.model.export(self.normalizer)
+        return self.model.export(self.normalizer, self.critic_normalizer)
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -7,13 +7,17 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from flowsim.config.sections import Section
 
-__all__ = ["ESConfig", "TRPOConfig", "TrainConfig"]
+__all__ = ["ESConfig", "MultiAgentConfig", "PolicyGroupConfig", "TRPOConfig", "TrainConfig"]
+
+#: A policy name: letters, digits, ``_`` and ``-`` (it names checkpoint entries and columns).
+_POLICY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 class TRPOConfig(Section):
@@ -69,6 +73,70 @@ class ESConfig(Section):
     )
 
 
+class PolicyGroupConfig(Section):
+    """One named policy of a multi-agent env and the agents it drives.
+
+    An agent belongs to the group if its id matches one of ``agents`` (fnmatch patterns:
+    ``center*``, ``av_[01]``) or its type is one of ``types`` (an agent's type is its id
+    without a trailing ``_<number>``: ``av`` for ``av_0``; ids without one are their own type).
+    """
+
+    agents: list[str] = Field(
+        default_factory=list, description="fnmatch patterns of the agent ids it drives."
+    )
+    types: list[str] = Field(
+        default_factory=list, description="Agent types it drives (av for av_0, av_1 ...)."
+    )
+
+    @model_validator(mode="after")
+    def _drives_someone(self) -> PolicyGroupConfig:
+        if not self.agents and not self.types:
+            raise ValueError("give agents (id patterns) or types, or both")
+        return self
+
+
+class MultiAgentConfig(Section):
+    """How the agents of a multi-agent (PettingZoo) env map onto policies, and the critic.
+
+    ``policies``: ``shared`` (one policy for every agent: parameter sharing, the default),
+    ``per_agent`` (one policy per agent, named by its id), or named groups
+    ``{name: {agents: [patterns], types: [types]}}``; every agent must fall in exactly one
+    group and every pattern must match some agent (checked when the env is built).
+    """
+
+    policies: Literal["shared", "per_agent"] | dict[str, PolicyGroupConfig] = Field(
+        "shared",
+        description="shared (one policy, parameter sharing), per_agent, or named groups "
+        "{name: {agents: [fnmatch patterns], types: [agent types]}}.",
+    )
+    agent_index_in_obs: bool = Field(
+        False,
+        description="Append the agent's one-hot index among its policy's agents to its "
+        "observation (IPPO with an agent indicator).",
+    )
+    critic: Literal["local", "central"] = Field(
+        "local",
+        description="local: the value sees the agent's observation (IPPO); central: it sees "
+        "the global state, the env's state() or else all observations (MAPPO; train.algo ppo).",
+    )
+
+    @field_validator("policies")
+    @classmethod
+    def _named_groups(
+        cls, policies: str | dict[str, PolicyGroupConfig]
+    ) -> str | dict[str, PolicyGroupConfig]:
+        if isinstance(policies, dict):
+            if not policies:
+                raise ValueError("give at least one named policy, or shared / per_agent")
+            for name in policies:
+                if not _POLICY_NAME.match(name):
+                    raise ValueError(
+                        f"policy name {name!r}: use letters, digits, _ and - (starting with a "
+                        "letter)"
+                    )
+        return policies
+
+
 class TrainConfig(Section):
     """The learning algorithm and its hyper-parameters."""
 
@@ -99,3 +167,7 @@ class TrainConfig(Section):
     keep_checkpoints: StrictInt = Field(3, ge=1, description="Latest checkpoints kept.")
     trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="TRPO settings.")
     es: ESConfig = Field(default_factory=ESConfig, description="ES settings.")
+    multiagent: MultiAgentConfig = Field(
+        default_factory=MultiAgentConfig,
+        description="Multi-agent envs: agents to policies, agent index, central critic.",
+    )

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from flowsim.config import FlowsimConfig
-    from flowsim.distributed.batch import Batch
+    from flowsim.distributed.batch import Batch, MultiBatch
     from flowsim.distributed.play import EpisodeJob, EpisodeResult
     from flowsim.policies.spec import PolicySpec
 
@@ -47,6 +47,13 @@ class RunnerGroup(Protocol):
         ...
 
     @property
+    def policy_spaces(self) -> dict[str, tuple[gymnasium.Space, gymnasium.Space, PolicySpec]]:
+        """Each policy id's (observation space, action space, spec): ``default`` for a
+        single-agent env; ``train.multiagent``'s policies (padded spaces) for a multi-agent
+        one, whose first policy the three properties above describe."""
+        ...
+
+    @property
     def runner_restarts(self) -> int:
         """Runners replaced so far (a dead actor, a lost node); 0 in-process."""
         ...
@@ -66,8 +73,10 @@ class RunnerGroup(Protocol):
 
     def sample(
         self, num_steps: int | None = None, num_episodes: int | None = None, explore: bool = True
-    ) -> Batch:
-        """``num_steps`` transitions (or ``num_episodes`` episodes) from every runner, merged."""
+    ) -> Batch | MultiBatch:
+        """``num_steps`` transitions (or ``num_episodes`` episodes) from every runner, merged;
+        a multi-agent env with several policies gives a :class:`MultiBatch` (``num_steps``
+        then counts env steps)."""
         ...
 
     def play(self, jobs: Sequence[EpisodeJob], drop_lost: bool = False) -> list[EpisodeResult]:

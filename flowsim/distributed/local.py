@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flowsim.config import FlowsimConfig
-from flowsim.distributed.batch import Batch
+from flowsim.distributed.batch import Batch, MultiBatch, concat_any
 from flowsim.distributed.play import EpisodeJob, EpisodeResult, blocks
 from flowsim.distributed.runner import EnvRunner, runner_seed
 from flowsim.errors import ConfigError
@@ -51,18 +51,24 @@ class LocalRunnerGroup:
 
     @property
     def observation_space(self) -> gymnasium.Space:
-        """The env's observation space."""
-        return self.runners[0].envs[0].observation_space
+        """The env's observation space (a multi-agent env's: its first policy's)."""
+        return self.runners[0].spaces()[0]
 
     @property
     def action_space(self) -> gymnasium.Space:
-        """The env's action space."""
-        return self.runners[0].envs[0].action_space
+        """The env's action space (a multi-agent env's: its first policy's)."""
+        return self.runners[0].spaces()[1]
 
     @property
     def policy_spec(self) -> PolicySpec:
         """The network the runners evaluate."""
         return self.runners[0].policy_spec
+
+    @property
+    def policy_spaces(self) -> dict[str, tuple[Any, Any, PolicySpec]]:
+        """Each policy id's (observation space, action space, spec): one ``default`` entry for
+        a single-agent env, the ``train.multiagent`` policies for a multi-agent one."""
+        return self.runners[0].policy_spaces()
 
     @property
     def runner_restarts(self) -> int:
@@ -87,9 +93,10 @@ class LocalRunnerGroup:
         num_steps: int | None = None,
         num_episodes: int | None = None,
         explore: bool = True,
-    ) -> Batch:
-        """``num_steps`` transitions (or ``num_episodes`` episodes) from every runner, merged."""
-        return Batch.concat(
+    ) -> Batch | MultiBatch:
+        """``num_steps`` transitions (or ``num_episodes`` episodes) from every runner, merged
+        (a :class:`MultiBatch` for a multi-agent env with several policies)."""
+        return concat_any(
             [runner.sample(num_steps, num_episodes, explore) for runner in self.runners]
         )
 

@@ -144,6 +144,108 @@ class PolicyActor:
         )
 
 
+class AgentsPolicyActor:
+    """The runner's policies driving every agent of a multi-agent env (a
+    :class:`~flowsim.envs.multiagent_adapter.MultiAgentAdapter`): each agent's observation goes
+    to its policy (padded, with its action mask), one batched call per policy and step."""
+
+    def __init__(
+        self,
+        adapter: Any,
+        policies: dict[str, Any],
+        explore: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.adapter, self.policies, self.explore = adapter, policies, explore
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+
+    def __call__(self, observations: dict[str, Any], _env: Any) -> dict[str, Any]:
+        """Every live agent's action, in the env's form."""
+        adapter = self.adapter
+        actions: dict[str, Any] = {}
+        for pid, agents in adapter.live_by_policy(observations).items():
+            inputs, masks = adapter.policy_batch(agents, observations)
+            chosen, _, _ = self.policies[pid].compute_actions(
+                inputs, self.explore, self.rng, mask=masks
+            )
+            for agent, action in zip(agents, chosen, strict=True):
+                actions[agent] = adapter.env_action(agent, action)
+        return actions
+
+
+def play_agents_episode(
+    adapter: Any, actor: Actor, seed: int, max_steps: int | None = None, record: bool = False
+) -> EpisodeResult:
+    """One episode of a multi-agent env (a ``MultiAgentAdapter``) from ``seed``.
+
+    ``actor`` maps the live agents' observations (a dict) to their actions (a dict). The
+    return is the team's: every agent's rewards summed; ``length`` counts env steps and
+    ``metrics["agent_steps"]`` agent decisions; ``obs_sum`` sums the policy inputs of the
+    agents (one policy's layout; ES runs one shared policy). Speeds come from the agents'
+    info. Raises :class:`~flowsim.errors.SimulationCrashed` if SUMO dies.
+    """
+    observations, _ = adapter.reset(seed=seed)
+    total, collisions, steps, decisions = 0.0, 0, 0, 0
+    obs_sum = obs_sumsq = np.zeros(0)
+    means: list[float] = []
+    stds: list[float] = []
+    minima: list[float] = []
+    returns: dict[str, float] = {}
+    recorded: dict[str, list[Any]] = {"obs": [], "actions": [], "rewards": []}
+    kernel = adapter.kernel
+    while adapter.agents:
+        for agent in adapter.agents:
+            if agent in observations:
+                flat = adapter.policy_input(agent, observations[agent]).astype(np.float64)
+                obs_sum = flat if decisions == 0 else obs_sum + flat
+                obs_sumsq = flat**2 if decisions == 0 else obs_sumsq + flat**2
+                decisions += 1
+        actions = actor(observations, adapter.env)
+        if record:
+            recorded["obs"].append(dict(observations))
+            recorded["actions"].append(dict(actions))
+        next_observations, rewards, _, _, infos = adapter.step(actions)
+        for agent, reward in rewards.items():
+            returns[agent] = returns.get(agent, 0.0) + float(reward)
+        total += float(sum(rewards.values()))
+        info = next(iter(infos.values()), {})
+        collisions += int(info.get("collisions", 0))
+        steps += 1
+        means.append(float(info.get("mean_speed", np.nan)))
+        stds.append(float(info.get("speed_std", np.nan)))
+        speeds = kernel.speeds() if kernel is not None else None
+        minima.append(float(speeds.min()) if speeds is not None and speeds.size else np.nan)
+        if record:
+            recorded["rewards"].append(dict(rewards))
+        observations = {**observations, **next_observations}
+        if max_steps is not None and steps >= max_steps:
+            break
+    tail = slice(steps // 2, None)
+    known = np.asarray(means)[~np.isnan(means)]
+    metrics = {
+        "mean_speed": float(np.mean(means[tail])) if steps else float("nan"),
+        "speed_std": float(np.mean(stds[tail])) if steps else float("nan"),
+        "min_speed": float(np.min(minima[tail])) if steps else float("nan"),
+        "collisions": float(collisions),
+        "episode_mean_speed": float(known.mean()) if known.size else float("nan"),
+        "agent_steps": float(decisions),
+        "agent_return_mean": float(np.mean(list(returns.values()))) if returns else float("nan"),
+    }
+    finish = getattr(actor, "finish_episode", None)
+    return EpisodeResult(
+        seed=seed,
+        episode_return=total,
+        length=steps,
+        metrics=metrics,
+        obs_sum=obs_sum,
+        obs_sumsq=obs_sumsq,
+        steps={key: np.asarray(value, dtype=object) for key, value in recorded.items()}
+        if record
+        else None,
+        actor_output=finish() if finish is not None else None,
+    )
+
+
 def play_episode(
     env: Any, actor: Actor, seed: int, max_steps: int | None = None, record: bool = False
 ) -> EpisodeResult:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flowsim.config import FlowsimConfig
-from flowsim.distributed.batch import Batch
+from flowsim.distributed.batch import Batch, MultiBatch, concat_any
 from flowsim.distributed.play import EpisodeJob, EpisodeResult, blocks
 from flowsim.distributed.runner import EnvRunner, runner_seed
 from flowsim.errors import ConfigError, FlowsimError
@@ -62,6 +62,7 @@ class RayRunnerGroup:
         self.config = config
         self._policy_spec = policy_spec
         self._spaces: tuple[Any, Any, PolicySpec] | None = None
+        self._policy_spaces: dict[str, tuple[Any, Any, PolicySpec]] | None = None
         self.base_seed = config.sim.seed if base_seed is None else base_seed
         wanted = dict(sampler.resources_per_worker)
         cpus, gpus = wanted.pop("CPU", 1.0), wanted.pop("GPU", 0.0)
@@ -127,6 +128,8 @@ class RayRunnerGroup:
                 # The runner could not even start (bad config, env error): replacing it would
                 # fail the same way, so say why.
                 cause = text.strip().splitlines()[-1]
+                if cause.startswith("flowsim.errors.ConfigError: "):  # a config to fix: exit 2
+                    raise ConfigError(cause.split(": ", 1)[1]) from None
                 raise FlowsimError(f"runner {index} could not start: {cause}") from None
             self._replace(index, type(error).__name__)
             return
@@ -175,6 +178,19 @@ class RayRunnerGroup:
             if answers:
                 self._spaces = answers[0]
         return self._spaces
+
+    @property
+    def policy_spaces(self) -> dict[str, tuple[Any, Any, PolicySpec]]:
+        """Each policy id's (observation space, action space, spec), as a runner reports them:
+        ``default`` for a single-agent env, the ``train.multiagent`` policies otherwise."""
+        while self._policy_spaces is None:
+            live = self._live_runners(wait_s=600.0)
+            if not live:
+                raise FlowsimError("no runner could be placed within 600 s.")
+            answers = self._gather({live[0]: self._actors[live[0]].policy_spaces.remote()})
+            if answers:
+                self._policy_spaces = answers[0]
+        return self._policy_spaces
 
     @property
     def observation_space(self) -> gymnasium.Space:
@@ -230,7 +246,7 @@ class RayRunnerGroup:
         num_episodes: int | None = None,
         explore: bool = True,
         timeout_s: float = 600.0,
-    ) -> Batch:
+    ) -> Batch | MultiBatch:
         """``num_steps`` (or ``num_episodes``) from every runner slot, merged.
 
         Sizes are per runner slot: the batch holds ``num_runners`` shares. Shares are ordered
@@ -241,7 +257,7 @@ class RayRunnerGroup:
             raise FlowsimError(f"no runner could be placed within {timeout_s:g} s.")
         pending: dict[Any, tuple[int, int, Any]] = {}
         submitted = 0
-        results: list[tuple[int, int, Batch]] = []
+        results: list[tuple[int, int, Batch | MultiBatch]] = []
 
         def submit(share: int) -> None:
             nonlocal submitted
@@ -263,7 +279,7 @@ class RayRunnerGroup:
         for (runner, order, _actor), batch in answers:
             results.append((runner, order, batch))
         results.sort(key=lambda item: (item[0], item[1]))
-        return Batch.concat([batch for _, _, batch in results])
+        return concat_any([batch for _, _, batch in results])
 
     def _answers(
         self,

@@ -226,6 +226,17 @@ class MultiAgentRingEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             for agent in self.possible_agents
         }
         self._expected_action = f"the acceleration in [-{env.max_decel:g}, {env.max_accel:g}]"
+        #: The global state (a centralised critic's input, :meth:`state`).
+        self.state_space = spaces.Box(
+            low=np.concatenate([np.tile(_OBS_LOW, len(self.possible_agents)), [0.0, 0.0]]).astype(
+                np.float32
+            ),
+            high=np.concatenate([np.tile(_OBS_HIGH, len(self.possible_agents)), [1.0, 1.0]]).astype(
+                np.float32
+            ),
+            dtype=np.float32,
+        )
+        self._rows = np.zeros((len(self.possible_agents), 3), dtype=np.float32)
 
     def observation_space(self, agent: str) -> spaces.Box:
         """The observation space of ``agent`` (the same object at every call)."""
@@ -240,11 +251,21 @@ class MultiAgentRingEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         """The simulation kernel (state reads, e.g. ``kernel.speeds()``)."""
         return self.ring.kernel
 
+    def state(self) -> np.ndarray:
+        """The global state: every AV's observation row (zeros for a removed AV), then the
+        mean and the standard deviation of all vehicles' speeds over the speed limit."""
+        speeds = self.ring.kernel.speeds()
+        limit = self.ring.max_speed
+        mean, std = (float(speeds.mean()), float(speeds.std())) if speeds.size else (0.0, 0.0)
+        tail = np.clip(np.array([mean / limit, std / limit], dtype=np.float32), 0.0, 1.0)
+        return np.concatenate([self._rows.reshape(-1), tail])
+
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         """Start an episode (new ring instance, warm-up); every AV present becomes an agent."""
         rows, info = self.ring.reset(seed=seed, options=options)
+        self._rows = rows
         present = set(self.ring.present_slots.tolist())
         self.agents = [a for a in self.possible_agents if self._slot[a] in present]
         observations = {agent: rows[self._slot[agent]] for agent in self.agents}
@@ -265,6 +286,7 @@ class MultiAgentRingEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         # NaN (no action, a missing agent's) is sanitised to 0 like any NaN
         vector = agent_actions(actions, self.agents, self._slot, self._expected_action)
         rows, reward, terminated, truncated, info = self.ring.step(vector)
+        self._rows = rows
         live, present = self.agents, set(self.ring.present_slots.tolist())
         terminations = {a: terminated or self._slot[a] not in present for a in live}
         truncations = dict.fromkeys(live, truncated)

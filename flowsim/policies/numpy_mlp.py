@@ -13,7 +13,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from flowsim.policies.spec import LOG_STD, OBS_MEAN, OBS_STD, OUTPUT_GAIN, PolicySpec
+from flowsim.policies.spec import (
+    CRITIC_MEAN,
+    CRITIC_STD,
+    LOG_STD,
+    OBS_MEAN,
+    OBS_STD,
+    OUTPUT_GAIN,
+    PolicySpec,
+)
 
 #: The hidden layers' nonlinearity of each ``PolicySpec.activation``.
 _ACTIVATIONS = {"tanh": np.tanh}
@@ -23,9 +31,16 @@ class InferencePolicy(Protocol):
     """What a runner needs from a policy."""
 
     def compute_actions(
-        self, obs: np.ndarray, explore: bool, rng: np.random.Generator
+        self,
+        obs: np.ndarray,
+        explore: bool,
+        rng: np.random.Generator,
+        mask: np.ndarray | None = None,
+        critic_obs: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(actions, log-probabilities, value estimates) for a batch of observations."""
+        """(actions, log-probabilities, value estimates) for a batch of observations; ``mask``
+        (bool, per observation and choice) rules out choices of a categorical policy,
+        ``critic_obs`` is a central critic's input."""
         ...
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
@@ -111,7 +126,21 @@ class MLPPolicy:
             self._obs_std = np.asarray(weights[OBS_STD], dtype=np.float64)
         else:
             self._obs_mean = self._obs_std = None
+        if CRITIC_MEAN in weights:
+            self._critic_mean = np.asarray(weights[CRITIC_MEAN], dtype=np.float64)
+            self._critic_std = np.asarray(weights[CRITIC_STD], dtype=np.float64)
+        else:
+            self._critic_mean = self._critic_std = None
         self._log_std = None if self.discrete else loaded[LOG_STD]
+        if self._log_std is not None:
+            self._std = np.exp(self._log_std)
+            self._logp_constant = self._log_std.sum() + 0.5 * self.act_dim * math.log(2 * math.pi)
+        # A central critic reads another input: the two networks run one after the other.
+        self._heads = {
+            head: [(np.ascontiguousarray(w.T), b) for w, b in layers[head]] for head in layers
+        }
+        if self.spec.critic_dim is not None:
+            return
         # One block-diagonal network computes both heads: half the numpy calls per step.
         self._fused = []
         for (pi_w, pi_b), (vf_w, vf_b) in zip(layers["pi"], layers["vf"], strict=True):
@@ -123,19 +152,22 @@ class MLPPolicy:
                 fused_w[: pi_w.shape[0], : pi_w.shape[1]] = pi_w
                 fused_w[pi_w.shape[0] :, pi_w.shape[1] :] = vf_w
             self._fused.append((np.ascontiguousarray(fused_w.T), np.concatenate([pi_b, vf_b])))
-        if self._log_std is not None:
-            self._std = np.exp(self._log_std)
-            self._logp_constant = self._log_std.sum() + 0.5 * self.act_dim * math.log(2 * math.pi)
 
-    def forward(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def forward(
+        self, obs: np.ndarray, critic_obs: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The action head's outputs (Gaussian means, or logits in the spec's layout) and the
         value estimates for a batch of raw observations (normalised here when the weights
-        carry ``obs_mean`` and ``obs_std``)."""
-        x = np.asarray(obs).reshape(len(obs), -1)
-        if self._obs_mean is not None:
-            clip = self.spec.obs_clip
-            x = np.clip((x - self._obs_mean) / self._obs_std, -clip, clip)
+        carry ``obs_mean`` and ``obs_std``). A central critic's values come from
+        ``critic_obs`` (NaN without it)."""
+        x = _normalized(obs, self._obs_mean, self._obs_std, self.spec.obs_clip)
         activation = self._activation
+        if self.spec.critic_dim is not None:
+            head = _mlp_forward(self._heads["pi"], x, activation)
+            if critic_obs is None:
+                return head, np.full(len(head), np.nan)
+            state = _normalized(critic_obs, self._critic_mean, self._critic_std, self.spec.obs_clip)
+            return head, _mlp_forward(self._heads["vf"], state, activation)[:, 0]
         for weight_t, bias in self._fused[:-1]:
             x = activation(x @ weight_t + bias)
         weight_t, bias = self._fused[-1]
@@ -143,11 +175,26 @@ class MLPPolicy:
         return out[:, :-1], out[:, -1]
 
     def compute_actions(
-        self, obs: np.ndarray, explore: bool, rng: np.random.Generator
+        self,
+        obs: np.ndarray,
+        explore: bool,
+        rng: np.random.Generator,
+        mask: np.ndarray | None = None,
+        critic_obs: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sampled (or greedy) actions with their log-probabilities and value estimates."""
-        head, values = self.forward(obs)
+        """Sampled (or greedy) actions with their log-probabilities and value estimates.
+
+        ``mask`` (categorical policies; bool, shape (n, act_dim), True: allowed) makes the
+        choices it rules out impossible (their logits are -inf). ``critic_obs``: a central
+        critic's input (the global state).
+
+        Raises:
+            ValueError: a mask leaves some observation (or action dimension) no choice.
+        """
+        head, values = self.forward(obs, critic_obs)
         if self.discrete:
+            if mask is not None:
+                head = np.where(np.asarray(mask, dtype=bool).reshape(head.shape), head, -np.inf)
             actions, logp = self._categorical(head, explore, rng)
             return actions, logp, values
         if explore:
@@ -167,7 +214,10 @@ class MLPPolicy:
         mask = self._choice_mask
         logits = np.full((len(head), *mask.shape), -np.inf)
         logits[:, mask] = head
-        shifted = logits - logits.max(axis=2, keepdims=True)
+        best = logits.max(axis=2, keepdims=True)
+        if not np.isfinite(best).all():
+            raise ValueError("an action mask leaves an observation no valid choice")
+        shifted = logits - best
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
         scores = log_probs
         if explore:
@@ -186,15 +236,39 @@ class ConstantPolicy:
         self.action_shape, self.value = action_shape, value
 
     def compute_actions(
-        self, obs: np.ndarray, explore: bool, rng: np.random.Generator
+        self,
+        obs: np.ndarray,
+        explore: bool,
+        rng: np.random.Generator,
+        mask: np.ndarray | None = None,
+        critic_obs: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``value`` for every observation."""
+        """``value`` for every observation (a mask and a critic input change nothing)."""
         count = len(obs)
         actions = np.full((count, *self.action_shape), self.value, dtype=np.float32)
         return actions, np.zeros(count), np.zeros(count)
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """A constant policy has no weights."""
+
+
+def _normalized(
+    values: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None, clip: float
+) -> np.ndarray:
+    """Flattened inputs, normalised and clipped when statistics are given."""
+    x = np.asarray(values).reshape(len(values), -1)
+    if mean is None:
+        return x
+    return np.clip((x - mean) / std, -clip, clip)
+
+
+def _mlp_forward(
+    layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, activation
+) -> np.ndarray:
+    for weight_t, bias in layers[:-1]:
+        x = activation(x @ weight_t + bias)
+    weight_t, bias = layers[-1]
+    return x @ weight_t + bias
 
 
 def build_policy(

@@ -11,8 +11,14 @@ Parameter layout (``L = len(hidden)`` hidden layers; :meth:`PolicySpec.parameter
     vf.{i}.weight, vf.{i}.bias                    for i in 0..L   (last: 1 output, the value)
     log_std (act_dim,)                            Gaussian policies only
     obs_mean, obs_std (obs_dim,)                  optional: inputs clip((obs - mean) / std, ±c)
+    critic_mean, critic_std (critic_dim,)         optional: the same for a central critic's input
 
-with ``c`` the spec's ``obs_clip``.
+with ``c`` the spec's ``obs_clip``. A centralised critic (MAPPO, ``critic_dim`` set) reads the
+global state instead of the observation: ``vf.0.weight`` is then ``(hidden[0], critic_dim)``.
+
+A categorical policy may be given an action mask per observation (True: a valid choice): the
+masked logits are -inf in both forwards, so a masked choice is never sampled nor chosen
+greedily and the probabilities are renormalised over the valid ones.
 
 The action head has ``act_dim`` outputs: the Gaussian's mean, one logit per choice of a
 ``Discrete(n)`` space (``act_dim = n``), or, for ``MultiDiscrete(nvec)``, the logits of every
@@ -52,6 +58,8 @@ OUTPUT_GAIN: dict[str, float] = {"pi": 0.01, "vf": 1.0}
 LOG_STD = "log_std"
 #: The observation normaliser's statistics, present in exported weights when one is used.
 OBS_MEAN, OBS_STD = "obs_mean", "obs_std"
+#: The central critic's input normaliser's statistics (MAPPO), likewise.
+CRITIC_MEAN, CRITIC_STD = "critic_mean", "critic_std"
 
 #: The action space each network kind acts in.
 _KIND_SPACE = {
@@ -86,6 +94,8 @@ class PolicySpec:
         init_log_std: initial log standard deviation of a Gaussian policy.
         obs_clip: normalised observations are clipped to ``±obs_clip``.
         constant_action: the action of the ``constant`` policy.
+        critic_dim: inputs of the value network when it is a centralised critic reading the
+            global state (MAPPO); None: it reads the observation, like the policy.
     """
 
     kind: PolicyKind = "gaussian_mlp"
@@ -99,6 +109,7 @@ class PolicySpec:
     init_log_std: float = 0.0
     obs_clip: float = OBS_CLIP
     constant_action: float = 0.0
+    critic_dim: int | None = None
 
     def __post_init__(self) -> None:
         # Lists from a config become tuples, so specs compare and hash by value.
@@ -205,6 +216,7 @@ class PolicySpec:
             activation=self.activation,
             obs_clip=self.obs_clip,
             constant_action=self.constant_action,
+            critic_dim=self.critic_dim,
         )
 
     # -- the network -------------------------------------------------------------------------
@@ -232,7 +244,9 @@ class PolicySpec:
                 "PolicySpec.for_spaces or complete it with spec.fit(observation_space, "
                 "action_space)"
             )
-        return [self.obs_dim, *self.hidden, self.act_dim if head == "pi" else 1]
+        if head == "pi":
+            return [self.obs_dim, *self.hidden, self.act_dim]
+        return [self.critic_dim or self.obs_dim, *self.hidden, 1]
 
     def layer_names(self, head: Head) -> list[tuple[str, str]]:
         """``(weight, bias)`` parameter names of each linear layer of network ``head``."""

@@ -16,7 +16,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from flowsim.policies.spec import HEADS, LOG_STD, OBS_MEAN, OBS_STD, OUTPUT_GAIN, PolicySpec
+from flowsim.policies.spec import (
+    CRITIC_MEAN,
+    CRITIC_STD,
+    HEADS,
+    LOG_STD,
+    OBS_MEAN,
+    OBS_STD,
+    OUTPUT_GAIN,
+    PolicySpec,
+)
 
 #: The hidden layers' nonlinearity of each ``PolicySpec.activation``.
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh}
@@ -128,9 +137,15 @@ class ActorCritic(nn.Module):
             else nn.Parameter(torch.full(shapes[LOG_STD], float(spec.init_log_std)))
         )
 
-    def distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
-        """The action distribution at ``obs``."""
+    def distribution(
+        self, obs: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.distributions.Distribution:
+        """The action distribution at ``obs``; a categorical's choices where ``mask`` (bool,
+        per observation and choice) is False get the lowest float as logit: probability 0,
+        exactly as the runners' -inf (and no NaN in the gradients)."""
         head = self.pi(obs)
+        if mask is not None and self.discrete:
+            head = head.masked_fill(~mask.reshape(head.shape), torch.finfo(head.dtype).min)
         if self.nvec is not None:
             return MultiCategorical(head, self.nvec)
         if self.discrete:
@@ -157,12 +172,17 @@ class ActorCritic(nn.Module):
         return torch.as_tensor(actions.astype(np.int64) if self.discrete else actions)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """State values, shape (n,)."""
+        """State values, shape (n,), from the observations (or, for a central critic,
+        ``spec.critic_dim``, from the global states)."""
         return self.vf(obs).squeeze(-1)
 
-    def export(self, normalizer: ObservationStatistics | None = None) -> dict[str, np.ndarray]:
+    def export(
+        self,
+        normalizer: ObservationStatistics | None = None,
+        critic_normalizer: ObservationStatistics | None = None,
+    ) -> dict[str, np.ndarray]:
         """Weights in the spec's parameter layout (float64), the runners' numpy policy's input;
-        with a normaliser, its mean and std too."""
+        with a normaliser (and a central critic's), its mean and std too."""
         weights: dict[str, np.ndarray] = {}
         for head in HEADS:
             linears = [m for m in getattr(self, head) if isinstance(m, nn.Linear)]
@@ -174,4 +194,7 @@ class ActorCritic(nn.Module):
             weights[LOG_STD] = self.log_std.detach().numpy().astype(np.float64)
         if normalizer is not None:
             weights[OBS_MEAN], weights[OBS_STD] = normalizer.mean.copy(), normalizer.std
+        if critic_normalizer is not None:
+            weights[CRITIC_MEAN] = critic_normalizer.mean.copy()
+            weights[CRITIC_STD] = critic_normalizer.std
         return weights

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from flowsim.algos.base import Trainer, trainer_class
+from flowsim.algos.base import Trainer, build_trainer
 from flowsim.config import FlowsimConfig
 from flowsim.distributed.base import RunnerGroup, make_runner_group
 from flowsim.errors import ConfigError
@@ -64,14 +64,15 @@ def sampler_seed(seed: int, iteration: int) -> int:
 
 
 def make_trainer(config: FlowsimConfig, iteration: int = 0) -> tuple[Trainer, RunnerGroup]:
-    """The trainer for ``config.train.algo`` and the runner group it samples from.
+    """The trainer for ``config.train.algo`` and the runner group it samples from (on a
+    multi-agent env with several policies, one learner per policy).
 
     ``iteration`` is where a resumed run continues; it picks the runners' seeds
     (:func:`sampler_seed`). The caller closes the group.
     """
     group = make_runner_group(config, base_seed=sampler_seed(config.train.seed, iteration))
     try:
-        trainer = trainer_class(config.train.algo)(config, group)
+        trainer = build_trainer(config, group)
     except BaseException:
         group.close()
         raise
