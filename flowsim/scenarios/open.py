@@ -38,10 +38,16 @@ def net_edges(net_file: Path) -> dict[str, tuple[float, int]]:
     return _net_edges(Path(net_file).resolve())
 
 
+@lru_cache(maxsize=64)
+def _traffic_light_ids(net_file: Path) -> tuple[str, ...]:
+    ids = {tl.get("id", "") for _, tl in ET.iterparse(net_file) if tl.tag == "tlLogic"}
+    return tuple(sorted(ids))
+
+
 def traffic_light_ids(net_file: Path) -> tuple[str, ...]:
-    """Ids of the traffic-light programmes in ``net_file``, sorted."""
-    root = ET.parse(net_file).getroot()
-    return tuple(sorted({tl.get("id", "") for tl in root.iter("tlLogic")}))
+    """Ids of the traffic-light programmes in ``net_file``, sorted (read once per process:
+    a city network takes a fraction of a second to parse, once per reset would show)."""
+    return _traffic_light_ids(Path(net_file).resolve())
 
 
 def route_offsets(

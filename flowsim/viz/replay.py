@@ -503,7 +503,9 @@ def replay(
         files["gif"] = _relative(frames_to_gif(episode.frames, gif, frame_ms=gif_frame_ms), out)
     summary = _summary(source, config, driver, seed, episode)
     instance = episode.instance
-    summary["route"] = Route.from_net(instance.net_file, instance.ring_edges).to_json()
+    # Open networks without a main route (OSM areas, your own files) have no time-space axis.
+    route = Route.from_net(instance.net_file, instance.ring_edges) if instance.ring_edges else None
+    summary["route"] = route.to_json() if route is not None else None
     summary["files"] = files
     (out / "replay.json").write_text(jsonout.dumps(summary) + "\n")
     return summary

@@ -318,6 +318,11 @@ def read_replay(replay_dir: str | Path) -> TimeSpace:
     fcd = summary.get("files", {}).get("fcd")
     if fcd is None:
         raise ValueError(f"{folder} has no FCD output; replay without --gui (or with --fcd).")
+    if summary.get("route") is None:
+        raise ValueError(
+            f"{folder} was replayed on a network without a main route (an OSM area or your own "
+            "SUMO files): a time-space diagram needs one; plot the ring, merge or figure eight."
+        )
     highlight = summary["av_ids"] if summary["driver"] != "human" else []
     # FCD stamps a step's record with the time at which the step began, one step before the
     # time SUMO reports after it: the driver's first action follows the record stamped here.
