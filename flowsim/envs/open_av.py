@@ -30,8 +30,9 @@ class OpenAccelEnv(FlowsimEnv):
     stop]`` (``6 * num_rl`` floats, zeros for an empty slot), where ``s`` is
     ``env.target_speed``, ``d`` is ``env.view_distance`` (distances are capped at it), ``gap``
     the gap to the leader the kernel finds (``Kernel.leaders``: on networks without a main
-    route, the leader on the AV's own lane; ``d`` and ``v_lead = v`` with none), ``junction`` the distance to the end of the AV's lane (0 inside a junction),
-    ``signal`` the distance to the next traffic light on its route and ``stop`` 1 where that
+    route, the leader on the AV's own lane; ``d`` and ``v_lead = v`` with none),
+    ``junction`` the distance to the end of the AV's lane (0 inside a junction), ``signal``
+    the distance to the next traffic light on its route and ``stop`` 1 where that
     light, within ``d``, shows red or yellow.
     Action: each slot's acceleration in ``[-env.max_decel, env.max_accel]`` m/s² (ignored for
     an empty slot). Inside a junction SUMO drives the AV (it clears the junction as the
