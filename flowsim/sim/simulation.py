@@ -29,7 +29,7 @@ class GroupHandle:
 
     @property
     def name(self) -> str:
-        """The group's name (its SUMO vType id)."""
+        """The group's name (the SUMO vType id of the vehicles it places or inserts)."""
         return self.config.type
 
     @property
