@@ -109,7 +109,8 @@ def test_model_keys_of_a_picked_env_type() -> None:
     assert key_problem(FlowsimConfig, "env.num_rl", {"env": "merge"}) is None
     problem = key_problem(FlowsimConfig, "env.num_rl", {"env": "accel"})
     assert problem is not None and problem.kind == "variant"
-    assert (problem.tag_key, problem.tag, problem.owners) == ("env.type", "accel", ("merge",))
+    owners = ("merge", "open_accel")
+    assert (problem.tag_key, problem.tag, problem.owners) == ("env.type", "accel", owners)
     assert "num_rl" not in problem.valid and "target_speed" in problem.valid
 
 
