@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -202,12 +203,14 @@ class Signals:
         #: whether SUMO's programme drives the lights (:meth:`follow_program`)
         self.following = False
         self._programs: list[str] = []
+        #: each light's programme id in the files, kept across binds
+        self._program_of: dict[str, str] = {}
         #: per signal: for each programme phase, the green it shows or leads to
         self._program_green: list[list[int]] = []
         #: per signal: for each programme phase, whether it is one of the greens
         self._program_shows_green: list[list[bool]] = []
         self._program_phase = np.zeros(0, dtype=np.int64)
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: dict[str, Any] = {}
         self._read_at = -1.0
         self._subscribed = False
 
@@ -261,6 +264,9 @@ class Signals:
                     links.append((link[0][0], link[0][1]) if link else None)
                 links_of.append(links)
                 program = api.trafficlight.getProgram(tls)
+                if program == "online":  # bound again in the same run: its programme is known
+                    program = self._program_of.get(tls, program)
+                self._program_of[tls] = program
                 logics = api.trafficlight.getAllProgramLogics(tls)
                 logic = next((g for g in logics if g.programID == program), logics[0])
                 phases = [phase.state for phase in logic.phases]
@@ -520,8 +526,11 @@ class Signals:
             "halting": (tc.LAST_STEP_VEHICLE_HALTING_NUMBER, 0),
             "waiting": (tc.VAR_WAITING_TIME, 0.0),
         }[kind]
-        results = self.kernel.backend.api.lane.getAllSubscriptionResults()
-        rows = [results.get(lane, {}) for lane in self.lanes]
+        rows = self._cache.get("rows")
+        if rows is None:  # one read of the step's subscription results serves every kind
+            results = self.kernel.backend.api.lane.getAllSubscriptionResults()
+            rows = [results.get(lane, {}) for lane in self.lanes]
+            self._cache["rows"] = rows
         return np.fromiter((r.get(variable, default) for r in rows), np.float64, len(rows))
 
     def readings(self) -> LaneReadings:
