@@ -69,9 +69,10 @@ class ProgramRule:
     """SUMO's programme from the files drives the lights (fixed or actuated)."""
 
     def __init__(self, signals: Signals) -> None:
-        """Hand ``signals`` back to their programme (again at every :meth:`reset`)."""
+        """Hand ``signals``, if bound, back to their programme (again at every :meth:`reset`)."""
         self.signals = signals
-        self.reset()
+        if signals.ids:
+            self.reset()
 
     def reset(self) -> None:
         """Hand the lights (bound anew for this episode) back to SUMO's programme."""
