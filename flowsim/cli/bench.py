@@ -211,12 +211,10 @@ def cmd_bench_resco(args: argparse.Namespace) -> int:
 
 def _delay_cells(row: dict[str, Any]) -> str:
     """One row's avg_delay against RESCO's, for the progress lines."""
+    figure = f"avg_delay {row['avg_delay']:.2f} s ({row['avg_delay_as_resco']:.2f} s as RESCO)"
     if row["resco_avg_delay"] is None:
-        return f"avg_delay {row['avg_delay']:.2f} s (RESCO has no figure)"
-    return (
-        f"avg_delay {row['avg_delay']:.2f} s, RESCO {row['resco_avg_delay']:.2f} s "
-        f"({row['difference']:+.0%})"
-    )
+        return f"{figure}, RESCO has no figure"
+    return f"{figure}, RESCO {row['resco_avg_delay']:.2f} s ({row['difference']:+.0%})"
 
 
 def _show_resco(result: dict[str, Any]) -> None:
@@ -225,17 +223,9 @@ def _show_resco(result: dict[str, Any]) -> None:
         title=f"bench resco: avg_delay (s), {result['episodes']} episode(s) each",
         header_style="bold",
     )
-    for column in (
-        "map",
-        "baseline",
-        "RESCO agent",
-        "flowsim",
-        "RESCO mean",
-        "RESCO median",
-        "difference",
-        "throughput",
-    ):
-        table.add_column(column, justify="left" if column in ("map", "baseline") else "right")
+    for column in ("map", "rule", "flowsim", "as RESCO", "RESCO", "median", "diff", "out"):
+        text = column in ("map", "rule")
+        table.add_column(column, justify="left" if text else "right", no_wrap=text)
     for row in result["rows"]:
         published = row["resco_avg_delay"] is not None
         difference = row["difference"]
@@ -245,17 +235,22 @@ def _show_resco(result: dict[str, Any]) -> None:
         table.add_row(
             row["map"],
             row["baseline"],
-            row["resco_agent"],
             f"{row['avg_delay']:.2f}",
+            f"{row['avg_delay_as_resco']:.2f}",
             f"{row['resco_avg_delay']:.2f}" if published else "-",
             f"{row['resco_median']:.2f}" if published else "-",
             shown,
-            f"{row['throughput']:.0f}",
+            f"{row['never_inserted']:.0f}",
         )
     Console().print(table)
     Console().print(
-        f"differences above {result['notable_difference']:.0%} in bold: docs/resco.md explains "
-        f"them\nwritten to {result['written_to']}"
+        "rule: flowsim's (greedy is RESCO's MAXWAVE); flowsim: avg_delay with every vehicle "
+        "due; as RESCO: the vehicles RESCO's script counted on that map (without those never "
+        "inserted where its demand is trips); RESCO, median: its mean (the published figure) "
+        "and median over its episodes; diff: as RESCO against RESCO's mean, above "
+        f"{result['notable_difference']:.0%} in bold (docs/resco.md explains them); out: "
+        "vehicles never inserted\n"
+        f"written to {result['written_to']}"
     )
 
 
