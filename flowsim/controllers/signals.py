@@ -18,8 +18,8 @@ green. The rules:
   the stop line.
 
 A vehicle is queued once it has stood still (SUMO's waiting time above 0). On a tie a rule
-keeps the present green. The per-link lanes come from ``Signals.link_in``/``link_out`` and
-``Signals.green_links``, computed once at bind.
+keeps the present green. The lanes of each controlled connection come from
+``Signals.link_in``/``link_out`` and ``Signals.green_links``, computed once at bind.
 
 Example:
     >>> from flowsim.envs.presets import PRESETS
@@ -136,19 +136,17 @@ class MaxPressureRule(_LinkRule):
     def _link_scores(self, queued: np.ndarray, vehicles: np.ndarray, index: int) -> np.ndarray:
         signals = self.signals
         lane_in, lane_out = signals.link_in[index], signals.link_out[index]
-        into = np.where(lane_in >= 0, queued[np.maximum(lane_in, 0)], 0.0)
-        # an outgoing lane is read only where it is another controlled light's incoming lane
-        downstream = (lane_out >= 0) & (lane_out < signals.num_incoming_lanes)
+        # an outgoing lane counts only where it is a controlled light's incoming lane
+        downstream = lane_out < signals.num_incoming_lanes
         out = np.where(downstream, queued[np.where(downstream, lane_out, 0)], 0.0)
-        return into - out
+        return queued[lane_in] - out
 
 
 class GreedyRule(_LinkRule):
     """RESCO's MAXWAVE: vehicles queued or approaching, summed over green links."""
 
     def _link_scores(self, queued: np.ndarray, vehicles: np.ndarray, index: int) -> np.ndarray:
-        lane_in = self.signals.link_in[index]
-        return np.where(lane_in >= 0, vehicles[np.maximum(lane_in, 0)], 0.0)
+        return vehicles[self.signals.link_in[index]]
 
 
 def signal_rule(

@@ -166,14 +166,14 @@ class TrafficLightGridEnv(FlowsimEnv):
     def on_reset(self) -> None:
         """Take the lights over from SUMO and check them against the network file."""
         self.signals.bind()
-        found = [
-            (tls, len(g)) for tls, g in zip(self.signals.ids, self.signals.greens, strict=True)
-        ]
-        expected = [(s.tls_id, len(s.greens)) for s in self.layout]
+        signals = self.signals
+        counts = zip(signals.num_greens.tolist(), signals.num_incoming.tolist(), strict=True)
+        found = [(tls, *count) for tls, count in zip(signals.ids, counts, strict=True)]
+        expected = [(s.tls_id, len(s.greens), len(s.incoming)) for s in self.layout]
         if found != expected:
             raise ConfigError(
-                f"the running network's traffic lights {found} differ from its file's "
-                f"{expected}; an additional file (sim.additional_files) may replace their "
+                f"the running network's traffic lights (id, greens, incoming lanes) {found} "
+                f"differ from its file's {expected}; an additional file may replace their "
                 "programmes: keep the number of green phases."
             )
         self._last_waiting = self.signals.waiting_times()

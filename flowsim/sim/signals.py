@@ -173,11 +173,14 @@ class Signals:
         #: per signal: positions in :attr:`lanes` of its incoming and outgoing lanes
         self.incoming: list[np.ndarray] = []
         self.outgoing: list[np.ndarray] = []
-        #: per signal, per link index: positions in :attr:`lanes` of the link's incoming and
-        #: outgoing lane (-1 for a link index that controls no connection)
+        #: per signal, per controlled connection (in link-index order; a link index may
+        #: control several): positions in :attr:`lanes` of its incoming and outgoing lane,
+        #: and its link index (its position in the signal's state string)
         self.link_in: list[np.ndarray] = []
         self.link_out: list[np.ndarray] = []
-        #: per signal: (green phases x links) whether the link is green (G or g) in that phase
+        self.link_index: list[np.ndarray] = []
+        #: per signal: (green phases x connections) whether the connection's link is green
+        #: (G or g) in that phase
         self.green_links: list[np.ndarray] = []
         #: per signal: the all-red state shown after a yellow (None where the programme has
         #: none) and its duration (s, 0 where none)
@@ -254,15 +257,18 @@ class Signals:
         self.greens, self.all_red, self._programs, self._program_green = [], [], [], []
         self._program_shows_green = []
         red_times: list[float] = []
-        links_of: list[list[tuple[str, str] | None]] = []
+        links_of: list[list[tuple[int, str, str]]] = []
         states: list[str] = []
         program_phases: list[list[str]] = []
         with crash_guard("reading traffic lights"):
             for tls in self.ids:
-                links: list[tuple[str, str] | None] = []
-                for link in api.trafficlight.getControlledLinks(tls):
-                    links.append((link[0][0], link[0][1]) if link else None)
-                links_of.append(links)
+                links_of.append(
+                    [
+                        (index, lane_in, lane_out)
+                        for index, link in enumerate(api.trafficlight.getControlledLinks(tls))
+                        for lane_in, lane_out, _via in link
+                    ]
+                )
                 program = api.trafficlight.getProgram(tls)
                 if program == "online":  # bound again in the same run: its programme is known
                     program = self._program_of.get(tls, program)
@@ -307,31 +313,32 @@ class Signals:
         if kernel.backend.name == "traci":
             self._subscribe()
 
-    def _index_lanes(self, links_of: list[list[tuple[str, str] | None]]) -> None:
-        """Number the lanes (incoming ones first) and the links of every signal."""
+    def _index_lanes(self, links_of: list[list[tuple[int, str, str]]]) -> None:
+        """Number the lanes (incoming ones first) and the connections of every signal."""
         incoming: dict[str, None] = {}
         outgoing: dict[str, None] = {}
         for links in links_of:
-            for link in links:
-                if link is not None:
-                    incoming[link[0]] = None
-                    outgoing[link[1]] = None
+            for _, lane_in, lane_out in links:
+                incoming[lane_in] = None
+                outgoing[lane_out] = None
         position = {lane: k for k, lane in enumerate(incoming)}
         self.num_incoming_lanes = len(position)
         for lane in outgoing:
             position.setdefault(lane, len(position))
         self.lanes = tuple(position)
         self.incoming, self.outgoing, self.link_in, self.link_out = [], [], [], []
-        self.green_links = []
+        self.link_index, self.green_links = [], []
         for links, greens in zip(links_of, self.greens, strict=True):
-            ins = np.array([position[link[0]] if link else -1 for link in links], dtype=np.int64)
-            outs = np.array([position[link[1]] if link else -1 for link in links], dtype=np.int64)
+            index = np.array([k for k, _, _ in links], dtype=np.int64)
+            ins = np.array([position[lane] for _, lane, _ in links], dtype=np.int64)
+            outs = np.array([position[lane] for _, _, lane in links], dtype=np.int64)
+            self.link_index.append(index)
             self.link_in.append(ins)
             self.link_out.append(outs)
-            self.incoming.append(np.array(list(dict.fromkeys(ins[ins >= 0].tolist())), np.int64))
-            self.outgoing.append(np.array(list(dict.fromkeys(outs[outs >= 0].tolist())), np.int64))
-            mask = np.array([[c in "Gg" for c in state] for state in greens], dtype=bool)
-            self.green_links.append(mask[:, : len(links)] & (ins >= 0))
+            self.incoming.append(np.array(list(dict.fromkeys(ins.tolist())), dtype=np.int64))
+            self.outgoing.append(np.array(list(dict.fromkeys(outs.tolist())), dtype=np.int64))
+            green = np.array([[c in "Gg" for c in state] for state in greens], dtype=bool)
+            self.green_links.append(green[:, index])
         sizes_in = [len(i) for i in self.incoming]
         sizes_out = [len(o) for o in self.outgoing]
         self._incoming_flat = np.concatenate(self.incoming)

@@ -45,10 +45,10 @@ def _expected(sim: Simulation, signals: Signals, rule: str) -> list[np.ndarray]:
     """Per light, each green's score by RESCO's definition, from SUMO's links and vehicles."""
     api = sim.kernel.backend.api
     controlled_in = {
-        link[0][0]
+        connection[0]
         for tls in signals.ids
         for link in api.trafficlight.getControlledLinks(tls)
-        if link
+        for connection in link
     }
     scores = []
     for index, tls in enumerate(signals.ids):
@@ -57,13 +57,11 @@ def _expected(sim: Simulation, signals: Signals, rule: str) -> list[np.ndarray]:
         for green in signals.greens[index]:
             total = 0.0
             for state, link in zip(green, links, strict=False):
-                if state not in "Gg" or not link:
-                    continue
-                lane_in, lane_out = link[0][0], link[0][1]
-                length_in = api.lane.getLength(lane_in)
-                if rule == "greedy":
-                    total += _near(sim, lane_in, length_in, GREEDY_DISTANCE)[0]
-                else:
+                for lane_in, lane_out, _via in link if state in "Gg" else ():
+                    length_in = api.lane.getLength(lane_in)
+                    if rule == "greedy":
+                        total += _near(sim, lane_in, length_in, GREEDY_DISTANCE)[0]
+                        continue
                     total += _near(sim, lane_in, length_in, PRESSURE_DISTANCE)[1]
                     if lane_out in controlled_in:
                         length_out = api.lane.getLength(lane_out)
@@ -123,7 +121,7 @@ def test_max_pressure_subtracts_the_queue_downstream(
     rule = signal_rule("max_pressure", signals)
     with_downstream = _expected(sim, signals, "max_pressure")
     greedy_like = [
-        signals.green_links[i].astype(float) @ queued[np.maximum(signals.link_in[i], 0)]
+        signals.green_links[i].astype(float) @ queued[signals.link_in[i]]
         for i in range(len(signals.ids))
     ]
     assert any(not np.allclose(a, b) for a, b in zip(with_downstream, greedy_like, strict=True))

@@ -382,10 +382,11 @@ def test_average_speed_reward() -> None:
 
 
 @needs_sumo_rl
-@pytest.mark.parametrize("name", ["cologne3", "ingolstadt7", "grid4x4"])
+@pytest.mark.parametrize("name", ["cologne3", "ingolstadt7", "ingolstadt21", "grid4x4"])
 def test_resco_maps_lights_keep_their_own_programmes(name: str) -> None:
-    """Lights with 2 to 8 greens each; every state shown is a green of the light's own
-    programme, the yellow between two of them, or the programme's all-red."""
+    """Lights with 2 to 8 greens each (on ingolstadt21 some link indices control several
+    connections); every state shown is a green of the light's own programme, the yellow
+    between two of them, or the programme's all-red."""
     yaml = SCENARIOS / "resco" / f"{name}.yaml"
     overrides = ["env.type=traffic_light_grid", "env.horizon=12"]
     env = TrafficLightGridEnv(yaml, overrides)
