@@ -268,7 +268,13 @@ def test_wrong_number_of_phases_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["flowsim.sim.signals", "flowsim.envs.signals", "flowsim.envs.multiagent_signals"]
+    "module",
+    [
+        "flowsim.sim.signals",
+        "flowsim.envs.signals",
+        "flowsim.envs.multiagent_signals",
+        "flowsim.controllers.signals",
+    ],
 )
 def test_docstring_examples_run(module: str) -> None:
     found = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
