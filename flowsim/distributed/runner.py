@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import socket
 import time
@@ -34,6 +35,7 @@ from flowsim.distributed.play import (
 from flowsim.errors import SimulationCrashed
 from flowsim.policies.numpy_mlp import build_policy
 from flowsim.policies.spec import PolicySpec
+from flowsim.sim.trips import TRIP_METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,10 @@ def env_seed(runner_seed: int, env_number: int) -> int:
     return int(np.random.SeedSequence([runner_seed, env_number]).generate_state(1)[0] >> 1)
 
 
+#: The trip metrics of an episode whose env reports none.
+_NO_TRIPS = (math.nan,) * len(TRIP_METRICS)
+
+
 @dataclass
 class _EpisodeTally:
     """Running statistics of one env's current episode."""
@@ -62,12 +68,16 @@ class _EpisodeTally:
     length: int = 0
     speed_sum: float = 0.0
     collisions: int = 0
+    #: the trip metrics a signal env reports at the episode's last step (TRIP_METRICS order)
+    trips: tuple[float, ...] = _NO_TRIPS
 
     def add(self, reward: float, info: dict[str, Any]) -> None:
         self.ret += reward
         self.length += 1
         self.speed_sum += float(info.get("mean_speed", 0.0))
         self.collisions += int(info.get("collisions", 0))
+        if "avg_delay" in info:
+            self.trips = tuple(float(info[key]) for key in TRIP_METRICS)
 
 
 @dataclass
@@ -409,16 +419,17 @@ class EnvRunner:
                 break
             tick = time.perf_counter()
             states = {k: self.envs[k].state(self._obs[k]) for k in active} if central else {}
-            members: dict[str, list[tuple[int, str]]] = {}
+            members: dict[str, list[tuple[int, list[str]]]] = {}
             for k in active:
                 for pid, agents in self.envs[k].live_by_policy(self._obs[k]).items():
-                    members.setdefault(pid, []).extend((k, agent) for agent in agents)
+                    members.setdefault(pid, []).append((k, agents))
             decided: dict[tuple[int, str], tuple[Any, ...]] = {}
             for pid in self.policies:  # policy order, then env, then agent: reproducible draws
-                rows = members.get(pid)
-                if not rows:
+                groups = members.get(pid)
+                if not groups:
                     continue
-                parts = [self.envs[k].policy_batch([a], self._obs[k]) for k, a in rows]
+                rows = [(k, agent) for k, agents in groups for agent in agents]
+                parts = [self.envs[k].policy_batch(agents, self._obs[k]) for k, agents in groups]
                 inputs = np.concatenate([part[0] for part in parts])
                 masks = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
                 critic = np.stack([states[k] for k, _ in rows]) if central else None
@@ -697,21 +708,26 @@ def _stacked(rows: list[list[np.ndarray]], shape: tuple[int, ...], dtype: Any) -
     return np.asarray(flat, dtype=dtype).reshape(len(flat), *shape)
 
 
-def _episode_arrays(episodes: list[tuple[float, int, float, int]]) -> dict[str, np.ndarray]:
+def _episode_arrays(episodes: list[_Finished]) -> dict[str, np.ndarray]:
     """The batch's episode fields from finished tallies."""
-    columns = list(zip(*episodes, strict=True)) if episodes else [(), (), (), ()]
-    returns, lengths, speeds, collisions = columns
+    columns = list(zip(*episodes, strict=True)) if episodes else [(), (), (), (), ()]
+    returns, lengths, speeds, collisions, trips = columns
     return {
         "episode_returns": np.asarray(returns, dtype=np.float64),
         "episode_lengths": np.asarray(lengths, dtype=np.int64),
         "episode_mean_speeds": np.asarray(speeds, dtype=np.float64),
         "episode_collisions": np.asarray(collisions, dtype=np.int64),
+        "episode_trips": np.asarray(trips, dtype=np.float64).reshape(-1, len(TRIP_METRICS)),
     }
 
 
-def _finished(tally: _EpisodeTally) -> tuple[float, int, float, int]:
+#: A finished episode: return, length, mean speed, collisions, trip metrics.
+_Finished = tuple[float, int, float, int, tuple[float, ...]]
+
+
+def _finished(tally: _EpisodeTally) -> _Finished:
     mean_speed = tally.speed_sum / tally.length if tally.length else 0.0
-    return (tally.ret, tally.length, mean_speed, tally.collisions)
+    return (tally.ret, tally.length, mean_speed, tally.collisions, tally.trips)
 
 
 def _empty(

@@ -179,6 +179,9 @@ class MultiAgentRingEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
     After either, ``agents`` is empty until :meth:`reset`.
     Info (per agent, the same values): ``mean_speed``, ``speed_std``, ``collisions``,
     ``teleports``, ``sim_time``, ``restarts``, as the Gymnasium envs.
+    State (PettingZoo's ``state()``, ``state_space``; a centralised critic's input): every
+    AV's observation row in ``possible_agents`` order (zeros for a removed AV), then the mean
+    and the standard deviation of all vehicles' speeds over the speed limit, clipped to [0, 1].
 
     ``env.type`` (``multiagent_wave_attenuation`` in the YAML) is not read: the task is this
     class's. Only ``render_mode=None`` is

@@ -4,6 +4,8 @@ runner replacement."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 from gymnasium import spaces
@@ -156,3 +158,28 @@ def test_sumo_killed_mid_episode_ends_every_agents_stream_and_goes_on() -> None:
     # counted as the team's episode; the new one goes on
     assert batch.episode_lengths.tolist() == [10]
     assert not batch.truncated.any() and batch.fragment_end.sum() == 3
+
+
+def test_resco_cologne8_lights_with_2_3_and_4_phases_share_one_masked_policy() -> None:
+    """A real heterogeneous network: every decision of the shared policy (exploring, from its
+    first random weights) is a phase the light has, and the masks say which."""
+    if importlib.util.find_spec("sumo_rl") is None:
+        pytest.skip("RESCO's maps come with the flowsim[resco] extra: pip install flowsim[resco]")
+    config = load_config(
+        ROOT / "scenarios" / "resco" / "cologne8.yaml",
+        ["sampler.num_workers=0", "env.horizon=15", "train.minibatch_size=16"],
+    )
+    runner = EnvRunner(config, seed=11)
+    try:
+        adapter = runner.envs[0]
+        phases = {a: int(adapter.env.action_space(a).n) for a in adapter.possible_agents}
+        assert sorted(set(phases.values())) == [2, 3, 4]
+        assert runner.policy_spec.act_dim == 4 and adapter.policies["shared"].masked
+        batch = runner.sample(num_steps=15)
+    finally:
+        runner.close()
+    assert len(batch) == 15 * len(phases)
+    for agent, n in phases.items():
+        rows = batch.env_index == adapter.slot[agent]
+        assert (batch.actions[rows] < n).all()
+        assert (batch.action_mask[rows].sum(axis=1) == n).all()
