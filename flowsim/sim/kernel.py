@@ -78,6 +78,10 @@ class StepEvents:
         return bool(self.removed or self.added)
 
 
+#: How far ahead (m) a vehicle looks for its leader on an open network without a main route
+#: (OSM areas, your own files): beyond the distance any car-following model reacts to.
+OPEN_LEADER_LOOKAHEAD = 250.0
+
 #: Guards for the calls made every step, built once (see :class:`crash_guard`).
 _STEPPING = crash_guard("stepping")
 _READING_SPEEDS = crash_guard("reading speeds")
@@ -206,6 +210,8 @@ class Kernel:
                 self.backend.start(args, gui=self.sim.gui)
         self._last_args = args
         self.instance = instance
+        # Leaders are looked for along one loop or main route, else within a fixed distance.
+        self._lookahead = instance.length if instance.ring_edges else OPEN_LEADER_LOOKAHEAD
         self.vehicle_ids = instance.vehicle_ids
         self._index = {vehicle_id: i for i, vehicle_id in enumerate(self.vehicle_ids)}
         self._route_lengths = {}
@@ -473,7 +479,7 @@ class Kernel:
         """Read the leaders of the vehicles at ``indices`` from SUMO."""
         assert self.instance is not None
         with _READING_LEADERS:
-            found = self.backend.leaders(self.ids_of(indices), self.instance.length)
+            found = self.backend.leaders(self.ids_of(indices), self._lookahead)
         # A Python loop: on the few dozen vehicles of a group it beats a dozen numpy calls.
         lookup = self._index.get
         speed = self.speeds().tolist()
