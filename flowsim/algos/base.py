@@ -72,13 +72,19 @@ def build_trainer(config: FlowsimConfig, group: RunnerGroup) -> Trainer:
     Raises:
         ConfigError: the algorithm does not support the ``train.multiagent`` setting.
     """
+    from flowsim.config.train import MultiAgentConfig
     from flowsim.envs.registry import MULTIAGENT_TYPES
     from flowsim.errors import ConfigError
 
     factory = trainer_class(config.train.algo)
-    if config.env.type not in MULTIAGENT_TYPES:
-        return factory(config, group)
     settings = config.train.multiagent
+    if config.env.type not in MULTIAGENT_TYPES:
+        if settings != MultiAgentConfig():
+            raise ConfigError(
+                f"train.multiagent applies to multi-agent envs ({', '.join(MULTIAGENT_TYPES)}); "
+                f"env.type {config.env.type} has one agent. Remove train.multiagent."
+            )
+        return factory(config, group)
     several = len(group.policy_spaces) > 1
     if config.train.algo == "es" and (several or settings.critic == "central"):
         what = (

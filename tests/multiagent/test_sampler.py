@@ -183,3 +183,38 @@ def test_resco_cologne8_lights_with_2_3_and_4_phases_share_one_masked_policy() -
         rows = batch.env_index == adapter.slot[agent]
         assert (batch.actions[rows] < n).all()
         assert (batch.action_mask[rows].sum(axis=1) == n).all()
+
+
+@pytest.mark.slow
+def test_per_agent_mappo_trains_on_two_ray_runners_through_a_lost_runner() -> None:
+    """Several policies on Ray: the spaces asked of a runner, every policy's weights broadcast,
+    MultiBatches of two runners merged, one learner per policy; a runner killed between two
+    iterations is replaced and the next batch is full."""
+    import ray
+
+    from flowsim.algos.base import build_trainer
+    from flowsim.algos.multiagent import MultiPolicyTrainer
+
+    config = _ring(
+        "sampler.num_workers=2",
+        "sampler.rollout_fragment_length=30",
+        "train.minibatch_size=16",
+        "train.epochs=1",
+        "train.multiagent.policies={front: {agents: [av_0]}, back: {agents: ['av_[12]']}}",
+        "train.multiagent.critic=central",
+    )
+    group = make_runner_group(config)
+    try:
+        trainer = build_trainer(config, group)
+        assert isinstance(trainer, MultiPolicyTrainer)
+        assert list(trainer.learners) == ["front", "back"]
+        first = trainer.train_iteration()
+        assert first["env_steps"] == 60 and first["steps_per_s"] > 0
+        ray.kill(group.actor(1), no_restart=True)
+        second = trainer.train_iteration()
+        assert second["env_steps"] == 120 and group.runner_restarts == 1
+        assert np.isfinite(second["front/value_loss"]) and np.isfinite(second["back/value_loss"])
+        exported = trainer.export_policy()
+        assert exported["front"]["vf.0.weight"].shape[1] == 11
+    finally:
+        group.close()

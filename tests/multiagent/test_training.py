@@ -80,6 +80,17 @@ def test_bad_multiagent_settings_exit_2_naming_the_key(
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_multiagent_settings_on_a_single_agent_env_are_refused(tmp_path: Path) -> None:
+    from flowsim.errors import ConfigError
+
+    config = load_config(
+        ROOT / "scenarios" / "ring.yaml",
+        short_run("train.multiagent.critic=central", iterations=1, horizon=10, warmup=5),
+    )
+    with pytest.raises(ConfigError, match=r"train\.multiagent applies to multi-agent envs"):
+        train(config, out=tmp_path)
+
+
 def test_es_trains_a_shared_policy_on_the_team_reward(tmp_path: Path) -> None:
     config = load_config(
         RING,
