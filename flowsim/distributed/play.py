@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from flowsim.sim.trips import TRIP_METRICS
+
 #: An actor: ``(observation, env) -> action``.
 Actor = Callable[[np.ndarray, Any], Any]
 #: Builds an actor on the runner from its env; must pickle (it travels to Ray actors).
@@ -93,8 +95,10 @@ class EpisodeResult:
     ``metrics`` holds ``mean_speed``, ``speed_std`` (across vehicles, averaged over steps) and
     ``min_speed``, over the second half of the episode (the traffic the driver leaves behind,
     not the transient); ``collisions`` over all of it; ``episode_mean_speed``, the mean speed
-    over every step (the training curves' measure); and on rings ``ring_length`` (m). Speeds
-    are NaN for an env that reports none (a Gymnasium env).
+    over every step (the training curves' measure); on rings ``ring_length`` (m); on a signal
+    env the episode's trip metrics from its last ``info`` (``avg_delay``, ``avg_trip_time``,
+    ``avg_waiting_time``, ``throughput``). Speeds are NaN for an env that reports none (a
+    Gymnasium env).
     """
 
     seed: int
@@ -173,6 +177,28 @@ class AgentsPolicyActor:
         return actions
 
 
+def _trip_metrics(info: dict[str, Any]) -> dict[str, float]:
+    """The trip metrics a signal env reports in an episode's last ``info`` (none elsewhere)."""
+    return {key: float(info[key]) for key in TRIP_METRICS if key in info}
+
+
+class TaskActor:
+    """A single-agent actor (a baseline written for the Gymnasium task that a flowsim
+    multi-agent env wraps: a controller driving every AV, a signal rule) driving every agent:
+    it sees the task's observation and env, and its joint action is split by agent slot."""
+
+    def __init__(self, adapter: Any, actor: Actor) -> None:
+        self.adapter, self.actor = adapter, actor
+        #: the wrapped actor's ``finish_episode``, if it has one
+        self.finish_episode = getattr(actor, "finish_episode", None)
+
+    def __call__(self, observations: dict[str, Any], _env: Any) -> dict[str, Any]:
+        """Every live agent's entry of the actor's joint action."""
+        task = self.adapter.task
+        joint = np.asarray(self.actor(task.observe(), task), dtype=np.float64).reshape(-1)
+        return {agent: joint[self.adapter.slot[agent]] for agent in self.adapter.agents}
+
+
 def play_agents_episode(
     adapter: Any, actor: Actor, seed: int, max_steps: int | None = None, record: bool = False
 ) -> EpisodeResult:
@@ -193,6 +219,7 @@ def play_agents_episode(
     returns: dict[str, float] = {}
     recorded: dict[str, list[Any]] = {"obs": [], "actions": [], "rewards": []}
     kernel = adapter.kernel
+    info: dict[str, Any] = {}
     while adapter.agents:
         for agent in adapter.agents:
             if agent in observations:
@@ -230,7 +257,12 @@ def play_agents_episode(
         "episode_mean_speed": float(known.mean()) if known.size else float("nan"),
         "agent_steps": float(decisions),
         "agent_return_mean": float(np.mean(list(returns.values()))) if returns else float("nan"),
+        **_trip_metrics(info),
     }
+    task = adapter.task
+    instance = getattr(getattr(task, "simulation", None), "instance", None)
+    if instance is not None and task.config.scenario.type in RING_SCENARIOS:
+        metrics["ring_length"] = float(instance.length)
     finish = getattr(actor, "finish_episode", None)
     return EpisodeResult(
         seed=seed,
@@ -290,6 +322,7 @@ def play_episode(
         "min_speed": float(np.min(minima[tail])),
         "collisions": float(collisions),
         "episode_mean_speed": float(known.mean()) if known.size else float("nan"),
+        **_trip_metrics(info),
     }
     instance = getattr(getattr(env, "simulation", None), "instance", None)
     if instance is not None and env.config.scenario.type in RING_SCENARIOS:

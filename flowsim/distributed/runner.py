@@ -28,6 +28,7 @@ from flowsim.distributed.play import (
     EpisodeResult,
     NoiseCache,
     PolicyActor,
+    TaskActor,
     perturbed_weights,
     play_agents_episode,
     play_episode,
@@ -634,7 +635,10 @@ class EnvRunner:
     def _actor(self, env: Any, job: EpisodeJob) -> Actor:
         """The job's driver: built by its factory, or this runner's (perturbed) policy."""
         if job.actor is not None:
-            return job.actor(env.env if self.multiagent else env)
+            if not self.multiagent:
+                return job.actor(env)
+            # a baseline written for the single-agent task drives every agent through it
+            return job.actor(env.env) if env.task is None else TaskActor(env, job.actor(env.task))
         if job.perturbation is not None:
             if self._weights is None:
                 raise ValueError("a perturbation moves the runner's weights: set_weights first")

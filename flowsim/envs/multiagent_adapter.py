@@ -287,15 +287,19 @@ class MultiAgentAdapter:
         return getattr(self.env, "kernel", None)
 
     @property
+    def task(self) -> Any:
+        """The single-agent Gymnasium task a flowsim multi-agent env wraps (its action vector
+        holds one entry per possible agent, in ``possible_agents`` order), or None."""
+        return getattr(self.env, "ring", None) or getattr(self.env, "task", None)
+
+    @property
     def np_random(self) -> np.random.Generator | None:
         """The random stream of the env's resets (of the Gymnasium task a flowsim env wraps)."""
-        inner = getattr(self.env, "ring", None) or getattr(self.env, "task", None) or self.env
-        return getattr(inner, "np_random", None)
+        return getattr(self.task or self.env, "np_random", None)
 
     @np_random.setter
     def np_random(self, stream: np.random.Generator) -> None:
-        inner = getattr(self.env, "ring", None) or getattr(self.env, "task", None) or self.env
-        inner.np_random = stream
+        (self.task or self.env).np_random = stream
 
     def reset(self, seed: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """Reset the env: observations and infos of the live agents."""

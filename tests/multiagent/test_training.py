@@ -4,6 +4,7 @@ checkpoints holding every policy; settings an algorithm does not support exit 2.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,12 @@ def test_train_per_agent_mappo_from_the_cli_then_resume(tmp_path: Path) -> None:
     weights = state["policy"]["av_0"]
     assert weights["vf.0.weight"].shape == (64, 11)  # the critic reads the global state
     assert weights["pi.0.weight"].shape == (64, 3) and "critic_mean" in weights
+    # evaluate plays the policies through the runners and the baselines through the ring task
+    evaluated = run_cli("evaluate", str(run_dir), "--episodes", "1", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    figures = json.loads(evaluated.stdout)
+    assert sorted(figures["baselines"]) == ["human", "pi_saturation"]
+    assert np.isfinite(figures["mean_return"]) and figures["speed_ratio"] > 0
 
 
 @pytest.mark.parametrize(
