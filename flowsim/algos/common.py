@@ -13,6 +13,7 @@ import torch
 from flowsim.distributed.batch import Batch
 from flowsim.policies.spec import OBS_CLIP
 from flowsim.policies.torch import ActorCritic
+from flowsim.sim.trips import TRIP_METRICS
 
 
 class RunningMeanStd:
@@ -62,8 +63,12 @@ def prepare_obs(obs: np.ndarray, normalizer: RunningMeanStd | None) -> np.ndarra
     return normalized.astype(np.float32)
 
 
-def episode_metrics(returns: np.ndarray, mean_speeds: np.ndarray) -> dict[str, float]:
-    """``return_mean/min/max`` and ``mean_speed`` of finished episodes (NaN when there are none).
+def episode_metrics(
+    returns: np.ndarray, mean_speeds: np.ndarray, trips: np.ndarray | None = None
+) -> dict[str, float]:
+    """``return_mean/min/max`` and ``mean_speed`` of finished episodes (NaN when there are none),
+    and with ``trips`` (episodes x :data:`~flowsim.sim.trips.TRIP_METRICS`) the mean of each
+    trip metric over the episodes that report it (NaN where none does).
 
     Episodes without a speed (a Gymnasium env) are left out of ``mean_speed``.
     """
@@ -71,12 +76,18 @@ def episode_metrics(returns: np.ndarray, mean_speeds: np.ndarray) -> dict[str, f
     returns = np.asarray(returns, dtype=np.float64)
     speeds = np.asarray(mean_speeds, dtype=np.float64)
     speeds = speeds[~np.isnan(speeds)]
-    return {
+    metrics = {
         "return_mean": float(returns.mean()) if len(returns) else nan,
         "return_min": float(returns.min()) if len(returns) else nan,
         "return_max": float(returns.max()) if len(returns) else nan,
         "mean_speed": float(speeds.mean()) if len(speeds) else nan,
     }
+    if trips is not None:
+        trips = np.asarray(trips, dtype=np.float64).reshape(-1, len(TRIP_METRICS))
+        for key, column in zip(TRIP_METRICS, trips.T, strict=True):
+            known = column[~np.isnan(column)]
+            metrics[key] = float(known.mean()) if len(known) else nan
+    return metrics
 
 
 class Estimates(NamedTuple):

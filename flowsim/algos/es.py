@@ -52,6 +52,7 @@ from flowsim.distributed import EpisodeJob, EpisodeResult, Perturbation, RunnerG
 from flowsim.distributed.play import resolve
 from flowsim.errors import ConfigError, FlowsimError
 from flowsim.policies.torch import ActorCritic
+from flowsim.sim.trips import TRIP_METRICS
 
 #: Seed of the shared noise table: the learner and every runner index the same table.
 NOISE_TABLE_SEED = 123
@@ -191,13 +192,14 @@ class ESTrainer:
         shown = unperturbed if es.eval_episodes > 0 else perturbed
         shown_returns = np.array([result.episode_return for result in shown])
         speeds = np.array([result.metrics["episode_mean_speed"] for result in shown])
+        trips = np.array([[r.metrics.get(k, np.nan) for k in TRIP_METRICS] for r in shown])
         wall = time.perf_counter() - started
         nan = float("nan")
         return {
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "episodes": len(played),
-            **episode_metrics(shown_returns, speeds),
+            **episode_metrics(shown_returns, speeds, trips),
             "policy_loss": nan,
             "value_loss": nan,
             "kl": nan,

@@ -102,7 +102,9 @@ class MultiPolicyTrainer:
             "env_steps": self.env_steps,
             "episodes": batch.num_episodes,
             "restarts": batch.metrics.get("restarts", 0),
-            **episode_metrics(batch.episode_returns, batch.episode_mean_speeds),
+            **episode_metrics(
+                batch.episode_returns, batch.episode_mean_speeds, batch.episode_trips
+            ),
             **losses,
             **{
                 f"{pid}/{key}": value

@@ -151,7 +151,9 @@ class TRPOTrainer:
             "env_steps": self.env_steps,
             "episodes": batch.num_episodes,
             "restarts": batch.metrics.get("restarts", 0),
-            **episode_metrics(batch.episode_returns, batch.episode_mean_speeds),
+            **episode_metrics(
+                batch.episode_returns, batch.episode_mean_speeds, batch.episode_trips
+            ),
             **losses,
             "sample_s": sample_s,
             "iteration_s": wall,

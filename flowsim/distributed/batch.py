@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from flowsim.sim.trips import TRIP_METRICS
+
 #: Per-transition arrays, all with the same first dimension (steps).
 STEP_FIELDS = (
     "obs",
@@ -28,7 +30,13 @@ EPISODE_FIELDS = (
     "episode_lengths",
     "episode_mean_speeds",
     "episode_collisions",
+    "episode_trips",
 )
+
+
+def no_trips(episodes: int) -> np.ndarray:
+    """Trip metrics of ``episodes`` episodes whose env reports none: NaN, (episodes, 4)."""
+    return np.full((episodes, len(TRIP_METRICS)), np.nan)
 
 
 @dataclass
@@ -55,7 +63,10 @@ class Batch:
         state, next_state: a centralised critic's input (the env's global state) before and
             after each step, (T, state_dim); None without one.
         episode_*: statistics of the episodes that ended in this batch (in a multi-agent
-            batch the team's: the return summed over agents, the length in env steps).
+            batch the team's: the return summed over agents, the length in env steps);
+            ``episode_trips`` (E, 4) holds each episode's trip metrics in
+            :data:`~flowsim.sim.trips.TRIP_METRICS` order (a signal env's), NaN where the env
+            reports none.
         policy_version: version of the weights the batch was sampled with.
         metrics: runner metrics (steps, wall and split times, steps/s, restarts, node, …).
     """
@@ -77,6 +88,7 @@ class Batch:
     episode_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     episode_mean_speeds: np.ndarray = field(default_factory=lambda: np.zeros(0))
     episode_collisions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    episode_trips: np.ndarray = field(default_factory=lambda: no_trips(0))
     policy_version: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -142,6 +154,7 @@ class MultiBatch:
     episode_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     episode_mean_speeds: np.ndarray = field(default_factory=lambda: np.zeros(0))
     episode_collisions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    episode_trips: np.ndarray = field(default_factory=lambda: no_trips(0))
     policy_version: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
 
