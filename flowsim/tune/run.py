@@ -22,6 +22,7 @@ from typing import Any
 
 from flowsim import jsonout
 from flowsim.config import FlowsimConfig, dump_config
+from flowsim.config.env import SIGNAL_ENV_TYPES
 from flowsim.config.tune import TuneConfig
 from flowsim.errors import ConfigError, FlowsimError
 from flowsim.tune.results import (
@@ -64,14 +65,17 @@ class TuneRun:
     plots: dict[str, str]
 
 
-def reported_metrics(algos: set[str]) -> tuple[str, ...]:
-    """The ``progress.csv`` columns every trainer in ``algos`` reports (and Tune receives)."""
+def reported_metrics(algos: set[str], signals: bool = False) -> tuple[str, ...]:
+    """The ``progress.csv`` columns every trainer in ``algos`` reports (and Tune receives);
+    ``signals``: on a signal env, with RESCO's trip metrics (``avg_delay`` …)."""
     from flowsim.algos.base import trainer_class
     from flowsim.runs.loop import PROGRESS_COLUMNS
+    from flowsim.sim.trips import TRIP_METRICS
 
     common: list[str] | None = None
+    trips = TRIP_METRICS if signals else ()
     for algo in sorted(algos):
-        columns = [*PROGRESS_COLUMNS, *trainer_class(algo).EXTRA_METRICS]
+        columns = [*PROGRESS_COLUMNS, *trips, *trainer_class(algo).EXTRA_METRICS]
         common = columns if common is None else [c for c in common if c in columns]
     return tuple(common or PROGRESS_COLUMNS)
 
@@ -130,7 +134,7 @@ def check_tune(config: FlowsimConfig, source: str = "the config") -> list[dict[s
                 f"Narrow the values of {keys} so that every trial is a valid config."
             ) from None
         algos.add(trial.train.algo)
-    columns = reported_metrics(algos)
+    columns = reported_metrics(algos, config.env.type in SIGNAL_ENV_TYPES)
     if settings.metric not in columns:
         import difflib
 

@@ -73,3 +73,20 @@ def test_evaluate_command_shows_the_policy_beside_the_signal_baselines(
     table = run_cli(*command)
     assert table.returncode == 0, table.stderr
     assert "avg_delay" in table.stdout and "max_pressure" in table.stdout
+
+
+def test_tune_can_rank_signal_trials_by_avg_delay() -> None:
+    from flowsim.config import parse_config
+    from flowsim.errors import ConfigError
+    from flowsim.tune.run import check_tune
+
+    section = {
+        "metric": "avg_delay",
+        "mode": "min",
+        "search_space": {"train.lr": {"loguniform": [1.0e-4, 1.0e-2]}},
+    }
+    tuned = parse_config({"env": {"type": "traffic_light_grid"}, "tune": section}, source="t")
+    assert check_tune(PRESETS["intersection"].model_copy(update={"tune": tuned.tune}))
+    ring = PRESETS["ring"].model_copy(update={"tune": tuned.tune})
+    with pytest.raises(ConfigError, match="avg_delay"):
+        check_tune(ring)
