@@ -68,7 +68,8 @@ def episode_metrics(
 ) -> dict[str, float]:
     """``return_mean/min/max`` and ``mean_speed`` of finished episodes (NaN when there are none),
     and with ``trips`` (episodes x :data:`~flowsim.sim.trips.TRIP_METRICS`) the mean of each
-    trip metric over the episodes that report it (NaN where none does).
+    trip metric over the episodes that report it (left out where none does: progress.csv
+    shows NaN there, and other envs' metrics stay as they were).
 
     Episodes without a speed (a Gymnasium env) are left out of ``mean_speed``.
     """
@@ -86,7 +87,8 @@ def episode_metrics(
         trips = np.asarray(trips, dtype=np.float64).reshape(-1, len(TRIP_METRICS))
         for key, column in zip(TRIP_METRICS, trips.T, strict=True):
             known = column[~np.isnan(column)]
-            metrics[key] = float(known.mean()) if len(known) else nan
+            if len(known):
+                metrics[key] = float(known.mean())
     return metrics
 
 
