@@ -38,6 +38,7 @@ from flowsim.config.root import (
 from flowsim.config.sections import (
     PLACEMENT_MARGIN,
     RESCO_MAPS,
+    BottleneckConfig,
     ControllerConfig,
     GridConfig,
     InflowConfig,
@@ -58,6 +59,7 @@ __all__ = [
     "MAX_CONFIG_VALUES",
     "PLACEMENT_MARGIN",
     "RESCO_MAPS",
+    "BottleneckConfig",
     "ControllerConfig",
     "EnvConfig",
     "FlowsimConfig",

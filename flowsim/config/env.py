@@ -34,6 +34,7 @@ __all__ = [
     "SIGNAL_ENV_TYPES",
     "AccelEnvConfig",
     "AnyEnvConfig",
+    "BottleneckEnvConfig",
     "EnvConfig",
     "GymEnvConfig",
     "LaneChangeAccelEnvConfig",
@@ -55,6 +56,7 @@ EnvType = Literal[
     "accel",
     "lane_change_accel",
     "merge",
+    "bottleneck",
     "open_accel",
     "traffic_light_grid",
     "multiagent_wave_attenuation",
@@ -78,7 +80,8 @@ class EnvConfig(Section):
     type: EnvType = Field(
         DEFAULT_ENV_TYPE,
         description="Registered env: wave_attenuation, accel, lane_change_accel, merge (AVs on "
-        "a highway with an on-ramp), open_accel (AV slots on any open network), "
+        "a highway with an on-ramp), bottleneck (AV speed commands per segment and lane in Flow's "
+        "lane-drop bottleneck), open_accel (AV slots on any open network), "
         "traffic_light_grid (signal control on any network with traffic lights), gym (a "
         "Gymnasium id, env.id), or the PettingZoo envs multiagent_wave_attenuation and "
         "multiagent_traffic_light_grid.",
@@ -191,6 +194,61 @@ class MergeEnvConfig(_AVEnv):
     )
 
 
+class BottleneckEnvConfig(_SumoEnv):
+    """``bottleneck``: a speed command per segment and lane for the AVs in Flow's lane-drop
+    bottleneck (Flow's ``DesiredVelocityEnv``)."""
+
+    type: Literal["bottleneck"] = Field("bottleneck", description="The env type.")
+    controlled_segments: dict[str, StrictInt] = Field(
+        default_factory=lambda: {"2": 2, "3": 2, "4": 2},
+        description="bottleneck: edge -> number of equal segments whose AVs take one speed "
+        "command per lane (Flow: edges 2, 3 and 4 with 2 segments each; AVs elsewhere drive "
+        "at max_speed).",
+    )
+    observed_segments: dict[str, StrictInt] = Field(
+        default_factory=lambda: {"1": 1, "2": 3, "3": 3, "4": 3, "5": 1},
+        description="bottleneck: edge -> number of equal segments observed per lane (Flow: "
+        "1, 3, 3, 3, 1 on edges 1 to 5).",
+    )
+    speed_step_low: float = Field(
+        -1.5, ge=-100, le=0, description="bottleneck: lowest change of an AV's max speed per step."
+    )
+    speed_step_high: float = Field(
+        1.0, ge=0, le=100, description="bottleneck: highest change of an AV's max speed per step."
+    )
+    max_speed: float = Field(
+        23.0, gt=0, le=100, description="bottleneck: cap of the AVs' max speed (m/s); Flow: 23."
+    )
+    reward_window: float = Field(
+        5.0,
+        gt=0,
+        le=100_000,
+        description="bottleneck: the reward is the outflow over this many seconds (Flow: 10 "
+        "steps of 0.5 s), divided by 2000 veh/h per unit of lane scaling.",
+    )
+    outflow_window: float = Field(
+        500.0,
+        gt=0,
+        le=1_000_000,
+        description="bottleneck: info['outflow'] (and evaluate's outflow) counts arrivals over "
+        "this many seconds (Flow's benchmark: the last 500 s).",
+    )
+
+    @model_validator(mode="after")
+    def _segments(self) -> BottleneckEnvConfig:
+        for key in ("controlled_segments", "observed_segments"):
+            for edge, count in getattr(self, key).items():
+                if edge not in ("1", "2", "3", "4", "5"):
+                    raise ValueError(
+                        f"{key}: edge {edge!r} is not an edge of the bottleneck; use 1 to 5"
+                    )
+                if not 1 <= count <= 100:
+                    raise ValueError(f"{key}: edge {edge} has {count} segments; give 1 to 100")
+        if not self.controlled_segments:
+            raise ValueError("controlled_segments is empty; give at least one edge, e.g. {'3': 2}")
+        return self
+
+
 class OpenAccelEnvConfig(_AVEnv):
     """``open_accel``: AV slots on any open network (OSM, your own SUMO files)."""
 
@@ -258,6 +316,7 @@ ENV_CONFIGS: dict[str, type[EnvConfig]] = {
     "accel": AccelEnvConfig,
     "lane_change_accel": LaneChangeAccelEnvConfig,
     "merge": MergeEnvConfig,
+    "bottleneck": BottleneckEnvConfig,
     "open_accel": OpenAccelEnvConfig,
     "traffic_light_grid": TrafficLightGridEnvConfig,
     "multiagent_wave_attenuation": MultiAgentWaveAttenuationEnvConfig,
@@ -316,6 +375,7 @@ AnyEnvConfig = Annotated[
         AccelEnvConfig,
         LaneChangeAccelEnvConfig,
         MergeEnvConfig,
+        BottleneckEnvConfig,
         OpenAccelEnvConfig,
         TrafficLightGridEnvConfig,
         MultiAgentWaveAttenuationEnvConfig,

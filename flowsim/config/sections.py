@@ -31,6 +31,7 @@ __all__ = [
     "OPEN_SCENARIOS",
     "PLACEMENT_MARGIN",
     "RESCO_MAPS",
+    "BottleneckConfig",
     "ControllerConfig",
     "ExistingPath",
     "GridConfig",
@@ -160,6 +161,28 @@ class MergeConfig(Section):
     )
     highway_lanes: StrictInt = Field(1, ge=1, le=6, description="Highway lanes (Flow: 1).")
     merge_lanes: StrictInt = Field(1, ge=1, le=6, description="On-ramp lanes (Flow: 1).")
+
+
+class BottleneckConfig(Section):
+    """Flow's two-stage lane-drop bottleneck (a scaled Bay Bridge): 4N lanes, then 2N, then N.
+
+    Edges ``1`` to ``5`` are 100, 310, 140, 280 and 155 m long, as Flow's ``BottleneckNetwork``;
+    the drops sit at zipper junctions after edges ``3`` and ``4``, where lanes 2k and 2k+1 join
+    lane k.
+    """
+
+    scaling: StrictInt = Field(
+        1,
+        ge=1,
+        le=8,
+        description="N, the factor on the lane counts (4N -> 2N -> N); Flow: 1 for bottleneck0 "
+        "and 1, 2 for bottleneck2.",
+    )
+    human_lane_changes: bool = Field(
+        False,
+        description="Humans change lanes by SUMO's LC2013 (Flow's bottleneck1, lane-change mode "
+        "1621); off: no vehicle changes lanes (Flow's mode 0). AVs (controller rl) never do.",
+    )
 
 
 class OSMConfig(Section):
@@ -358,7 +381,7 @@ class SumoConfig(Section):
 
 
 #: Scenario types whose vehicles enter on inflows and leave at exits (no closed loop).
-OPEN_SCENARIOS = ("merge", "grid", "intersection", "osm", "sumo")
+OPEN_SCENARIOS = ("merge", "bottleneck", "grid", "intersection", "osm", "sumo")
 
 
 class ScenarioConfig(Section):
@@ -370,11 +393,20 @@ class ScenarioConfig(Section):
     """
 
     type: Literal[
-        "ring", "multilane_ring", "figure_eight", "merge", "grid", "intersection", "osm", "sumo"
+        "ring",
+        "multilane_ring",
+        "figure_eight",
+        "merge",
+        "bottleneck",
+        "grid",
+        "intersection",
+        "osm",
+        "sumo",
     ] = Field(
         "ring",
         description="Network generator: ring (one lane), multilane_ring, figure_eight (two "
         "3/4 loops crossing at an unsignalised intersection), merge (highway with on-ramp), "
+        "bottleneck (Flow's lane drop 4N -> 2N -> N), "
         "grid (N x M traffic lights), intersection (one signalised crossing), osm "
         "(an OpenStreetMap area) or sumo (your own SUMO files, or a RESCO map).",
     )
@@ -400,6 +432,9 @@ class ScenarioConfig(Section):
     )
     merge: MergeConfig = Field(
         default_factory=MergeConfig, description="type merge: highway and ramp lengths."
+    )
+    bottleneck: BottleneckConfig = Field(
+        default_factory=BottleneckConfig, description="type bottleneck: lane scaling N."
     )
     osm: OSMConfig = Field(default_factory=OSMConfig, description="type osm: input and demand.")
     sumo: SumoConfig = Field(

@@ -116,6 +116,31 @@ MERGE: dict[str, object] = {
     "sim": {"step_length": 0.5},
 }
 
+#: ``flowsim/Bottleneck-v0``: Flow's bottleneck0, mirrored by
+#: ``scenarios/benchmarks/bottleneck0.yaml``: 4 -> 2 -> 1 lanes, 1900 veh/h of which 10 % AVs,
+#: no lane changes, 0.5 s steps, 1000 agent steps after 40 warm-up steps.
+BOTTLENECK: dict[str, object] = {
+    "name": "bottleneck0",
+    "scenario": {"type": "bottleneck", "speed_limit": 23.0, "bottleneck": {"scaling": 1}},
+    "vehicles": [
+        {"type": "human", "count": 0, "controller": "sumo", "min_gap": 2.5, "speed_dev": 0.1},
+        {
+            "type": "av",
+            "count": 0,
+            "controller": "rl",
+            "color": "255,0,0",
+            "min_gap": 2.5,
+            "speed_dev": 0.1,
+        },
+    ],
+    "inflows": [
+        {"edge": "1", "vehicle": "human", "rate": 1710, "lane": "random", "speed": 10},
+        {"edge": "1", "vehicle": "av", "rate": 190, "lane": "random", "speed": 10},
+    ],
+    "env": {"type": "bottleneck", "horizon": 1000, "warmup_steps": 40},
+    "sim": {"step_length": 0.5},
+}
+
 #: sumo-rl's signal-control task: a green-phase decision every 5 one-second steps for an hour,
 #: yellow 2 s, green at least 5 s, reward the drop in accumulated waiting time.
 SUMO_RL_SIGNAL_TASK: dict[str, object] = {
@@ -224,6 +249,7 @@ PRESETS: dict[str, FlowsimConfig] = {
     "lane_change_ring": parse_config(LANE_CHANGE_RING, source="preset lane_change_ring"),
     "multiagent_ring": parse_config(MULTIAGENT_RING, source="preset multiagent_ring"),
     "merge": parse_config(MERGE, source="preset merge"),
+    "bottleneck": parse_config(BOTTLENECK, source="preset bottleneck"),
     "osm": parse_config(OSM, source="preset osm"),
     "intersection": parse_config(INTERSECTION, source="preset intersection"),
     "grid": parse_config(GRID, source="preset grid"),

@@ -23,6 +23,7 @@ ENV_IDS: dict[str, tuple[str, str]] = {
     "flowsim/FigureEight-v0": ("flowsim.envs.ring:AccelEnv", "figure_eight"),
     "flowsim/LaneChangeRing-v0": ("flowsim.envs.ring:LaneChangeAccelEnv", "lane_change_ring"),
     "flowsim/Merge-v0": ("flowsim.envs.merge:MergeEnv", "merge"),
+    "flowsim/Bottleneck-v0": ("flowsim.envs.bottleneck:BottleneckEnv", "bottleneck"),
     "flowsim/Intersection-v0": ("flowsim.envs.signals:TrafficLightGridEnv", "intersection"),
     "flowsim/TrafficLightGrid-v0": ("flowsim.envs.signals:TrafficLightGridEnv", "grid"),
     "flowsim/OSM-v0": ("flowsim.envs.signals:TrafficLightGridEnv", "osm"),
@@ -34,6 +35,7 @@ ENV_TYPES: dict[str, str] = {
     "accel": "flowsim.envs.ring:AccelEnv",
     "lane_change_accel": "flowsim.envs.ring:LaneChangeAccelEnv",
     "merge": "flowsim.envs.merge:MergeEnv",
+    "bottleneck": "flowsim.envs.bottleneck:BottleneckEnv",
     "open_accel": "flowsim.envs.open_av:OpenAccelEnv",
     "traffic_light_grid": "flowsim.envs.signals:TrafficLightGridEnv",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flowsim.config import FlowsimConfig
 from flowsim.errors import ConfigError
 from flowsim.scenarios.base import PlacedVehicle, ScenarioInstance, cache_dir, sumo_binary
+from flowsim.scenarios.bottleneck import BOTTLENECK_EDGES, BottleneckScenario
 from flowsim.scenarios.figure_eight import (
     FIGURE_EIGHT_EDGES,
     FigureEightScenario,
@@ -24,6 +25,7 @@ SCENARIOS: dict[str, type[RingScenario] | type[OpenScenario]] = {
     "multilane_ring": RingScenario,
     "figure_eight": FigureEightScenario,
     "merge": MergeScenario,
+    "bottleneck": BottleneckScenario,
     "intersection": IntersectionScenario,
     "grid": GridScenario,
     "osm": OSMScenario,
@@ -36,6 +38,7 @@ SCENARIO_DESCRIPTIONS: dict[str, str] = {
     "multilane_ring": "ring road with several lanes; humans change lanes with SUMO's LC2013",
     "figure_eight": "Flow's figure eight: two 3/4 loops crossing at an unsignalised junction",
     "merge": "Flow's merge: a highway with an on-ramp; vehicles enter on inflows and leave",
+    "bottleneck": "Flow's bottleneck: 4N lanes drop to 2N, then N, at zipper merges",
     "intersection": "one signalised four-way crossing (sumo-rl); demand per approach and turn",
     "grid": "Flow's traffic-light grid: rows x columns signals, vehicles drive straight across",
     "osm": "an OpenStreetMap extract (file, or place via osmnx) with random trips through it",
@@ -56,11 +59,13 @@ def make_scenario(config: FlowsimConfig) -> RingScenario | OpenScenario:
 
 
 __all__ = [
+    "BOTTLENECK_EDGES",
     "FIGURE_EIGHT_EDGES",
     "MERGE_HIGHWAY",
     "RING_EDGES",
     "SCENARIOS",
     "SCENARIO_DESCRIPTIONS",
+    "BottleneckScenario",
     "FigureEightScenario",
     "GridScenario",
     "IntersectionScenario",

@@ -173,6 +173,12 @@ class Backend:
         for vehicle_id, speed in zip(ids, speeds.tolist(), strict=True):
             set_speed(vehicle_id, speed)
 
+    def set_max_speeds(self, ids: tuple[str, ...], speeds: np.ndarray) -> None:
+        """Set each vehicle's maximum speed (m/s); SUMO's model keeps driving it."""
+        set_max_speed = self.api.vehicle.setMaxSpeed
+        for vehicle_id, speed in zip(ids, speeds.tolist(), strict=True):
+            set_max_speed(vehicle_id, speed)
+
     def release_speeds(self, ids: tuple[str, ...]) -> None:
         """Hand speed control back to SUMO's car-following model."""
         set_speed = self.api.vehicle.setSpeed

@@ -71,6 +71,9 @@ class StepEvents:
     teleports: int = 0
     removed: tuple[str, ...] = ()
     added: tuple[str, ...] = ()
+    #: vehicles that reached the end of their route in this step (SUMO's arrivals, open
+    #: networks only)
+    arrived: int = 0
 
     @property
     def changed(self) -> bool:
@@ -273,6 +276,7 @@ class Kernel:
         self._cache = _StepCache()
         removed: tuple[str, ...] = ()
         added: tuple[str, ...] = ()
+        arrivals = 0
         if collisions or teleports:
             with crash_guard("listing vehicles"):
                 present = set(self.backend.vehicle_ids())
@@ -283,6 +287,7 @@ class Kernel:
             with crash_guard("listing departures and arrivals"):
                 arrived = backend.arrived_ids()
                 departed = backend.departed_ids()
+            arrivals = len(arrived)
             if arrived:
                 gone = set(arrived)
                 left = tuple(i for i in self.vehicle_ids if i in gone)
@@ -294,7 +299,11 @@ class Kernel:
                 if added:
                     self._add_entered(added)
         self.events = StepEvents(
-            collisions=collisions, teleports=teleports, removed=removed, added=added
+            collisions=collisions,
+            teleports=teleports,
+            removed=removed,
+            added=added,
+            arrived=arrivals,
         )
         return self.events
 
@@ -534,6 +543,13 @@ class Kernel:
         ids = self.ids_of(indices)
         with _SETTING_SPEEDS:
             self.backend.set_speeds(ids, np.asarray(speeds, dtype=np.float64))
+
+    def set_max_speeds(self, indices: np.ndarray, speeds: np.ndarray) -> None:
+        """Set the maximum speed (m/s) of the vehicles at ``indices``; unlike
+        :meth:`apply_speeds`, SUMO's car-following model keeps driving them below it."""
+        ids = self.ids_of(indices)
+        with _SETTING_SPEEDS:
+            self.backend.set_max_speeds(ids, np.asarray(speeds, dtype=np.float64))
 
     def release(self, indices: np.ndarray) -> None:
         """Give the vehicles at ``indices`` back to SUMO's car-following model."""

@@ -158,6 +158,8 @@ class Simulation:
         self._rng = np.random.default_rng(config.sim.seed)
         self._metrics: dict[str, float] = {}
         self._metrics_of: np.ndarray | None = None  # the speed array _metrics was computed from
+        #: vehicles that reached their exit in each step since the reset (open networks)
+        self.arrivals: list[int] = []
         self._claims = VehicleClaims([], None)
         self._vtypes_checked = False
 
@@ -171,6 +173,7 @@ class Simulation:
         self.kernel.load(self.instance, sumo_seed)
         self._setup_groups()
         self.steps = 0
+        self.arrivals = []
         return self.instance
 
     def _setup_groups(self) -> None:
@@ -293,6 +296,7 @@ class Simulation:
             self._reroute()
         self.steps += 1
         events = self.kernel.step()
+        self.arrivals.append(events.arrived)
         if events.changed:
             self._reindex(events.added)
         return events
@@ -353,6 +357,15 @@ class Simulation:
         return JunctionsAhead(to_junction, inside, to_signal, stop)
 
     # -- metrics --------------------------------------------------------------------------
+    def outflow(self, window_s: float) -> float:
+        """Vehicles per hour that reached their exit over the last ``window_s`` seconds (Flow's
+        ``get_outflow_rate``: over the steps taken so far when fewer; 0 before the first)."""
+        steps = max(1, round(window_s / self.config.sim.step_length))
+        recent = self.arrivals[-steps:]
+        if not recent:
+            return 0.0
+        return 3600.0 * sum(recent) / (len(recent) * self.config.sim.step_length)
+
     def metrics(self) -> dict[str, float]:
         """Mean and standard deviation of speed across vehicles now (m/s)."""
         speeds = self.kernel.speeds()
