@@ -178,8 +178,9 @@ class AgentsPolicyActor:
 
 
 def _trip_metrics(info: dict[str, Any]) -> dict[str, float]:
-    """The trip metrics a signal env reports in an episode's last ``info`` (none elsewhere)."""
-    return {key: float(info[key]) for key in TRIP_METRICS if key in info}
+    """The trip metrics a signal env reports in an episode's last ``info`` (none elsewhere),
+    and the bottleneck's ``outflow``."""
+    return {key: float(info[key]) for key in (*TRIP_METRICS, "outflow") if key in info}
 
 
 class TaskActor:

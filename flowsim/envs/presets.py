@@ -128,6 +128,7 @@ BOTTLENECK: dict[str, object] = {
             "type": "av",
             "count": 0,
             "controller": "rl",
+            "speed_mode": "right_of_way",
             "color": "255,0,0",
             "min_gap": 2.5,
             "speed_dev": 0.1,

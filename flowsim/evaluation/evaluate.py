@@ -114,7 +114,7 @@ def episode_stats(result: EpisodeResult, config: FlowsimConfig) -> dict[str, flo
         "return": result.episode_return,
         "length": float(result.length),
         **{key: metrics[key] for key in ("mean_speed", "speed_std", "min_speed", "collisions")},
-        **{key: metrics[key] for key in TRIP_METRICS if key in metrics},
+        **{key: metrics[key] for key in (*TRIP_METRICS, "outflow") if key in metrics},
     }
     if "ring_length" in metrics:
         from flowsim.evaluation.simulate import equilibrium_speed
@@ -206,7 +206,7 @@ def summarise_episodes(episodes: list[dict[str, float]]) -> dict[str, float]:
         summary["equilibrium_speed"] = equilibrium
         ratios = [e["mean_speed"] / e["equilibrium_speed"] for e in episodes]
         summary["speed_ratio"] = float(np.mean(ratios))
-    for key in TRIP_METRICS:
+    for key in (*TRIP_METRICS, "outflow"):
         if episodes and all(key in e for e in episodes):
             summary[key] = float(np.mean([e[key] for e in episodes]))
     return summary
