@@ -138,18 +138,49 @@ class FlowsimConfig(Section):
 
     @model_validator(mode="after")
     def _batch_fits_minibatch(self) -> FlowsimConfig:
-        per_iteration = (
+        """Each learner's batch per iteration holds at least one minibatch.
+
+        A batch counts agent decisions: env steps per iteration (fragment x envs_per_worker x
+        num_workers) times the agents of the smallest policy (:meth:`_fewest_agents_per_policy`).
+        """
+        env_steps = (
             self.sampler.rollout_fragment_length
             * self.sampler.envs_per_worker
             * max(self.sampler.num_workers, 1)
         )
-        if self.train.algo != "es" and per_iteration < self.train.minibatch_size:
+        agents = self._fewest_agents_per_policy()
+        if self.train.algo == "es" or agents is None:
+            return self
+        if env_steps * agents < self.train.minibatch_size:
+            decisions = f" x {agents} agents sharing the policy" if agents > 1 else ""
             raise ValueError(
                 f"train.minibatch_size {self.train.minibatch_size} is larger than the batch of "
-                f"{per_iteration} steps per iteration (sampler.rollout_fragment_length x "
-                "envs_per_worker x num_workers); lower the minibatch or raise the fragment"
+                f"{env_steps * agents} decisions per iteration (sampler.rollout_fragment_length "
+                f"x envs_per_worker x num_workers{decisions}); lower the minibatch or raise the "
+                "fragment"
             )
         return self
+
+    def _fewest_agents_per_policy(self) -> int | None:
+        """A lower bound on the agents behind each policy's batch; None where only the network
+        files tell (the lights of a multi-agent signal env on a ``sumo`` or ``osm`` network).
+
+        Single-agent envs have one; ``train.multiagent.policies`` other than ``shared`` may give
+        a policy a single agent; a shared policy drives every AV of the multi-agent ring and
+        every light of a ``grid`` (rows x columns) or ``intersection`` scenario.
+        """
+        if self.env.type == "multiagent_wave_attenuation":
+            agents: int | None = sum(
+                group.count for group in self.vehicles if group.controller.type == "rl"
+            )
+        elif self.env.type == "multiagent_traffic_light_grid":
+            grid = self.scenario.grid
+            agents = {"grid": grid.rows * grid.columns, "intersection": 1}.get(self.scenario.type)
+        else:
+            return 1
+        if self.train.multiagent.policies != "shared":
+            return 1
+        return max(agents, 1) if agents is not None else None
 
     @model_validator(mode="after")
     def _one_libsumo_per_process(self) -> FlowsimConfig:
