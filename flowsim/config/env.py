@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     StrictInt,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -234,19 +235,17 @@ class BottleneckEnvConfig(_SumoEnv):
         "this many seconds (Flow's benchmark: the last 500 s).",
     )
 
-    @model_validator(mode="after")
-    def _segments(self) -> BottleneckEnvConfig:
-        for key in ("controlled_segments", "observed_segments"):
-            for edge, count in getattr(self, key).items():
-                if edge not in ("1", "2", "3", "4", "5"):
-                    raise ValueError(
-                        f"{key}: edge {edge!r} is not an edge of the bottleneck; use 1 to 5"
-                    )
-                if not 1 <= count <= 100:
-                    raise ValueError(f"{key}: edge {edge} has {count} segments; give 1 to 100")
-        if not self.controlled_segments:
-            raise ValueError("controlled_segments is empty; give at least one edge, e.g. {'3': 2}")
-        return self
+    @field_validator("controlled_segments", "observed_segments")
+    @classmethod
+    def _segments(cls, value: dict[str, int]) -> dict[str, int]:
+        for edge, count in value.items():
+            if edge not in ("1", "2", "3", "4", "5"):
+                raise ValueError(f"edge {edge!r} is not an edge of the bottleneck; use 1 to 5")
+            if not 1 <= count <= 100:
+                raise ValueError(f"edge {edge} has {count} segments; give 1 to 100")
+        if not value:
+            raise ValueError("no edge given; give at least one, e.g. {'3': 2}")
+        return value
 
 
 class OpenAccelEnvConfig(_AVEnv):
