@@ -112,4 +112,47 @@ def bench_sampler(
     }
 
 
+def bench_multiagent_sampler(
+    config: FlowsimConfig,
+    steps: int = 200,
+    rounds: int = 2,
+    workers: tuple[int, ...] = (0, 2),
+    report: Callable[[str], None] = lambda phase: None,
+) -> dict[str, Any]:
+    """Agent decisions per second of a PettingZoo env's sampler, in-process (``0``) and on
+    each count of Ray runners in ``workers``; ``steps`` env steps per runner and call.
+
+    The runners drive every agent with the policy a trainer would start from (its network for
+    the env's spaces, masked phases included), exploring; the decisions are the batch's
+    transitions (one per live agent and env step), timed at the driver as :func:`bench_sampler`.
+    """
+    from flowsim.distributed import make_runner_group
+    from flowsim.distributed.cluster import init_ray
+
+    settings: dict[str, dict[str, Any]] = {}
+    for count in workers:
+        name = "in_process" if count == 0 else f"ray_{count}_workers"
+        report(f"{name}: {rounds} x {steps} env steps per runner")
+        if count:
+            init_ray(config.sampler)
+        group = make_runner_group(config, num_workers=count)
+        try:
+            rate, split = _sampler_rate(group, steps, rounds)
+            settings[name] = {"workers": count, "decisions_per_s": rate, **split}
+        finally:
+            group.close()
+    return {
+        "benchmark": "multiagent-sampler",
+        "config": config.name,
+        "env_steps_per_call": steps,
+        "rounds": rounds,
+        "decisions_per_s": {name: s["decisions_per_s"] for name, s in settings.items()},
+        "per_decision_us": {
+            name: {k: v for k, v in s.items() if k.endswith("_us")} for name, s in settings.items()
+        },
+        "machine": machine_description(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 #: The ring's result that matters: speed ratio and wave amplitude the trained AV must reach.
