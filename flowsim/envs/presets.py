@@ -117,7 +117,7 @@ MERGE: dict[str, object] = {
 }
 
 #: ``flowsim/Bottleneck-v0``: Flow's bottleneck0, mirrored by
-#: ``scenarios/benchmarks/bottleneck0.yaml``: 4 -> 2 -> 1 lanes, 1900 veh/h of which 10 % AVs,
+#: ``scenarios/benchmarks/bottleneck0.yaml``: 4 -> 2 -> 1 lanes, 2500 veh/h of which 10 % AVs,
 #: no lane changes, 0.5 s steps, 1000 agent steps after 40 warm-up steps.
 BOTTLENECK: dict[str, object] = {
     "name": "bottleneck0",
@@ -135,8 +135,8 @@ BOTTLENECK: dict[str, object] = {
         },
     ],
     "inflows": [
-        {"edge": "1", "vehicle": "human", "rate": 1710, "lane": "random", "speed": 10},
-        {"edge": "1", "vehicle": "av", "rate": 190, "lane": "random", "speed": 10},
+        {"edge": "1", "vehicle": "human", "rate": 2250, "lane": "random", "speed": 10},
+        {"edge": "1", "vehicle": "av", "rate": 250, "lane": "random", "speed": 10},
     ],
     "env": {"type": "bottleneck", "horizon": 1000, "warmup_steps": 40},
     "sim": {"step_length": 0.5},
