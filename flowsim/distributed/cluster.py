@@ -48,25 +48,63 @@ def placement_bundles(config: FlowsimConfig, trainer_cpus: float = 1.0) -> list[
     return [{"CPU": float(trainer_cpus)}, *[dict(per_runner) for _ in range(runners)]]
 
 
+def _job_env_vars() -> dict[str, str]:
+    """Environment variables the Ray job this driver runs in already sets for its workers.
+
+    Inside ``ray job submit`` Ray merges the job's ``runtime_env`` with the driver's
+    ``ray.init(runtime_env=...)`` and refuses a variable set by both; flowsim's thread
+    defaults give way to the job's.
+    """
+    import json
+
+    injected = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if not injected:
+        return {}
+    try:
+        runtime_env = json.loads(injected).get("runtime_env") or {}
+    except (ValueError, AttributeError):
+        return {}
+    return dict(runtime_env.get("env_vars") or {})
+
+
 def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, Any]:
     """Start a local Ray instance or join the configured cluster (once per process).
 
     Returns the cluster's total resources. A local instance has the dashboard off and a
     bounded object store; its ports listen on every interface, protected by Ray's token
     authentication (on by default for a new local instance in Ray 2.60; docs/security.md).
+
+    With ``sampler.address: null`` and ``RAY_ADDRESS`` set, flowsim joins that cluster as Ray's
+    own ``ray.init()`` does: this is how ``flowsim train`` started by ``ray job submit`` (which
+    sets ``RAY_ADDRESS`` for its entrypoint) runs its runners on the job's cluster instead of
+    starting a second, private Ray on the head node (docs/cluster.md). An ``http://``
+    ``RAY_ADDRESS`` (a job server's, for ``ray job submit``) is not a cluster and is ignored.
     """
     import ray
 
     if ray.is_initialized():
         return ray.cluster_resources()
+    threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    job_env = _job_env_vars()
     common: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,
         "configure_logging": False,
-        "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}},
+        "runtime_env": {"env_vars": {k: v for k, v in threads.items() if k not in job_env}},
     }
     address = sampler.address
-    if address is None:
+    environment_address = os.environ.get("RAY_ADDRESS", "")
+    # An http(s) RAY_ADDRESS names a job server for `ray job submit` (as Ray's docs export it),
+    # not a cluster to join: a local instance, as without it.
+    if address is None and environment_address and not environment_address.startswith("http"):
+        try:
+            ray.init(address=environment_address, **common)
+        except ConnectionError as error:
+            raise ClusterUnavailable(
+                f"RAY_ADDRESS={environment_address!r} names no running Ray cluster ({error}); "
+                "start one with `ray start --head`, or unset RAY_ADDRESS for a local instance."
+            ) from None
+    elif address is None:
         ray.init(
             num_cpus=num_cpus or os.cpu_count(),
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,

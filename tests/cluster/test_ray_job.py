@@ -1,0 +1,168 @@
+"""`flowsim train` submitted with `ray job submit` to a two-node cluster made by `ray start`.
+
+The cluster (``conftest.py``) is a head and a worker node, one CPU each, each with its own Ray
+temp dir and its own network cache, all on 127.0.0.1. The job's YAML travels in Ray's
+``runtime_env`` working directory (its local copy is deleted as soon as the job is
+submitted), ``flowsim train`` inside the job joins the cluster through ``RAY_ADDRESS``
+(``flowsim.distributed.cluster.init_ray``), its runners land on both nodes and each node
+builds the ring's network into its own cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from flowsim import testing
+from flowsim.runs.events import read_events
+
+pytestmark = pytest.mark.cluster
+
+FRAGMENT = 200
+
+#: The files every finished run directory holds.
+RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoints/best.pt")
+
+
+def _job_folder(root: Path) -> Path:
+    """A folder with only the experiment's YAML: what the job uploads as its working dir."""
+    folder = root / "job"
+    folder.mkdir()
+    shutil.copy(testing.ROOT / "scenarios" / "ring.yaml", folder / "ring.yaml")
+    return folder
+
+
+def _submit(cluster, folder: Path, out: Path, submission_id: str, **run: int | None) -> None:
+    """``ray job submit --no-wait --working-dir FOLDER -- flowsim train ring.yaml ...``."""
+    entrypoint = ["flowsim", "train", "ring.yaml", "--out", str(out)]
+    entrypoint += testing.cli_flags(testing.short_run(**run))
+    submitted = cluster.ray(
+        "job",
+        "submit",
+        "--no-wait",
+        "--submission-id",
+        submission_id,
+        "--working-dir",
+        str(folder),
+        "--",
+        *entrypoint,
+    )
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    # Uploaded: the job needs no file from the submitting machine any more.
+    shutil.rmtree(folder)
+
+
+def _wait_for_job(cluster, submission_id: str, timeout: float = 300.0) -> str:
+    """The job's final status (SUCCEEDED, FAILED, STOPPED), or the last one seen at timeout."""
+    deadline = time.monotonic() + timeout
+    status = "?"
+    while time.monotonic() < deadline:
+        jobs = json.loads(cluster.ray("list", "jobs", "--format", "json").stdout or "[]")
+        status = next((j["status"] for j in jobs if j["submission_id"] == submission_id), "?")
+        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+            return status
+        time.sleep(1.0)
+    return status
+
+
+def _job_logs(cluster, submission_id: str) -> str:
+    return cluster.ray("job", "logs", submission_id).stdout
+
+
+def _runner_nodes(cluster, submission_id: str) -> set[str]:
+    """The Ray nodes that ran the job's EnvRunner actors (alive or dead), from the State API."""
+    jobs = json.loads(cluster.ray("list", "jobs", "--format", "json").stdout)
+    job_id = next(j["job_id"] for j in jobs if j["submission_id"] == submission_id)
+    listed = cluster.ray(
+        "list", "actors", "--detail", "--format", "json", "--limit", "1000",
+        "--filter", "class_name=EnvRunner",
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    return {a["node_id"] for a in json.loads(listed.stdout) if a["job_id"] == job_id}
+
+
+def _node_ids(cluster) -> dict[str, str]:
+    """Node id -> "head" or "worker"."""
+    nodes = json.loads(cluster.ray("list", "nodes", "--format", "json").stdout)
+    return {n["node_id"]: "head" if n["is_head_node"] else "worker" for n in nodes}
+
+
+def _run_directory(out: Path) -> Path:
+    (run,) = out.iterdir()
+    for name in RUN_FILES:
+        assert (run / name).is_file(), f"{name} missing from {sorted(run.rglob('*'))}"
+    return run
+
+
+def _progress(run: Path) -> list[dict[str, str]]:
+    with open(run / "progress.csv", newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_ray_job_submit_trains_on_both_nodes(ray_cluster, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    _submit(ray_cluster, _job_folder(tmp_path), out, "flowsim-both-nodes", workers=2, epochs=1)
+    status = _wait_for_job(ray_cluster, "flowsim-both-nodes")
+    assert status == "SUCCEEDED", _job_logs(ray_cluster, "flowsim-both-nodes")
+
+    nodes = _node_ids(ray_cluster)
+    assert {nodes[n] for n in _runner_nodes(ray_cluster, "flowsim-both-nodes")} == {
+        "head",
+        "worker",
+    }
+    run = _run_directory(out)
+    rows = _progress(run)
+    assert [int(r["env_steps"]) for r in rows] == [2 * FRAGMENT, 4 * FRAGMENT]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["iterations"] == 2
+    # No shared filesystem assumed: each node built the network into its own cache.
+    for cache in ("cache-head", "cache-worker"):
+        assert list((ray_cluster.root / cache / "networks").glob("ring-*/ring.net.xml")), cache
+
+
+def test_worker_raylet_killed_mid_run_training_finishes(ray_cluster, tmp_path: Path) -> None:
+    """Runs after the test above, on the same cluster: it takes the worker node away."""
+    out = tmp_path / "runs"
+    job = "flowsim-node-loss"
+    _submit(
+        ray_cluster,
+        _job_folder(tmp_path),
+        out,
+        job,
+        iterations=6,
+        horizon=500,
+        warmup=10,
+        fragment=FRAGMENT,
+        minibatch=None,
+        workers=2,
+        epochs=1,
+    )
+    worker = next(node for node in ray_cluster.nodes if node.name == "worker")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # the first iteration is written: runners are busy
+        progress = list(out.glob("*/progress.csv"))
+        if progress and len(progress[0].read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the job wrote no iteration: " + _job_logs(ray_cluster, job))
+    os.kill(worker.raylet_pid(), signal.SIGKILL)
+
+    status = _wait_for_job(ray_cluster, job)
+    assert status == "SUCCEEDED", _job_logs(ray_cluster, job)
+    run = _run_directory(out)
+    rows = _progress(run)
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    # Full batches throughout: the head's runner samples the lost runner's share too.
+    assert [int(r["env_steps"]) for r in rows] == [2 * FRAGMENT * i for i in range(1, 7)]
+    assert int(float(rows[-1]["runner_restarts"])) >= 1
+    restarts = [e for e in read_events(run) if e["kind"] == "runner_restart"]
+    assert restarts and restarts[0]["iteration"] >= 2  # noticed after the kill
+    assert len(list((run / "checkpoints").glob("checkpoint-*.pt"))) >= 1
