@@ -23,6 +23,9 @@ FLOW_DIMENSIONS: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...], int]] 
     "merge2": ((85,), (17,), 750),
     "grid0": (None, (9,), 400),
     "grid1": (None, (25,), 400),
+    "bottleneck0": ((141,), (20,), 1000),
+    "bottleneck1": ((141,), (20,), 1000),
+    "bottleneck2": ((281,), (40,), 1000),
 }
 
 
