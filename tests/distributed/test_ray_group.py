@@ -46,8 +46,8 @@ def test_ray_and_local_give_the_same_rollouts(
         assert os.getpid() not in {m["pid"] for m in got.metrics["runners"]}
     finally:
         group.close()
-    for name in (*STEP_FIELDS, "fragment_end", *EPISODE_FIELDS):
-        assert np.array_equal(getattr(expected, name), getattr(got, name)), name
+    for name in (*STEP_FIELDS, "fragment_end", *EPISODE_FIELDS):  # NaN equals NaN here
+        np.testing.assert_array_equal(getattr(expected, name), getattr(got, name), err_msg=name)
 
 
 def test_weights_are_broadcast_with_their_version(local_ray) -> None:
