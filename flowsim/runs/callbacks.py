@@ -3,7 +3,8 @@
 - :class:`CSVWriter`: ``progress.csv``, one row per iteration, healed after a failed write;
 - :class:`TensorBoardWriter`: the same rows as TensorBoard scalars over env steps;
 - :class:`EventsFlush`: ``events.jsonl`` lines a full disk held back, written when it can;
-- :class:`ProgressBar`: a rich bar with steps/s, return and mean speed (on a terminal);
+- :class:`ProgressBar`: a rich bar with steps/s, return, mean speed and, on a signal env,
+  ``avg_delay`` (on a terminal);
 - :class:`FunctionCallback`: ``train(callback=fn)``'s ``fn(row, trainer)``.
 """
 
@@ -89,7 +90,8 @@ class TensorBoardWriter(Callback):
 
 
 class ProgressBar(Callback):
-    """A rich progress bar over iterations with steps/s, return and mean speed.
+    """A rich progress bar over iterations with steps/s, return, mean speed and, on a signal
+    env, RESCO's ``avg_delay``.
 
     Shown only when ``enabled`` and standard error is a terminal.
     """
@@ -128,6 +130,8 @@ class ProgressBar(Callback):
             f"{row['steps_per_s']:,.0f} steps/s  return {row['return_mean']:.1f}"
             f"  speed {row['mean_speed']:.2f} m/s"
         )
+        if "avg_delay" in row:  # a signal env: RESCO's figure of merit
+            status += f"  delay {row['avg_delay']:.1f} s"
         self._progress.update(self._task, completed=int(row["iteration"]), status=status)
 
     def close(self) -> None:
