@@ -31,18 +31,27 @@ FRAGMENT = 200
 RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoints/best.pt")
 
 
-def _job_folder(root: Path) -> Path:
-    """A folder with only the experiment's YAML: what the job uploads as its working dir."""
+def _job_folder(root: Path, *files: Path) -> Path:
+    """A folder with only ``files``: what the job uploads as its working dir."""
     folder = root / "job"
     folder.mkdir()
-    shutil.copy(testing.ROOT / "scenarios" / "ring.yaml", folder / "ring.yaml")
+    for file in files or (testing.ROOT / "scenarios" / "ring.yaml",):
+        shutil.copy(file, folder / file.name)
     return folder
 
 
-def _submit(cluster, folder: Path, out: Path, submission_id: str, **run: int | None) -> None:
-    """``ray job submit --no-wait --working-dir FOLDER -- flowsim train ring.yaml ...``."""
-    entrypoint = ["flowsim", "train", "ring.yaml", "--out", str(out)]
-    entrypoint += testing.cli_flags(testing.short_run(**run))
+def _submit(
+    cluster,
+    folder: Path,
+    out: Path,
+    submission_id: str,
+    config: str = "ring.yaml",
+    extra: tuple[str, ...] = (),
+    **run: int | None,
+) -> None:
+    """``ray job submit --no-wait --working-dir FOLDER -- flowsim train CONFIG ...``."""
+    entrypoint = ["flowsim", "train", config, "--out", str(out)]
+    entrypoint += testing.cli_flags(testing.short_run(*extra, **run))
     submitted = cluster.ray(
         "job",
         "submit",
@@ -125,6 +134,38 @@ def test_ray_job_submit_trains_on_both_nodes(ray_cluster, tmp_path: Path) -> Non
     # No shared filesystem assumed: each node built the network into its own cache.
     for cache in ("cache-head", "cache-worker"):
         assert list((ray_cluster.root / cache / "networks").glob("ring-*/ring.net.xml")), cache
+
+
+def test_files_named_by_the_yaml_travel_with_the_job(ray_cluster, tmp_path: Path) -> None:
+    """An OSM extract named by the YAML comes in the working dir; each node converts it."""
+    osm = testing.ROOT / "flowsim" / "data" / "town.osm"
+    folder = _job_folder(tmp_path, testing.ROOT / "scenarios" / "osm.yaml", osm)
+    out = tmp_path / "runs"
+    job = "flowsim-osm"
+    _submit(
+        ray_cluster,
+        folder,
+        out,
+        job,
+        config="osm.yaml",
+        extra=("scenario.osm.file=town.osm",),  # beside the YAML in the uploaded folder
+        iterations=1,
+        horizon=40,
+        warmup=None,
+        fragment=40,
+        minibatch=40,
+        workers=2,
+        epochs=1,
+    )
+    assert _wait_for_job(ray_cluster, job) == "SUCCEEDED", _job_logs(ray_cluster, job)
+    nodes = _node_ids(ray_cluster)
+    assert {nodes[n] for n in _runner_nodes(ray_cluster, job)} == {"head", "worker"}
+    run = _run_directory(out)
+    assert [int(r["env_steps"]) for r in _progress(run)] == [2 * 40]
+    # The YAML's path resolved inside the job's unpacked working dir, not the deleted folder.
+    assert "working_dir_files" in (run / "config.yaml").read_text()
+    for cache in ("cache-head", "cache-worker"):
+        assert list((ray_cluster.root / cache / "networks").glob("osm-*/osm.net.xml")), cache
 
 
 def test_worker_raylet_killed_mid_run_training_finishes(ray_cluster, tmp_path: Path) -> None:
