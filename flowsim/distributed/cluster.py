@@ -78,7 +78,8 @@ def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, A
     own ``ray.init()`` does: this is how ``flowsim train`` started by ``ray job submit`` (which
     sets ``RAY_ADDRESS`` for its entrypoint) runs its runners on the job's cluster instead of
     starting a second, private Ray on the head node (docs/cluster.md). An ``http://``
-    ``RAY_ADDRESS`` (a job server's, for ``ray job submit``) is not a cluster and is ignored.
+    ``RAY_ADDRESS`` (a job server's, for ``ray job submit``) is refused with the fix, as Ray's
+    own ``ray.init`` refuses it.
     """
     import ray
 
@@ -94,9 +95,13 @@ def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, A
     }
     address = sampler.address
     environment_address = os.environ.get("RAY_ADDRESS", "")
-    # An http(s) RAY_ADDRESS names a job server for `ray job submit` (as Ray's docs export it),
-    # not a cluster to join: a local instance, as without it.
-    if address is None and environment_address and not environment_address.startswith("http"):
+    if address is None and environment_address.startswith(("http://", "https://")):
+        raise ClusterUnavailable(
+            f"RAY_ADDRESS={environment_address!r} is a job server's address (for `ray job "
+            "submit`), not a cluster to join; set RAY_API_SERVER_ADDRESS for the job CLI instead "
+            "and unset RAY_ADDRESS (a local instance), or set it to the cluster's host:port."
+        )
+    if address is None and environment_address:
         try:
             ray.init(address=environment_address, **common)
         except ConnectionError as error:
