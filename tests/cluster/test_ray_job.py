@@ -10,11 +10,13 @@ builds the ring's network into its own cache.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -68,16 +70,24 @@ def _submit(
     shutil.rmtree(folder)
 
 
+def _job_status(cluster, submission_id: str) -> str:
+    jobs = json.loads(cluster.ray("list", "jobs", "--format", "json").stdout or "[]")
+    return next((j["status"] for j in jobs if j["submission_id"] == submission_id), "?")
+
+
 def _wait_for_job(cluster, submission_id: str, timeout: float = 300.0) -> str:
-    """The job's final status (SUCCEEDED, FAILED, STOPPED), or the last one seen at timeout."""
+    """The job's final status (SUCCEEDED, FAILED, STOPPED), or the last one seen at timeout.
+
+    One ``ray job logs --follow`` waits for the end (a CLI call per poll would cost the
+    shared cores more than the job); the status is then asked once, or polled if the log
+    stream ended early."""
     deadline = time.monotonic() + timeout
-    status = "?"
-    while time.monotonic() < deadline:
-        jobs = json.loads(cluster.ray("list", "jobs", "--format", "json").stdout or "[]")
-        status = next((j["status"] for j in jobs if j["submission_id"] == submission_id), "?")
-        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-            return status
-        time.sleep(1.0)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        cluster.ray("job", "logs", "--follow", submission_id, timeout=timeout)
+    status = _job_status(cluster, submission_id)
+    while status not in ("SUCCEEDED", "FAILED", "STOPPED") and time.monotonic() < deadline:
+        time.sleep(2.0)
+        status = _job_status(cluster, submission_id)
     return status
 
 
