@@ -15,11 +15,13 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from flowsim.config import FlowsimConfig
+from flowsim.config.paths import reroot_missing
 from flowsim.distributed.batch import STEP_FIELDS, Batch, MultiBatch
 from flowsim.distributed.play import (
     Actor,
@@ -146,6 +148,7 @@ class EnvRunner:
         from flowsim.envs.registry import MULTIAGENT_TYPES
 
         _limit_threads()
+        config = _files_on_this_node(config, runner_index)
         self.config = config
         self.runner_index = runner_index
         self.seed = seed
@@ -761,6 +764,22 @@ def _limit_threads() -> None:
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+
+
+def _files_on_this_node(config: FlowsimConfig, runner_index: int) -> FlowsimConfig:
+    """``config`` with the files it names found in this node's copy of the job's working dir.
+
+    The driver resolved the YAML's paths inside its own copy of a Ray job's working dir; on
+    another node (another Ray temp dir, no shared filesystem) that copy is absent, and Ray
+    unpacked the same package under this node's temp dir, as this process's working dir (or
+    Tune's original one, before a trial moves into its own folder). Paths that exist are kept,
+    so a config on one machine is used as it is.
+    """
+    working_dir = Path(os.environ.get("TUNE_ORIG_WORKING_DIR") or os.getcwd())
+    config, moved = reroot_missing(config, working_dir)
+    for key, path in moved.items():
+        logger.info("runner %d: %s found in this node's working dir: %s", runner_index, key, path)
+    return config
 
 
 def _ray_node() -> str | None:
