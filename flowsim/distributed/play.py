@@ -260,22 +260,17 @@ def play_agents_episode(
         "agent_return_mean": float(np.mean(list(returns.values()))) if returns else float("nan"),
         **_trip_metrics(info),
     }
-    task = adapter.task
-    instance = getattr(getattr(task, "simulation", None), "instance", None)
-    if instance is not None and task.config.scenario.type in RING_SCENARIOS:
-        metrics["ring_length"] = float(instance.length)
-    finish = getattr(actor, "finish_episode", None)
-    return EpisodeResult(
-        seed=seed,
-        episode_return=total,
-        length=steps,
-        metrics=metrics,
-        obs_sum=obs_sum,
-        obs_sumsq=obs_sumsq,
-        steps={key: np.asarray(value, dtype=object) for key, value in recorded.items()}
-        if record
-        else None,
-        actor_output=finish() if finish is not None else None,
+    kept = {key: np.asarray(value, dtype=object) for key, value in recorded.items()}
+    return _episode_result(
+        adapter.task,
+        actor,
+        seed,
+        total,
+        steps,
+        metrics,
+        obs_sum,
+        obs_sumsq,
+        kept if record else None,
     )
 
 
@@ -325,8 +320,31 @@ def play_episode(
         "episode_mean_speed": float(known.mean()) if known.size else float("nan"),
         **_trip_metrics(info),
     }
-    instance = getattr(getattr(env, "simulation", None), "instance", None)
-    if instance is not None and env.config.scenario.type in RING_SCENARIOS:
+    kept = {
+        "obs": np.asarray(recorded["obs"]),
+        "actions": np.asarray(recorded["actions"]),
+        "rewards": np.asarray(recorded["rewards"], dtype=np.float64),
+    }
+    return _episode_result(
+        env, actor, seed, total, steps, metrics, obs_sum, obs_sumsq, kept if record else None
+    )
+
+
+def _episode_result(
+    task: Any,
+    actor: Any,
+    seed: int,
+    total: float,
+    steps: int,
+    metrics: dict[str, float],
+    obs_sum: np.ndarray,
+    obs_sumsq: np.ndarray,
+    recorded: dict[str, np.ndarray] | None,
+) -> EpisodeResult:
+    """The played episode's result: the ring's length joins ``metrics`` on rings, and the
+    actor's own output (``finish_episode``, if it has one) comes along."""
+    instance = getattr(getattr(task, "simulation", None), "instance", None)
+    if instance is not None and task.config.scenario.type in RING_SCENARIOS:
         metrics["ring_length"] = float(instance.length)
     finish = getattr(actor, "finish_episode", None)
     return EpisodeResult(
@@ -336,13 +354,7 @@ def play_episode(
         metrics=metrics,
         obs_sum=obs_sum,
         obs_sumsq=obs_sumsq,
-        steps={
-            "obs": np.asarray(recorded["obs"]),
-            "actions": np.asarray(recorded["actions"]),
-            "rewards": np.asarray(recorded["rewards"], dtype=np.float64),
-        }
-        if record
-        else None,
+        steps=recorded,
         actor_output=finish() if finish is not None else None,
     )
 
