@@ -34,7 +34,7 @@ from flowsim.runs.resume import resume_config
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Run", "make_trainer", "sampler_seed", "train"]
+__all__ = ["Run", "RunnerNodes", "make_trainer", "sampler_seed", "train"]
 
 
 @dataclass
@@ -63,14 +63,42 @@ def sampler_seed(seed: int, iteration: int) -> int:
     return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0] >> 2)
 
 
-def make_trainer(config: FlowsimConfig, iteration: int = 0) -> tuple[Trainer, RunnerGroup]:
+class RunnerNodes:
+    """A runner group that notes the Ray node of every runner it gets a batch from.
+
+    Each batch's runner metrics carry their runner's node (``metrics["runners"][i]["node"]``,
+    the first 12 hex digits of Ray's node id); :func:`train` writes the set to
+    ``summary.json`` as ``runner_nodes``, so a run on a cluster says where it sampled without
+    Ray's State API (and a node lost mid-run is still listed). In-process runners have none.
+    Everything else is the wrapped group's.
+    """
+
+    def __init__(self, group: RunnerGroup) -> None:
+        self.group = group
+        self.nodes: set[str] = set()
+
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
+        batch = self.group.sample(*args, **kwargs)
+        self.nodes.update(
+            runner["node"] for runner in batch.metrics.get("runners", []) if runner.get("node")
+        )
+        return batch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.group, name)
+
+
+def make_trainer(config: FlowsimConfig, iteration: int = 0) -> tuple[Trainer, RunnerNodes]:
     """The trainer for ``config.train.algo`` and the runner group it samples from (on a
-    multi-agent env with several policies, one learner per policy).
+    multi-agent env with several policies, one learner per policy), which notes the nodes its
+    runners sample on (:class:`RunnerNodes`).
 
     ``iteration`` is where a resumed run continues; it picks the runners' seeds
     (:func:`sampler_seed`). The caller closes the group.
     """
-    group = make_runner_group(config, base_seed=sampler_seed(config.train.seed, iteration))
+    group = RunnerNodes(
+        make_runner_group(config, base_seed=sampler_seed(config.train.seed, iteration))
+    )
     try:
         trainer = build_trainer(config, group)
     except BaseException:
@@ -186,6 +214,7 @@ def train(
             "final_return_mean": rows[-1]["return_mean"] if rows else None,
             "best_return_mean": best,
             "faults": dict(events.counts),  # survived, as counted in events.jsonl
+            "runner_nodes": sorted(group.nodes),  # Ray nodes that sampled (none in-process)
         }
     )
     return Run(directory.path, trainer, rows)

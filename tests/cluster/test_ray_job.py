@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flowsim import testing
 from flowsim.runs.events import read_events
@@ -113,6 +114,12 @@ def _node_ids(cluster) -> dict[str, str]:
     return {n["node_id"]: "head" if n["is_head_node"] else "worker" for n in nodes}
 
 
+def _summary_nodes(cluster, run: Path) -> set[str]:
+    """ "head" / "worker" for each node that ``summary.json``'s ``runner_nodes`` names."""
+    named = json.loads((run / "summary.json").read_text())["runner_nodes"]
+    return {role for node, role in _node_ids(cluster).items() if node[:12] in named}
+
+
 def _run_directory(out: Path) -> Path:
     (run,) = out.iterdir()
     for name in RUN_FILES:
@@ -141,6 +148,7 @@ def test_ray_job_submit_trains_on_both_nodes(ray_cluster, tmp_path: Path) -> Non
     assert [int(r["env_steps"]) for r in rows] == [2 * FRAGMENT, 4 * FRAGMENT]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["iterations"] == 2
+    assert _summary_nodes(ray_cluster, run) == {"head", "worker"}  # the run says so too
     # No shared filesystem assumed: each node built the network into its own cache.
     for cache in ("cache-head", "cache-worker"):
         assert list((ray_cluster.root / cache / "networks").glob("ring-*/ring.net.xml")), cache
@@ -172,8 +180,18 @@ def test_files_named_by_the_yaml_travel_with_the_job(ray_cluster, tmp_path: Path
     assert {nodes[n] for n in _runner_nodes(ray_cluster, job)} == {"head", "worker"}
     run = _run_directory(out)
     assert [int(r["env_steps"]) for r in _progress(run)] == [2 * 40]
-    # The YAML's path resolved inside the job's unpacked working dir, not the deleted folder.
-    assert "working_dir_files" in (run / "config.yaml").read_text()
+    assert _summary_nodes(ray_cluster, run) == {"head", "worker"}
+    # The YAML's path resolved inside the head's unpacked working dir, not the deleted folder;
+    # the worker node unpacked the same package, in a folder of the same name under its own
+    # temp dir: where a runner on a machine without the head's copy finds the file
+    # (flowsim.config.paths.reroot_missing).
+    osm = Path(yaml.safe_load((run / "config.yaml").read_text())["scenario"]["osm"]["file"])
+    package = next(part for part in osm.parts if part.startswith("_ray_pkg_"))
+    assert osm.is_relative_to(ray_cluster.root / "head")
+    worker_dir = ray_cluster.root / "worker"
+    assert list(
+        worker_dir.glob(f"session_*/runtime_resources/working_dir_files/{package}/town.osm")
+    )
     for cache in ("cache-head", "cache-worker"):
         assert list((ray_cluster.root / cache / "networks").glob("osm-*/osm.net.xml")), cache
 
@@ -216,4 +234,5 @@ def test_worker_raylet_killed_mid_run_training_finishes(ray_cluster, tmp_path: P
     assert int(float(rows[-1]["runner_restarts"])) >= 1
     restarts = [e for e in read_events(run) if e["kind"] == "runner_restart"]
     assert restarts and restarts[0]["iteration"] >= 2  # noticed after the kill
+    assert _summary_nodes(ray_cluster, run) == {"head", "worker"}  # the lost node too
     assert len(list((run / "checkpoints").glob("checkpoint-*.pt"))) >= 1
