@@ -156,6 +156,28 @@ def batch_env_steps(batch: Any) -> int:
     return int(batch.metrics.get("env_steps", len(batch)))
 
 
+def iteration_row(
+    trainer: Any,
+    batch: Any,
+    losses: dict[str, float],
+    sample_s: float,
+    wall: float,
+) -> dict[str, float]:
+    """A trainer's row for one iteration: counters, the batch's episode figures, ``losses``,
+    and the iteration's timing (``steps_per_s`` counts the batch's transitions)."""
+    return {
+        "iteration": trainer.iteration,
+        "env_steps": trainer.env_steps,
+        "episodes": batch.num_episodes,
+        "restarts": batch.metrics.get("restarts", 0),
+        **episode_metrics(batch.episode_returns, batch.episode_mean_speeds, batch.episode_trips),
+        **losses,
+        "sample_s": sample_s,
+        "iteration_s": wall,
+        "steps_per_s": len(batch) / wall,
+    }
+
+
 def learner_state(trainer: Any) -> dict[str, Any]:
     """What every trainer checkpoints: network, normaliser, counters and random streams."""
     state = {

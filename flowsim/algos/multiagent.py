@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flowsim.algos.common import batch_env_steps, episode_metrics
+from flowsim.algos.common import batch_env_steps, iteration_row
 
 if TYPE_CHECKING:
     from flowsim.algos.base import TrainerFactory
@@ -97,24 +97,14 @@ class MultiPolicyTrainer:
             key: float(np.mean([stats[key] for stats in per_policy.values() if key in stats]))
             for key in keys
         }
-        return {
-            "iteration": self.iteration,
-            "env_steps": self.env_steps,
-            "episodes": batch.num_episodes,
-            "restarts": batch.metrics.get("restarts", 0),
-            **episode_metrics(
-                batch.episode_returns, batch.episode_mean_speeds, batch.episode_trips
-            ),
-            **losses,
-            **{
+        losses.update(
+            {
                 f"{pid}/{key}": value
                 for pid, stats in per_policy.items()
                 for key, value in stats.items()
-            },
-            "sample_s": sample_s,
-            "iteration_s": wall,
-            "steps_per_s": len(batch) / wall,
-        }
+            }
+        )
+        return iteration_row(self, batch, losses, sample_s, wall)
 
     def set_learning_rates(self, train: TrainConfig) -> None:
         """Every learner's step sizes from ``train``."""

@@ -22,8 +22,8 @@ from flowsim.algos.common import (
     action_masks,
     batch_env_steps,
     critic_normalizer_for,
-    episode_metrics,
     estimate_advantages,
+    iteration_row,
     learner_state,
     load_learner_state,
 )
@@ -146,19 +146,7 @@ class TRPOTrainer:
         self.iteration += 1
         self.env_steps += batch_env_steps(batch)
         wall = time.perf_counter() - started
-        return {
-            "iteration": self.iteration,
-            "env_steps": self.env_steps,
-            "episodes": batch.num_episodes,
-            "restarts": batch.metrics.get("restarts", 0),
-            **episode_metrics(
-                batch.episode_returns, batch.episode_mean_speeds, batch.episode_trips
-            ),
-            **losses,
-            "sample_s": sample_s,
-            "iteration_s": wall,
-            "steps_per_s": len(batch) / wall,
-        }
+        return iteration_row(self, batch, losses, sample_s, wall)
 
     def learn(self, batch: Batch) -> dict[str, float]:
         """GAE on ``batch``, one trust-region policy step, the value regression; the losses."""
