@@ -85,6 +85,8 @@ class RunnerNodes:
         return batch
 
     def __getattr__(self, name: str) -> Any:
+        if name == "group":  # not set yet (an unpickled copy): no recursion
+            raise AttributeError(name)
         return getattr(self.group, name)
 
 
