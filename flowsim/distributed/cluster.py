@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 from flowsim.config import FlowsimConfig, SamplerConfig
@@ -67,12 +69,37 @@ def _job_env_vars() -> dict[str, str]:
     return dict(runtime_env.get("env_vars") or {})
 
 
+#: Ray 2.60's switch that keeps a one-machine instance on the address it is given: unset, Ray
+#: replaces ``127.0.0.1`` by the machine's network address and its ports listen there.
+LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """While a local instance starts (its processes inherit the environment), Ray keeps
+    127.0.0.1; a value the user set is left as it is."""
+    if LOOPBACK_SWITCH in os.environ:
+        yield
+        return
+    from ray._private import ray_constants  # read once when ray is imported: set it here too
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOOPBACK_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        os.environ.pop(LOOPBACK_SWITCH, None)
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
 def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, Any]:
     """Start a local Ray instance or join the configured cluster (once per process).
 
     Returns the cluster's total resources. A local instance has the dashboard off and a
-    bounded object store; its ports listen on every interface, protected by Ray's token
-    authentication (on by default for a new local instance in Ray 2.60; docs/security.md).
+    bounded object store, and every one of its ports listens on 127.0.0.1 only (Ray 2.60
+    otherwise swaps ``127.0.0.1`` for the machine's network address and listens there);
+    Ray's token authentication stays on as well (docs/security.md).
 
     With ``sampler.address: null`` and ``RAY_ADDRESS`` set, flowsim joins that cluster as Ray's
     own ``ray.init()`` does: this is how ``flowsim train`` started by ``ray job submit`` (which
@@ -110,12 +137,13 @@ def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, A
                 "start one with `ray start --head`, or unset RAY_ADDRESS for a local instance."
             ) from None
     elif address is None:
-        ray.init(
-            num_cpus=num_cpus or os.cpu_count(),
-            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-            _node_ip_address="127.0.0.1",
-            **common,
-        )
+        with _loopback_only():
+            ray.init(
+                num_cpus=num_cpus or os.cpu_count(),
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                _node_ip_address="127.0.0.1",
+                **common,
+            )
     elif address == "auto":
         try:
             ray.init(address="auto", **common)
