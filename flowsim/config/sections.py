@@ -57,9 +57,13 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
     path = Path(value).expanduser()
     if not path.is_absolute() and base is not None:
         path = Path(base) / path
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise ValueError(f"{str(path)[:80]}… cannot be a file here: {error.strerror}") from None
+    if not exists:
         raise ValueError(f"file not found: {path} (paths resolve relative to the YAML file)")
-    if not path.is_file():
+    if not is_file:
         raise ValueError(f"{path} is a folder, not a file")
     return path.resolve()
 

@@ -75,9 +75,10 @@ LOOPBACK_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @contextlib.contextmanager
-def _loopback_only() -> Iterator[None]:
-    """While a local instance starts (its processes inherit the environment), Ray keeps
-    127.0.0.1; a value the user set is left as it is."""
+def loopback_only() -> Iterator[None]:
+    """While Ray processes start inside it (a local instance, ``ray.cluster_utils`` nodes; they
+    inherit the environment), Ray keeps 127.0.0.1 and listens there only; a value of the switch
+    the user set is left as it is."""
     if LOOPBACK_SWITCH in os.environ:
         yield
         return
@@ -137,8 +138,11 @@ def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, A
                 "start one with `ray start --head`, or unset RAY_ADDRESS for a local instance."
             ) from None
     elif address is None:
-        with _loopback_only():
+        with loopback_only():
             ray.init(
+                # "local": always a new private instance, even where `ray start` left a
+                # cluster on this machine (plain ray.init() would join it and refuse num_cpus)
+                address="local",
                 num_cpus=num_cpus or os.cpu_count(),
                 object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                 _node_ip_address="127.0.0.1",

@@ -239,3 +239,9 @@ def test_folder_is_not_an_additional_file(tmp_path: Path) -> None:
 def test_a_config_cannot_make_gymnasium_import_a_module() -> None:
     with pytest.raises(ConfigError, match=r"module:Env"):
         parse_config({"env": {"type": "gym", "id": "os:Foo-v0"}})
+
+
+def test_a_path_too_long_for_the_file_system_is_a_config_error() -> None:
+    """A name longer than the file system allows is refused by key, not an OSError."""
+    with pytest.raises(ConfigError, match=r"scenario\.osm\.routes_file.*cannot be a file here"):
+        apply_overrides(FlowsimConfig(), ["scenario.osm.routes_file=" + "a" * 400])

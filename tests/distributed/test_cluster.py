@@ -11,7 +11,7 @@ import pytest
 
 from flowsim.config import FlowsimConfig, apply_overrides
 from flowsim.distributed import RayRunnerGroup
-from flowsim.distributed.cluster import ClusterUnavailable, init_ray
+from flowsim.distributed.cluster import ClusterUnavailable, init_ray, loopback_only
 
 pytestmark = pytest.mark.cluster
 
@@ -24,8 +24,9 @@ def cluster():
 
     if ray.is_initialized():
         ray.shutdown()
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    yield nodes
+    with loopback_only():  # the nodes the tests add later keep the switch too
+        nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        yield nodes
     ray.shutdown()
     nodes.shutdown()
 

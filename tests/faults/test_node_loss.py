@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from flowsim.config import FlowsimConfig, apply_overrides
+from flowsim.distributed.cluster import loopback_only
 from flowsim.runs.events import read_events
 from flowsim.runs.training import train
 
@@ -26,9 +27,10 @@ def test_node_removed_mid_iteration_training_goes_on(
 
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    try:
+    with loopback_only():
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
         worker = cluster.add_node(num_cpus=1)
+    try:
         cluster.wait_for_nodes()
         config = apply_overrides(
             FlowsimConfig(),

@@ -21,6 +21,8 @@ from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 from ray.tune.registry import register_env
 
+from flowsim.distributed.cluster import loopback_only
+
 # Ray's workers cannot import this test module (pytest imports it by path), so the env creator
 # and the mapping function below travel by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -43,7 +45,8 @@ def ray_on_localhost() -> Iterator[None]:
     """A local Ray bound to 127.0.0.1; shut down afterwards only if this fixture started it."""
     started = not ray.is_initialized()
     if started:
-        ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=2)
+        with loopback_only():
+            ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=2)
     yield
     if started:
         ray.shutdown()
