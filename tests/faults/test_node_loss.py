@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import threading
 from collections.abc import Callable
@@ -27,10 +28,12 @@ def test_node_removed_mid_iteration_training_goes_on(
 
     if ray.is_initialized():
         ray.shutdown()
-    with loopback_only():
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-        worker = cluster.add_node(num_cpus=1)
+    # The whole test inside: the nodes and the driver joining them agree on 127.0.0.1.
+    loopback = contextlib.ExitStack()
+    loopback.enter_context(loopback_only())
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
+        worker = cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         config = apply_overrides(
             FlowsimConfig(),
@@ -57,6 +60,7 @@ def test_node_removed_mid_iteration_training_goes_on(
     finally:
         ray.shutdown()
         cluster.shutdown()
+        loopback.close()
     assert len(nodes_seen[0]) == 2  # one runner per node before the loss
     with open(run.directory / "progress.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
