@@ -44,10 +44,14 @@ def bench_sampler(
     rounds: int = 3,
     trajectories: int = 144,
     report: Callable[[str], None] = lambda phase: None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
-    """Sampler throughput in-process, on 1 Ray worker and on every core; 144-trajectory time.
+    """Sampler throughput in-process, on 1 Ray worker and on ``workers`` Ray workers (default:
+    one per core of this machine); 144-trajectory time on those workers.
 
-    The policy is a 64-64 tanh Gaussian MLP evaluated in numpy, as a trainer's runners use.
+    With ``sampler.address`` set (e.g. ``auto``) the Ray groups run on that cluster, so
+    ``workers`` may exceed this machine's cores. The policy is a 64-64 tanh Gaussian MLP
+    evaluated in numpy, as a trainer's runners use.
     """
     import os
 
@@ -56,7 +60,7 @@ def bench_sampler(
     from flowsim.policies.spec import PolicySpec
 
     policy = PolicySpec(kind="gaussian_mlp", hidden=(64, 64))
-    cores = int(os.cpu_count() or 1)
+    cores = int(workers or os.cpu_count() or 1)
     settings: dict[str, dict[str, Any]] = {}
     report(f"in-process runner, {rounds} x {steps} steps")
     local = make_runner_group(config, num_workers=0, policy_spec=policy)

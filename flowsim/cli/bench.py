@@ -59,6 +59,13 @@ def add_parser(commands: Any) -> None:
     sampler.add_argument(
         "--trajectories", type=int, default=144, help="episodes timed on all cores (default 144)"
     )
+    sampler.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Ray workers of the widest setting (default: one per core of this machine; on a "
+        "cluster, with --set sampler.address=auto, as many as it has CPUs)",
+    )
     add_bench_output(sampler)
     sampler.set_defaults(handler=cmd_bench_sampler)
 
@@ -264,6 +271,8 @@ def cmd_bench_sampler(args: argparse.Namespace) -> int:
         raise ConfigError(f"--steps {args.steps}: use at least 100 steps per runner, e.g. 2000.")
     if args.trajectories < 1:
         raise ConfigError(f"--trajectories {args.trajectories}: give at least 1, e.g. 144.")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: give at least 1 (or leave it out).")
     config = load_config(args.config, args.overrides)
     with stderr.status("benchmarking the sampler") as status:
         result = bench_sampler(
@@ -271,6 +280,7 @@ def cmd_bench_sampler(args: argparse.Namespace) -> int:
             steps=args.steps,
             trajectories=args.trajectories,
             report=lambda phase: status.update(phase),
+            workers=args.workers,
         )
     return report_bench(args, result, results)
 

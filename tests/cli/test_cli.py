@@ -123,16 +123,22 @@ def test_bench_sampler_small(tmp_path: Path) -> None:
     result = flowsim(
         "bench", "sampler", "--config", "scenarios/ring.yaml", "--steps", "200",
         "--trajectories", "2", "--set", "env.horizon=100", "--set", "env.warmup_steps=10",
-        "--json", "--results", str(tmp_path),
+        "--workers", "1", "--json", "--results", str(tmp_path),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
+    assert figures["cores"] == 1  # --workers: the widest setting's Ray workers
     assert set(figures["steps_per_s"]) == {"in_process", "ray_1_worker", "ray_all_cores"}
     assert all(rate > 0 for rate in figures["steps_per_s"].values())
     assert figures["trajectories"] >= 2 and figures["seconds_for_144_trajectories"] > 0
     split = figures["per_step_us"]["in_process"]
     assert split["simulator_us"] > split["bookkeeping_us"] >= 0
     assert list(tmp_path.glob("sampler-ring-*.json"))
+
+
+def test_bench_sampler_refuses_zero_workers() -> None:
+    result = flowsim("bench", "sampler", "--config", "scenarios/ring.yaml", "--workers", "0")
+    assert result.returncode == 2 and "--workers 0" in result.stderr
 
 
 def test_unreachable_cluster_exits_2_naming_the_setting() -> None:
