@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from flowsim.algos.base import Trainer, build_trainer
+from flowsim.algos.base import Trainer
+from flowsim.algos.build import build_trainer
 from flowsim.config import FlowsimConfig
 from flowsim.distributed.base import RunnerGroup, make_runner_group
 from flowsim.errors import ConfigError

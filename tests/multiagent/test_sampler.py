@@ -192,7 +192,7 @@ def test_per_agent_mappo_trains_on_two_ray_runners_through_a_lost_runner() -> No
     iterations is replaced and the next batch is full."""
     import ray
 
-    from flowsim.algos.base import build_trainer
+    from flowsim.algos.build import build_trainer
     from flowsim.algos.multiagent import MultiPolicyTrainer
 
     config = _ring(
