@@ -278,6 +278,18 @@ class EnvRunner:
         self._obs[index] = obs
         return obs
 
+    def _count_crash(self, k: int, crashes: list[int], crash: SimulationCrashed) -> None:
+        """Count a step of env ``k`` that SUMO crashed in (a restart follows); too many in a
+        row without a successful step raise."""
+        crashes[k] += 1
+        if crashes[k] > MAX_CONSECUTIVE_RESTARTS:
+            raise SimulationCrashed(
+                f"runner {self.runner_index} env {k}: SUMO crashed {crashes[k]} times "
+                f"in a row without a successful step ({crash})"
+            ) from None
+        logger.warning("runner %d env %d: %s; restarting SUMO", self.runner_index, k, crash)
+        self.restarts += 1
+
     def sample(
         self, num_steps: int | None = None, num_episodes: int | None = None, explore: bool = True
     ) -> Batch | MultiBatch:
@@ -325,16 +337,7 @@ class EnvRunner:
                     next_obs, reward, terminated, truncated, info = env.step(actions[row])
                 except SimulationCrashed as crash:
                     # The step never happened: end the episode at its last recorded step.
-                    crashes[k] += 1
-                    if crashes[k] > MAX_CONSECUTIVE_RESTARTS:
-                        raise SimulationCrashed(
-                            f"runner {self.runner_index} env {k}: SUMO crashed {crashes[k]} times "
-                            f"in a row without a successful step ({crash})"
-                        ) from None
-                    logger.warning(
-                        "runner %d env %d: %s; restarting SUMO", self.runner_index, k, crash
-                    )
-                    self.restarts += 1
+                    self._count_crash(k, crashes, crash)
                     if stream.truncated and not stream.terminated[-1]:
                         stream.truncated[-1] = True
                     tally = self._tallies[k]
@@ -454,16 +457,7 @@ class EnvRunner:
                     )
                 except SimulationCrashed as crash:
                     # The step never happened: every agent's stream ends at its last step.
-                    crashes[k] += 1
-                    if crashes[k] > MAX_CONSECUTIVE_RESTARTS:
-                        raise SimulationCrashed(
-                            f"runner {self.runner_index} env {k}: SUMO crashed {crashes[k]} times "
-                            f"in a row without a successful step ({crash})"
-                        ) from None
-                    logger.warning(
-                        "runner %d env %d: %s; restarting SUMO", self.runner_index, k, crash
-                    )
-                    self.restarts += 1
+                    self._count_crash(k, crashes, crash)
                     for (env_number, _), stream in streams.items():
                         if env_number == k and stream.open:
                             stream.truncated[-1] = True
