@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from flowsim.distributed.base import RunnerGroup
 
 
+#: Each policy's figures that ``progress.csv`` keeps as ``<policy>/<metric>`` columns.
+POLICY_METRICS = ("reward_mean", "policy_loss", "value_loss", "entropy")
+
+
 class PolicyView:
     """One policy's side of a runner group: its spaces and spec (what a learner reads when it
     is built); sampling goes through the whole group, never through a view."""
@@ -51,16 +55,21 @@ class MultiPolicyTrainer:
 
     Metrics: the team's episodes (``return_mean``: the return summed over every agent), the
     losses averaged over the policies that learned this iteration, and per policy
-    ``<policy>/policy_loss`` in the returned dict (progress.csv keeps the shared columns).
+    ``<policy>/reward_mean`` (its agents' mean reward per decision in the batch; NaN when
+    none acted) and its own losses, ``<policy>/policy_loss`` …; :data:`POLICY_METRICS` of
+    them are ``progress.csv`` columns (``EXTRA_METRICS``), which ``flowsim plot`` draws.
     """
 
     def __init__(self, config: FlowsimConfig, group: RunnerGroup, learner: TrainerFactory) -> None:
         self.config, self.group = config, group
-        self.EXTRA_METRICS: tuple[str, ...] = tuple(learner.EXTRA_METRICS)  # type: ignore[attr-defined]
         self.learners = {
             pid: learner(config, PolicyView(group, pid))  # type: ignore[arg-type]
             for pid in group.policy_spaces
         }
+        self.EXTRA_METRICS: tuple[str, ...] = (
+            *learner.EXTRA_METRICS,  # type: ignore[attr-defined]
+            *(f"{pid}/{metric}" for pid in self.learners for metric in POLICY_METRICS),
+        )
         first = next(iter(self.learners.values()))
         self.steps_per_call = first.steps_per_call  # type: ignore[attr-defined]
         self.iteration = 0
@@ -87,12 +96,14 @@ class MultiPolicyTrainer:
             own = batch[pid]  # type: ignore[index]
             if len(own) >= 2:  # a policy whose agents did not act this time learns nothing
                 per_policy[pid] = learner.learn(own)  # type: ignore[attr-defined]
+            reward = float(np.mean(own.rewards)) if len(own) else float("nan")
+            per_policy.setdefault(pid, {})["reward_mean"] = reward
             learner.iteration += 1
             learner.env_steps += len(own)
         self.iteration += 1
         self.env_steps += batch_env_steps(batch)
         wall = time.perf_counter() - started
-        keys = {key for stats in per_policy.values() for key in stats}
+        keys = {key for stats in per_policy.values() for key in stats} - {"reward_mean"}
         losses = {
             key: float(np.mean([stats[key] for stats in per_policy.values() if key in stats]))
             for key in keys

@@ -94,18 +94,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     # Metrics as rows and drivers as columns: stays readable on an 80-column terminal.
     title = f"evaluate {result['run_dir']} ({result['checkpoint']})"
-    table = Table(title=title, header_style="bold")
-    metrics = ("mean_return", "mean_speed", "speed_std", "min_speed", "speed_ratio", "collisions")
     entries = {"policy": result["policy"], **result["baselines"]}
-    metrics += tuple(m for m in TRIP_METRICS if any(m in e for e in entries.values()))
-    table.add_column("metric")
-    for name in entries:
-        table.add_column(name, justify="right")
-    for metric in metrics:
-        cells = [entry.get(metric) for entry in entries.values()]
-        table.add_row(metric, *(f"{c:,.3f}" if isinstance(c, float) else str(c) for c in cells))
-    Console().print(table)
+    metrics = ("mean_return", "agent_return_mean", "mean_speed", "speed_std", "min_speed")
+    metrics += ("speed_ratio", "collisions", *TRIP_METRICS)
+    team = any("agents" in entry for entry in entries.values())
+    if team:  # a multi-agent run: the figures above are the team's, then each agent's return
+        title += ": the team"
+    shown = tuple(m for m in metrics if any(m in e for e in entries.values()))
+    _print_columns(title, "metric", entries, {m: m for m in shown})
+    if team:
+        agents = list(dict.fromkeys(a for e in entries.values() for a in e.get("agents", {})))
+        per_agent = {
+            name: {agent: figures["return"] for agent, figures in entry.get("agents", {}).items()}
+            for name, entry in entries.items()
+        }
+        _print_columns("each agent's mean return", "agent", per_agent, {a: a for a in agents})
     return 0
+
+
+def _print_columns(
+    title: str, label: str, columns: dict[str, dict[str, Any]], rows: dict[str, str]
+) -> None:
+    """A table with one row per ``rows`` key (shown as its value) and one column per driver."""
+    table = Table(title=title, header_style="bold")
+    table.add_column(label)
+    for name in columns:
+        table.add_column(name, justify="right")
+    for key, shown in rows.items():
+        cells = [entry.get(key) for entry in columns.values()]
+        table.add_row(shown, *(_cell(cell) for cell in cells))
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    """A figure as a table shows it: floats to three decimals, ``-`` where there is none."""
+    if value is None:
+        return "-"
+    return f"{value:,.3f}" if isinstance(value, float) else str(value)
 
 
 def _flat_evaluation(result: dict[str, Any]) -> dict[str, Any]:

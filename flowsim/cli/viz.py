@@ -46,7 +46,8 @@ def add_parser(commands: Any) -> None:
     replay.add_argument(
         "--driver",
         help="who drives the AVs: policy (a run's default), human (a config's default), "
-        "pi_saturation, follower_stopper",
+        "pi_saturation, follower_stopper; on a signal env program (a config's default), "
+        "fixed_cycle, max_pressure, greedy",
     )
     replay.add_argument(
         "--delay", type=float, default=100.0, metavar="MS", help="sumo-gui delay per step (ms)"
@@ -67,7 +68,7 @@ def add_parser(commands: Any) -> None:
     plot.add_argument(
         "--driver",
         help="right panel: policy (a run's default), pi_saturation (a config's default), "
-        "follower_stopper",
+        "follower_stopper; on a signal env max_pressure (a config's default), fixed_cycle, greedy",
     )
     plot.add_argument("--seed", type=int, default=1000, help="episode seed (default 1000)")
     plot.add_argument(
@@ -125,8 +126,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         print_json(args, summary)
         return 0
-    keys = ("driver", "seed", "steps", "mean_speed", "speed_std", "min_speed", "speed_ratio")
-    rows: dict[str, Any] = {k: summary[k] for k in (*keys, "collisions") if k in summary}
+    from flowsim.sim.trips import TRIP_METRICS
+
+    keys = ("driver", "seed", "steps", "return", "mean_speed", "speed_std", "min_speed")
+    keys += ("speed_ratio", "collisions", *TRIP_METRICS)
+    rows: dict[str, Any] = {k: summary[k] for k in keys if k in summary}
+    if "agent_returns" in summary:  # a multi-agent run: "return" is the team's
+        rows["return (team)"] = rows.pop("return")
+        for agent, value in summary["agent_returns"].items():
+            rows[f"return: {agent}"] = value
     files = summary["files"]
     for name in ("fcd", "emission", "gif"):
         if name in files:

@@ -10,6 +10,12 @@ dissolve, and the result that matters is the traffic the AV leaves behind, not t
 On a signal env every candidate also gets RESCO's trip metrics of its whole episodes
 (``avg_delay``, ``avg_trip_time``, ``avg_waiting_time``, ``throughput``:
 :mod:`flowsim.sim.trips`).
+
+On a multi-agent env (one agent per AV or per traffic light) the figures above are the team's
+(``mean_return`` sums every agent's rewards; the speeds and trip metrics are the network's),
+``agent_return_mean`` is the return averaged over the agents, and ``agents`` holds each agent's
+own mean return: the policies play every agent, and a baseline written for the single-agent
+task drives every agent through it (:class:`~flowsim.distributed.play.TaskActor`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, loa
 from flowsim.config.env import SIGNAL_ENV_TYPES
 from flowsim.controllers.signals import SIGNAL_BASELINES, signal_rule
 from flowsim.distributed import EpisodeJob, EpisodeResult, RunnerGroup, make_runner_group
-from flowsim.distributed.play import Actor, PolicyActor
+from flowsim.distributed.play import Actor, AgentsPolicyActor, PolicyActor
+from flowsim.envs.registry import MULTIAGENT_TYPES
 from flowsim.errors import ConfigError
 from flowsim.sim.trips import TRIP_METRICS
 
@@ -120,7 +127,32 @@ def episode_stats(result: EpisodeResult, config: FlowsimConfig) -> dict[str, flo
         from flowsim.evaluation.simulate import equilibrium_speed
 
         stats["equilibrium_speed"] = equilibrium_speed(config, metrics["ring_length"])
+    if result.steps is not None and is_multiagent_config(config):
+        returns = agent_returns(result)
+        stats["agent_return_mean"] = float(np.mean(list(returns.values()))) if returns else np.nan
+        stats.update({f"{AGENT_PREFIX}{agent}": value for agent, value in returns.items()})
     return stats
+
+
+#: Prefix of an agent's return among :func:`episode_stats`' keys (``agent:av_0``).
+AGENT_PREFIX = "agent:"
+
+
+def is_multiagent_config(config: FlowsimConfig) -> bool:
+    """Whether the config's env is a multi-agent (PettingZoo) one."""
+    return config.env.type in MULTIAGENT_TYPES
+
+
+def agent_returns(result: EpisodeResult) -> dict[str, float]:
+    """Each agent's return in a multi-agent episode played with ``record=True`` (its rewards
+    summed over the steps it acted), in the order the agents first acted."""
+    if result.steps is None:
+        raise ValueError("agent_returns needs an episode played with EpisodeJob(record=True)")
+    returns: dict[str, float] = {}
+    for rewards in result.steps["rewards"]:
+        for agent, reward in rewards.items():
+            returns[agent] = returns.get(agent, 0.0) + float(reward)
+    return returns
 
 
 def policy_actor(weights: dict[str, np.ndarray], env: Any, hidden: tuple[int, ...]) -> Actor:
@@ -133,6 +165,44 @@ def policy_actor(weights: dict[str, np.ndarray], env: Any, hidden: tuple[int, ..
     policy = build_policy(spec, env.observation_space, env.action_space, 0)
     policy.set_weights(weights)
     return PolicyActor(policy, env.action_space.shape or ())
+
+
+def agents_policy_actor(weights: dict[str, Any], adapter: Any, config: FlowsimConfig) -> Actor:
+    """A multi-agent run's policies acting deterministically on every agent of ``adapter`` (a
+    :class:`~flowsim.envs.multiagent_adapter.MultiAgentAdapter`), outside a runner.
+
+    ``weights`` is the run's exported policy: one policy's weights (``shared``, or groups that
+    hold every agent), or a dict of them by policy id. The networks are built as the runners
+    build them (a central critic reads the global state).
+
+    Raises:
+        ConfigError: the weights miss one of the adapter's policies (``train.multiagent``
+            changed since the run was trained).
+    """
+    from dataclasses import replace
+
+    from flowsim.policies.numpy_mlp import build_policy
+    from flowsim.policies.spec import PolicySpec
+
+    central = config.train.multiagent.critic == "central"
+    several = len(adapter.policies) > 1
+    missing = [pid for pid in adapter.policies if several and pid not in weights]
+    if missing:
+        raise ConfigError(
+            f"the run's checkpoint has no weights for policies {missing}: "
+            "train.multiagent.policies must stay as the run was trained."
+        )
+    policies = {}
+    for pid, spaces in adapter.policies.items():
+        observation, action = spaces.observation_space, spaces.action_space
+        spec = PolicySpec.for_spaces(observation, action, tuple(config.train.hidden))
+        spec = spec.fit(observation, action)
+        if central and spec.kind != "constant":
+            spec = replace(spec, critic_dim=adapter.state_dim)
+        policy = build_policy(spec, observation, action, 0)
+        policy.set_weights(weights[pid] if several else weights)
+        policies[pid] = policy
+    return AgentsPolicyActor(adapter, policies)
 
 
 def controller_actor(controller: ControllerConfig, config: FlowsimConfig) -> Actor:
@@ -206,9 +276,18 @@ def summarise_episodes(episodes: list[dict[str, float]]) -> dict[str, float]:
         summary["equilibrium_speed"] = equilibrium
         ratios = [e["mean_speed"] / e["equilibrium_speed"] for e in episodes]
         summary["speed_ratio"] = float(np.mean(ratios))
-    for key in (*TRIP_METRICS, "outflow"):
+    for key in (*TRIP_METRICS, "outflow", "agent_return_mean"):
         if episodes and all(key in e for e in episodes):
             summary[key] = float(np.mean([e[key] for e in episodes]))
+    agents = list(dict.fromkeys(k for e in episodes for k in e if k.startswith(AGENT_PREFIX)))
+    if agents:  # an agent that did not act in an episode (it never entered) is left out there
+        summary["agents"] = {
+            key[len(AGENT_PREFIX) :]: {
+                "return": float(np.mean([e[key] for e in episodes if key in e])),
+                "episodes": sum(key in e for e in episodes),
+            }
+            for key in agents
+        }
     return summary
 
 
@@ -235,7 +314,10 @@ def evaluate(
     Returns ``{"policy": {...}, "baselines": {name: {...}}, "seeds": [...]}``; each entry holds
     ``mean_return``, ``mean_speed``, ``speed_std``, ``min_speed``, ``collisions``, on rings
     ``equilibrium_speed`` and ``speed_ratio`` (mean speed over equilibrium speed), and on a
-    signal env the trip metrics (``avg_delay`` …, means over the episodes).
+    signal env the trip metrics (``avg_delay`` …, means over the episodes). On a multi-agent
+    env ``mean_return`` is the team's (summed over agents), ``agent_return_mean`` its mean
+    over the agents, and ``agents`` maps each agent id to ``{"return": its mean return,
+    "episodes": the episodes it acted in}`` (returns rescaled like ``mean_return``).
     """
     if episodes < 1:
         raise ConfigError(f"--episodes {episodes}: give at least 1 episode, e.g. 5.")
@@ -252,6 +334,7 @@ def evaluate(
         config, ["env.sims_per_step=1", f"env.horizon={config.env.horizon * repeat}"]
     )
     names = (["policy"] if weights is not None else []) + list(baselines)
+    record = is_multiagent_config(config)  # each agent's rewards: its own return
     results: dict[str, Any] = {"seeds": seeds, "baselines": {}}
     skipped = [b for b in requested if b not in baselines]
     if skipped:
@@ -267,16 +350,20 @@ def evaluate(
             if name == "policy":
                 assert weights is not None
                 runner_group.set_weights(weights, version=0)
-                jobs = [EpisodeJob(s) for s in seeds]
+                jobs = [EpisodeJob(s, record=record) for s in seeds]
             else:
-                jobs = [EpisodeJob(s, actor=BaselineActor(name)) for s in seeds]
+                jobs = [EpisodeJob(s, actor=BaselineActor(name), record=record) for s in seeds]
             played = runner_group.play(jobs)
             summary = summarise_episodes([episode_stats(r, played_config) for r in played])
             if name == "policy":
                 results["policy"] = summary
             else:
-                if not own_pace:
-                    summary["mean_return"] /= repeat  # per agent step of the policy's env
+                if not own_pace:  # per agent step of the policy's env
+                    summary["mean_return"] /= repeat
+                    if "agent_return_mean" in summary:
+                        summary["agent_return_mean"] /= repeat
+                    for figures in summary.get("agents", {}).values():
+                        figures["return"] /= repeat
                 results["baselines"][name] = summary
     finally:
         runners.close()

@@ -1,4 +1,5 @@
-"""Learning curves of a run from its ``progress.csv``: return, mean speed and steps/s.
+"""Learning curves of a run from its ``progress.csv``: return, mean speed and steps/s, and for a
+multi-agent run with several policies each policy's own curves.
 
 Iterations where the run survived a fault (its ``progress.csv`` counters grew) are marked.
 """
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["fault_rows", "plot_learning_curves", "read_progress"]
+__all__ = [
+    "fault_rows",
+    "plot_learning_curves",
+    "plot_policy_curves",
+    "policy_columns",
+    "read_progress",
+]
 
 #: (column, axis label) of the curves, one panel column each.
 CURVES = (
@@ -88,6 +95,70 @@ def plot_learning_curves(progress_csv: str | Path, path: str | Path, title: str 
             axis.set_xlabel(x_label)
             axis.set_ylabel(y_label)
             axis.grid(alpha=0.3)
+    if title:
+        figure.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+#: (metric, axis label) of the per-policy panels, where ``progress.csv`` has the columns
+#: ``<policy>/<metric>`` (:class:`flowsim.algos.multiagent.MultiPolicyTrainer` writes them).
+POLICY_CURVES = (
+    ("reward_mean", "mean reward per decision"),
+    ("policy_loss", "policy loss"),
+    ("value_loss", "value loss"),
+    ("entropy", "entropy"),
+)
+
+
+def policy_columns(progress_csv: str | Path) -> dict[str, list[str]]:
+    """The policies with per-policy columns in ``progress_csv`` (``<policy>/<metric>``), each
+    with its metrics among :data:`POLICY_CURVES`; empty for a single-policy run."""
+    with open(progress_csv, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    known = {metric for metric, _ in POLICY_CURVES}
+    policies: dict[str, list[str]] = {}
+    for column in header:
+        policy, _, metric = column.rpartition("/")
+        if policy and metric in known:
+            policies.setdefault(policy, []).append(metric)
+    return policies
+
+
+def plot_policy_curves(progress_csv: str | Path, path: str | Path, title: str = "") -> Path:
+    """Plot each policy's curves against env steps: one panel per metric of
+    :data:`POLICY_CURVES` that ``progress.csv`` has, one line per policy. Saves a PNG at
+    ``path`` and returns it.
+
+    Raises:
+        ValueError: ``progress.csv`` has no per-policy columns (a single-policy run).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    policies = policy_columns(progress_csv)
+    if not policies:
+        raise ValueError(f"{progress_csv} has no per-policy columns (<policy>/reward_mean ...).")
+    progress = read_progress(progress_csv)
+    panels = [(m, label) for m, label in POLICY_CURVES if any(m in ms for ms in policies.values())]
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(4.4 * len(panels), 4.0), squeeze=False, constrained_layout=True
+    )
+    x = progress["env_steps"]
+    marker = "o" if len(x) < 20 else None
+    for axis, (metric, label) in zip(axes[0], panels, strict=True):
+        for policy, metrics in policies.items():
+            if metric in metrics:
+                axis.plot(x, progress[f"{policy}/{metric}"], marker=marker, label=policy)
+        axis.set_xlabel("environment steps")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(loc="best", fontsize="small", ncol=1 + len(policies) // 8)
     if title:
         figure.suptitle(title)
     path = Path(path)

@@ -11,7 +11,10 @@ The episode runs through the same env, actors, episode loop and metrics as ``flo
 
 A run directory replays its policy (``driver="policy"``); a config replays the scenario with
 the AVs driven like the humans (``driver="human"``), so the wave shows before any training; a
-controller baseline (``pi_saturation``, ``follower_stopper``) drives the AVs on request.
+controller baseline (``pi_saturation``, ``follower_stopper``) drives the AVs on request. On a
+signal env the drivers are evaluate's signal baselines (``program``, the default for a config;
+``fixed_cycle``, ``max_pressure``, ``greedy``). A multi-agent run replays every agent with its
+own policy, and a baseline drives every agent through the single-agent task, as in evaluate.
 """
 
 from __future__ import annotations
@@ -29,17 +32,22 @@ from pathlib import Path
 from typing import Any
 
 from flowsim import jsonout
-from flowsim.config import ControllerConfig, FlowsimConfig, apply_overrides, load_config
-from flowsim.distributed.play import play_episode
+from flowsim.config import FlowsimConfig, apply_overrides, load_config
+from flowsim.controllers.signals import SIGNAL_BASELINES
+from flowsim.distributed.play import TaskActor, play_agents_episode, play_episode
 from flowsim.errors import ConfigError, FlowsimError, SimulationCrashed
 from flowsim.evaluation.evaluate import (
     BASELINES,
-    controller_actor,
+    BaselineActor,
+    agent_returns,
+    agents_policy_actor,
+    applicable_baselines,
     episode_stats,
-    human_controller,
+    is_multiagent_config,
     load_policy,
     policy_actor,
 )
+from flowsim.sim.trips import TRIP_METRICS
 
 __all__ = [
     "DRIVERS",
@@ -51,6 +59,7 @@ __all__ = [
     "episode_config",
     "load_source",
     "replay",
+    "replay_drivers",
 ]
 
 #: Who drives the AVs in a replay: the run's policy or one of evaluate's baselines.
@@ -156,8 +165,24 @@ def default_replay_folder(source: ReplaySource, driver: str) -> Path:
 
 
 def default_driver(source: ReplaySource) -> str:
-    """``policy`` for a trained run, ``human`` (the uncontrolled scenario) for a config."""
-    return "policy" if source.weights is not None else "human"
+    """``policy`` for a trained run; for a config, the uncontrolled scenario: ``human`` (the
+    AVs driven like the humans), or on a signal env ``program`` (the network's own)."""
+    if source.weights is not None:
+        return "policy"
+    return "program" if _signal_env(source.config) else "human"
+
+
+def _signal_env(config: FlowsimConfig) -> bool:
+    """Whether the config's env controls traffic lights (its drivers are signal rules)."""
+    from flowsim.config.env import SIGNAL_ENV_TYPES
+
+    return config.env.type in SIGNAL_ENV_TYPES
+
+
+def replay_drivers(config: FlowsimConfig) -> tuple[str, ...]:
+    """The baselines that can drive a replay of ``config``: evaluate's baselines that apply
+    to its env (the AV controllers, or the signal rules on a signal env)."""
+    return applicable_baselines(config, BASELINES)
 
 
 def display_problem() -> str | None:
@@ -183,15 +208,15 @@ def episode_config(
 ) -> FlowsimConfig:
     """The config of a replayed episode: ``steps`` SUMO steps after the warm-up, optionally GUI.
 
-    The policy acts every ``env.sims_per_step`` steps as in training; baselines act at every
-    SUMO step over the same simulated time, as in ``flowsim evaluate``. ``steps`` defaults to
-    the config's episode (``env.horizon × env.sims_per_step``).
+    The policy and the signal rules act every ``env.sims_per_step`` steps as in training; the
+    AV baselines act at every SUMO step over the same simulated time, as in ``flowsim
+    evaluate``. ``steps`` defaults to the config's episode (``env.horizon × env.sims_per_step``).
     """
     repeat = config.env.sims_per_step
     total = steps if steps is not None else config.env.horizon * repeat
     if total < 1:
         raise ConfigError(f"--steps {total}: give a positive number of SUMO steps, e.g. 3000.")
-    if driver == "policy":
+    if driver == "policy" or driver in SIGNAL_BASELINES:
         overrides = [f"env.horizon={max(1, math.ceil(total / repeat))}"]
     else:
         overrides = ["env.sims_per_step=1", f"env.horizon={total}"]
@@ -201,18 +226,21 @@ def episode_config(
 
 
 def _make_actor(source: ReplaySource, driver: str, env: Any) -> Callable:
+    """The episode's driver on ``env`` (a multi-agent env's adapter: every agent's)."""
+    multiagent = is_multiagent_config(source.config)
     if driver == "policy":
         assert source.weights is not None
+        if multiagent:
+            return agents_policy_actor(source.weights, env, source.config)
         if source.weights.get("kind") == "hierarchy":  # a `flowsim imitate` program
             from flowsim.hierarchy.collect import policy_driver
 
             return policy_driver(source.weights)
         return policy_actor(source.weights, env, tuple(source.config.train.hidden))
-    if driver == "human":  # the AVs drive like the largest human group, as in evaluate
-        controller = human_controller(source.config)
-    else:
-        controller = ControllerConfig(type=driver)
-    return controller_actor(controller, source.config)
+    # evaluate's baselines: a multi-agent env's drive every agent through its single-agent task
+    if multiagent:
+        return TaskActor(env, BaselineActor(driver)(env.task))
+    return BaselineActor(driver)(env)
 
 
 class _Watched:
@@ -321,6 +349,8 @@ class _Episode:
     instance: Any
     frames: list[Path]
     wall_s: float
+    #: a multi-agent episode's return of each agent (None for a single-agent env)
+    agent_returns: dict[str, float] | None = None
 
 
 def _check_request(
@@ -332,12 +362,18 @@ def _check_request(
 ) -> str:
     """The driver to use; refuses requests that cannot work, naming the fix."""
     driver = driver or default_driver(source)
+    drivers = replay_drivers(source.config)
     if driver not in DRIVERS:
         raise ConfigError(f"--driver {driver}: choose from {', '.join(DRIVERS)}.")
     if driver == "policy" and source.weights is None:
         raise ConfigError(
             f"--driver policy needs a trained run; {source.origin} is a config. Give a run "
-            "directory, or a baseline driver: human, pi_saturation, follower_stopper."
+            f"directory, or a baseline driver: {', '.join(drivers)}."
+        )
+    if driver != "policy" and driver not in drivers:
+        raise ConfigError(
+            f"--driver {driver} does not apply to env.type {source.config.env.type} of "
+            f"{source.origin}; choose from {', '.join(('policy', *drivers))}."
         )
     if frame_every < 1:
         raise ConfigError(f"--frame-every {frame_every}: give a positive number of steps.")
@@ -362,18 +398,23 @@ def _play(
 ) -> _Episode:
     """Run the episode; in sumo-gui, frame the network, pace the steps and take screenshots."""
     from flowsim.envs import make_env
+    from flowsim.envs.make import make_multiagent_env
     from flowsim.viz.progress import progress_bar
 
     gui = config.sim.gui
-    env = make_env(config)
-    kernel = env.simulation.kernel
-    kernel.extra_args = sumo_args
+    multiagent = is_multiagent_config(config)
+    # a multi-agent env (its adapter: agents mapped onto the run's policies) runs SUMO through
+    # the single-agent task it wraps
+    env = make_multiagent_env(config) if multiagent else make_env(config)
+    task = env.task if multiagent else env
+    kernel = task.simulation.kernel
+    kernel.extra_args = [*kernel.extra_args, *sumo_args]
     shooter = _Camera(kernel, *camera) if camera is not None else None
     state: dict[str, Any] = {}
 
     def after_reset() -> None:
         state["start"] = kernel.time
-        state["instance"] = env.simulation.instance
+        state["instance"] = task.simulation.instance
         state["clock"] = time.perf_counter()
         if gui:
             kernel.show_network()
@@ -398,8 +439,13 @@ def _play(
             f"replaying ({driver})", config.env.horizon, enabled=show_progress
         ) as advance:
             actor = _make_actor(source, driver, env)
-            played = play_episode(_Watched(env, after_reset, after_step), actor, seed)
+            watched = _Watched(env, after_reset, after_step)
+            if multiagent:  # recorded: each agent's rewards give its own return
+                played = play_agents_episode(watched, actor, seed, record=True)
+            else:
+                played = play_episode(watched, actor, seed)
             metrics = episode_stats(played, config)
+            returns = agent_returns(played) if multiagent else None
         end_time = kernel.time
         if shooter is not None:
             shooter.flush()
@@ -424,6 +470,7 @@ def _play(
         instance=state["instance"],
         frames=frames,
         wall_s=time.perf_counter() - started,
+        agent_returns=returns,
     )
 
 
@@ -535,8 +582,13 @@ def _summary(
         "collisions": int(metrics["collisions"]),
         "metrics_over": "second half of the replayed steps (collisions: all of them)",
     }
-    if driver == "policy":
+    if driver == "policy" or driver in SIGNAL_BASELINES:  # at the env's own pace
         summary["return"] = metrics["return"]
+        if episode.agent_returns is not None:  # the team's return above; each agent's here
+            summary["agent_returns"] = episode.agent_returns
+    for key in TRIP_METRICS:
+        if key in metrics:  # a signal env: RESCO's trip metrics of the replayed episode
+            summary[key] = metrics[key]
     if "equilibrium_speed" in metrics:
         summary["equilibrium_speed"] = metrics["equilibrium_speed"]
         summary["speed_ratio"] = metrics["mean_speed"] / metrics["equilibrium_speed"]
