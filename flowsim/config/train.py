@@ -165,6 +165,30 @@ class TrainConfig(Section):
     )
     normalize_obs: bool = Field(True, description="Running mean/std observation normalisation.")
     keep_checkpoints: StrictInt = Field(3, ge=1, description="Latest checkpoints kept.")
+    time_budget_s: float | None = Field(
+        None,
+        gt=0,
+        description="Stop at the end of the iteration that reaches this many seconds of "
+        "training (progress.csv's wall_s, evaluations included; a resumed run goes on from "
+        "its wall_s); null: only train.iterations ends the run.",
+    )
+    best_by: Literal["return", "eval"] = Field(
+        "return",
+        description="What picks best.pt: return (the iteration's mean training return, with "
+        "exploration noise) or eval (a deterministic evaluation every train.eval_every "
+        "iterations and at the last).",
+    )
+    eval_every: StrictInt = Field(
+        10, ge=1, le=1_000_000, description="best_by eval: iterations between evaluations."
+    )
+    eval_episodes: StrictInt = Field(
+        4, ge=1, le=10_000, description="best_by eval: episodes per evaluation (fixed seeds)."
+    )
+    eval_metric: Literal["return", "mean_speed", "outflow"] = Field(
+        "return",
+        description="best_by eval: the figure best.pt maximises: return, mean_speed (m/s, "
+        "averaged over every step: Flow's average speed) or outflow (veh/h, the bottleneck's).",
+    )
     trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="TRPO settings.")
     es: ESConfig = Field(default_factory=ESConfig, description="ES settings.")
     multiagent: MultiAgentConfig = Field(

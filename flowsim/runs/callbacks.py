@@ -3,8 +3,8 @@
 - :class:`CSVWriter`: ``progress.csv``, one row per iteration, healed after a failed write;
 - :class:`TensorBoardWriter`: the same rows as TensorBoard scalars over env steps;
 - :class:`EventsFlush`: ``events.jsonl`` lines a full disk held back, written when it can;
-- :class:`ProgressBar`: a rich bar with steps/s, return, mean speed and, on a signal env,
-  ``avg_delay`` (on a terminal);
+- :class:`ProgressBar`: a rich bar with steps/s, return, mean speed, on a signal env
+  ``avg_delay`` and the last greedy evaluation (``train.best_by: eval``), on a terminal;
 - :class:`FunctionCallback`: ``train(callback=fn)``'s ``fn(row, trainer)``.
 """
 
@@ -132,6 +132,9 @@ class ProgressBar(Callback):
         )
         if "avg_delay" in row:  # a signal env: RESCO's figure of merit
             status += f"  delay {row['avg_delay']:.1f} s"
+        evaluated = [key for key in row if key.startswith("eval_") and math.isfinite(row[key])]
+        if evaluated:  # train.best_by eval: the greedy evaluation of this iteration
+            status += f"  {evaluated[0].replace('_', ' ')} {row[evaluated[0]]:.2f}"
         self._progress.update(self._task, completed=int(row["iteration"]), status=status)
 
     def close(self) -> None:

@@ -6,7 +6,7 @@
       config.yaml        the resolved config the run trains with
       progress.csv       one row per iteration (rewritten atomically, appended, healed)
       events.jsonl       faults survived (:mod:`flowsim.runs.events`)
-      checkpoints/       checkpoint-NNNNNN.pt (the last K) and best.pt
+      checkpoints/       checkpoint-NNNNNN.pt (the last K) and best.pt (train.best_by)
       summary.json       the run's figures at the end
       tensorboard/       the same rows for TensorBoard
 
@@ -249,7 +249,9 @@ class RunDirectory:
         raise ConfigError(f"--resume {self.path}: every checkpoint is damaged; start a new run.")
 
     def best_checkpoint(self) -> tuple[dict[str, Any], Path]:
-        """``best.pt``: the checkpoint of the best mean training return.
+        """``best.pt``: the checkpoint of the best mean training return, or with
+        ``train.best_by: eval`` of the best deterministic evaluation
+        (:func:`flowsim.runs.loop.train_until`).
 
         Raises:
             ConfigError: it does not exist or is damaged (the message suggests the latest).

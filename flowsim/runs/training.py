@@ -30,7 +30,14 @@ from flowsim.runs.callbacks import (
     TensorBoardWriter,
 )
 from flowsim.runs.directory import Row, RunDirectory
-from flowsim.runs.loop import Callback, best_return, progress_columns, train_until
+from flowsim.runs.loop import (
+    Callback,
+    best_figure,
+    best_return,
+    eval_column,
+    progress_columns,
+    train_until,
+)
 from flowsim.runs.resume import resume_config
 
 logger = logging.getLogger(__name__)
@@ -169,6 +176,8 @@ def train(
         directory = RunDirectory.create(config, out)
 
     trainer, group = make_trainer(config, int(state["trainer"]["iteration"]) if state else 0)
+    # what best.pt is the best of: progress.csv's return_mean, or the greedy evaluation's column
+    best_column = eval_column(config.train) or "return_mean"
     try:
         rows: list[Row] = []
         best: float | None = None
@@ -186,7 +195,8 @@ def train(
             if changes:
                 detail += f"; --set {', '.join(changes)}"
             events.record("resumed", done, detail)
-            best = None if directory.drop_checkpoints_after(done) else best_return(rows)
+            dropped_best = directory.drop_checkpoints_after(done)
+            best = None if dropped_best else best_figure(rows, best_column)
         callbacks: list[Callback] = [
             CSVWriter(directory, rows, progress_columns(trainer), events),
             EventsFlush(events),
@@ -215,9 +225,20 @@ def train(
             "env_steps": trainer.env_steps,
             "wall_s": rows[-1]["wall_s"] if rows else 0.0,
             "final_return_mean": rows[-1]["return_mean"] if rows else None,
-            "best_return_mean": best,
+            "best_return_mean": best_return(rows),
+            "best_by": config.train.best_by,
+            # the figure best.pt was chosen by and its iteration (None: no best.pt was written)
+            "best": best,
+            "best_iteration": _iteration_of(rows, best_column, best),
             "faults": dict(events.counts),  # survived, as counted in events.jsonl
             "runner_nodes": sorted(group.nodes),  # Ray nodes that sampled (none in-process)
         }
     )
     return Run(directory.path, trainer, rows)
+
+
+def _iteration_of(rows: list[Row], column: str, value: float | None) -> int | None:
+    """The first iteration whose ``column`` is ``value`` (the best's), if any."""
+    if value is None:
+        return None
+    return next((int(r["iteration"]) for r in rows if r.get(column) == value), None)
