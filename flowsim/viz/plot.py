@@ -70,6 +70,11 @@ def plot(
     baseline = "program" if signals else "human"
     driver = driver or ("policy" if is_run else "max_pressure" if signals else "pi_saturation")
     others = [d for d in ("policy", *drivers) if d != baseline and (is_run or d != "policy")]
+    if not others:
+        raise ConfigError(
+            f"{target}: no driver to compare with the {_TITLES[baseline]} on env.type "
+            f"{source.config.env.type} (its AVs come and go); plot a trained run of it."
+        )
     if driver not in others:
         raise ConfigError(
             f"--driver {driver}: the right panel compares with the {_TITLES[baseline]}; "
