@@ -104,6 +104,9 @@ class TrafficLightGridEnv(FlowsimEnv):
         self._queue_at = np.concatenate(
             [at + lanes for at, lanes in zip(lane_at, self.num_lanes, strict=True)]
         )
+        #: the highest green phase of each signal, and of the only signal (sanitize_action)
+        self._last_green = self.num_greens - 1
+        self._only_last_green = int(self._last_green[0]) if count == 1 else -1
         spacing = min(g.length + g.min_gap for g in self.config.vehicles)
         env = self.config.env
         self.signals = Signals(
@@ -210,6 +213,18 @@ class TrafficLightGridEnv(FlowsimEnv):
         Raises:
             ValueError: the action is not one number per signal.
         """
+        # What action spaces sample (an integer; an integer array of one entry per signal)
+        # skips the float path: no rounding or NaN to handle, the same phases.
+        if self._only_last_green >= 0 and (type(action) is int or isinstance(action, np.integer)):
+            self._new_action = True
+            return np.array([min(max(int(action), 0), self._only_last_green)], dtype=np.int64)
+        if (
+            isinstance(action, np.ndarray)
+            and action.dtype.kind == "i"
+            and action.shape == self._last_green.shape
+        ):
+            self._new_action = True
+            return np.minimum(np.maximum(action, 0), self._last_green).astype(np.int64)
         try:
             phases = np.array(action, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError, OverflowError) as error:

@@ -13,12 +13,18 @@ programme (fixed or actuated) instead.
 Lane readings (vehicles, halted vehicles, waiting time) are read lazily: each kind at most
 once per simulation step and only for the lanes asked for (the incoming lanes come first in
 :attr:`Signals.lanes`, so outgoing lanes are read only by the pressure reward and rules). On
-libsumo they are direct calls (well under a microsecond each); over TraCI one lane
-subscription read per step.
+libsumo they are direct calls to the compiled getters (a fraction of a microsecond each; a lane
+subscription would cost SUMO work at every step, read or not, and its result dictionaries cost
+more to read); over TraCI one lane subscription read per step.
+
+The hot path (issue 21): everything a decision needs that does not change within an episode
+(getters, yellow states, minimum-green holds, lane capacities) is prepared at :meth:`bind`, and
+:meth:`Signals.tick` returns at once until the next yellow or all-red is due.
 """
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +39,11 @@ from flowsim.sim.kernel import Kernel, crash_guard
 #: Road one vehicle takes in a jam when no vehicle groups are known (m): 5 m car + 2.5 m gap,
 #: as sumo-rl normalises densities.
 DEFAULT_SPACING = 7.5
+
+#: Guards for the calls made at every step or decision, built once (see ``crash_guard``).
+_READING_LANES = crash_guard("reading lanes")
+_SWITCHING = crash_guard("switching a traffic light")
+_ENDING_YELLOW = crash_guard("ending a yellow phase")
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,15 @@ class Signals:
         self._cache: dict[str, Any] = {}
         self._read_at = -1.0
         self._subscribed = False
+        #: per signal: seconds a green must have lasted before it may change, less 1e-9
+        self._hold = np.zeros(0)
+        #: per signal: the yellow state shown between greens [from][to]
+        self._yellow: list[list[list[str]]] = []
+        #: simulation time (less 1e-9) at which the first running transition stage ends
+        self._due = math.inf
+        #: the lane getters of the running backend, by reading kind
+        self._getters: dict[str, Any] = {}
+        self._set_state: Any = None
 
     # -- set-up ---------------------------------------------------------------------------
     @property
@@ -296,6 +316,11 @@ class Signals:
             self.lane_length = np.array([api.lane.getLength(lane) for lane in self.lanes])
         self.red_time = np.array(red_times)
         self._incoming_capacity = self.lane_length[self._incoming_flat] / self.vehicle_spacing
+        self._hold = self.yellow_time + self.red_time + self.min_green - 1e-9
+        self._yellow = [
+            [[yellow_between(a, b) for b in greens] for a in greens] for greens in self.greens
+        ]
+        self._bind_calls(kernel.backend.name, api)
         count = len(self.ids)
         self.phase = np.zeros(count, dtype=np.int64)
         self.is_yellow = np.zeros(count, dtype=bool)
@@ -307,11 +332,32 @@ class Signals:
         with crash_guard("taking over traffic lights"):
             for i, tls in enumerate(self.ids):
                 self._take_over(i, tls, states[i], program_phases[i])
+        self._refresh_due()
         self._cache = {}
         self._read_at = -1.0
         self._subscribed = False
         if kernel.backend.name == "traci":
             self._subscribe()
+
+    def _bind_calls(self, backend: str, api: Any) -> None:
+        """The calls made at every step: libsumo's compiled functions (without the Python
+        wrapper, half the cost of a call) on libsumo, the connection's methods over TraCI."""
+        if backend == "libsumo":
+            from libsumo import _libsumo
+
+            self._getters = {
+                "vehicles": _libsumo.lane_getLastStepVehicleNumber,
+                "halting": _libsumo.lane_getLastStepHaltingNumber,
+                "waiting": _libsumo.lane_getWaitingTime,
+            }
+            self._set_state = _libsumo.trafficlight_setRedYellowGreenState
+        else:
+            self._getters = {
+                "vehicles": api.lane.getLastStepVehicleNumber,
+                "halting": api.lane.getLastStepHaltingNumber,
+                "waiting": api.lane.getWaitingTime,
+            }
+            self._set_state = api.trafficlight.setRedYellowGreenState
 
     def _index_lanes(self, links_of: list[list[tuple[int, str, str]]]) -> None:
         """Number the lanes (incoming ones first) and the connections of every signal."""
@@ -383,8 +429,7 @@ class Signals:
     def min_green_passed(self) -> np.ndarray:
         """Per signal: whether it may switch now (``yellow_time + all-red + min_green`` s since
         the last switch)."""
-        hold = self.yellow_time + self.red_time + self.min_green
-        return self.since_change() >= hold - 1e-9
+        return self.kernel.time - self.changed_at >= self._hold
 
     def set_green(self, index: int, phase: int) -> bool:
         """Ask signal ``index`` for green phase ``phase``; True if it starts switching now.
@@ -401,6 +446,7 @@ class Signals:
         if self.following or phase == self.phase[index] or not self.min_green_passed()[index]:
             return False
         self._switch(index, phase)
+        self._refresh_due()
         return True
 
     def set_greens(self, phases: np.ndarray) -> None:
@@ -410,14 +456,17 @@ class Signals:
             return
         phases = np.asarray(phases, dtype=np.int64)
         wanted = (phases != self.phase) & self.min_green_passed()
-        for index in np.flatnonzero(wanted).tolist():
-            self._switch(index, int(phases[index]))
+        if wanted.any():
+            for index in np.flatnonzero(wanted).tolist():
+                self._switch(index, int(phases[index]))
+            self._refresh_due()
 
     def _switch(self, index: int, phase: int) -> None:
-        """Start the change of signal ``index`` to green ``phase`` (yellow, all-red first)."""
+        """Start the change of signal ``index`` to green ``phase`` (yellow, all-red first);
+        call :meth:`_refresh_due` after the last switch of a step."""
         greens = self.greens[index]
         current = greens[self.phase[index]]
-        yellow = yellow_between(current, greens[phase])
+        yellow = self._yellow[index][self.phase[index]][phase]
         loses_green = yellow != current
         red = self.all_red[index] if loses_green else None
         now = self.kernel.time
@@ -427,8 +476,8 @@ class Signals:
             shown, in_red, end = red, True, now + self.red_time[index]
         else:
             shown, in_red, end = greens[phase], False, now
-        with crash_guard("switching a traffic light"):
-            self.kernel.backend.api.trafficlight.setRedYellowGreenState(self.ids[index], shown)
+        with _SWITCHING:
+            self._set_state(self.ids[index], shown)
         self.phase[index] = phase
         self.is_yellow[index] = shown != greens[phase]
         self._in_red[index] = in_red
@@ -441,23 +490,34 @@ class Signals:
         if self.following:
             self._track_program()
             return
-        if not self.is_yellow.any():
+        due = self._due
+        if due == math.inf:  # no transition running (the common case)
             return
-        over = self.is_yellow & (self.kernel.time >= self._stage_end - 1e-9)
+        now = self.kernel.time
+        if now < due:  # nor does one end now
+            return
+        over = self.is_yellow & (now >= self._stage_end - 1e-9)
         if over.any():
-            api = self.kernel.backend.api
-            with crash_guard("ending a yellow phase"):
+            set_state = self._set_state
+            with _ENDING_YELLOW:
                 for index in np.flatnonzero(over).tolist():
                     red = self.all_red[index]
                     if red is not None and not self._in_red[index]:
-                        api.trafficlight.setRedYellowGreenState(self.ids[index], red)
+                        set_state(self.ids[index], red)
                         self._in_red[index] = True
                         self._stage_end[index] += self.red_time[index]
                         continue
                     green = self.greens[index][self.phase[index]]
-                    api.trafficlight.setRedYellowGreenState(self.ids[index], green)
+                    set_state(self.ids[index], green)
                     self.is_yellow[index] = False
                     self._in_red[index] = False
+        self._refresh_due()
+
+    def _refresh_due(self) -> None:
+        """When :meth:`tick` next has work: the earliest end of a running transition stage
+        (less 1e-9, as ``tick`` compares), or never."""
+        ends = self._stage_end[self.is_yellow]
+        self._due = float((ends - 1e-9).min()) if ends.size else math.inf
 
     def follow_program(self) -> None:
         """Hand the lights back to SUMO's own programme from the files (fixed or actuated)
@@ -498,31 +558,14 @@ class Signals:
             self._read_at = now
         values = self._cache.get(kind)
         if values is None or len(values) < count:
-            with crash_guard("reading lanes"):
+            with _READING_LANES:
                 if self._subscribed:
                     values = self._read_subscribed(kind)
                 else:
-                    values = self._read(kind, self.lanes[:count])
+                    lanes = self.lanes[:count]
+                    values = np.fromiter(map(self._getters[kind], lanes), np.float64, count)
             self._cache[kind] = values
         return values
-
-    def _read(self, kind: str, lanes: tuple[str, ...]) -> np.ndarray:
-        if self.kernel.backend.name == "libsumo":  # the compiled getters, without the wrapper
-            from libsumo import _libsumo
-
-            getter = {
-                "vehicles": _libsumo.lane_getLastStepVehicleNumber,
-                "halting": _libsumo.lane_getLastStepHaltingNumber,
-                "waiting": _libsumo.lane_getWaitingTime,
-            }[kind]
-        else:
-            lane = self.kernel.backend.api.lane
-            getter = {
-                "vehicles": lane.getLastStepVehicleNumber,
-                "halting": lane.getLastStepHaltingNumber,
-                "waiting": lane.getWaitingTime,
-            }[kind]
-        return np.fromiter(map(getter, lanes), np.float64, len(lanes))
 
     def _read_subscribed(self, kind: str) -> np.ndarray:
         import traci
