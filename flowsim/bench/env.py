@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -302,7 +302,18 @@ def peer_task(config: FlowsimConfig) -> PeerTask:
     )
 
 
-def flowsim_decisions_per_s(config: FlowsimConfig, decisions: int, seed: int) -> float:
+class Timing(NamedTuple):
+    """One timed run of an env: decisions per second of wall-clock and of CPU time.
+
+    CPU time (the process's own) leaves out the waits that other work on a shared machine
+    causes, so it is the steadier of the two when the load moves during a run.
+    """
+
+    decisions_per_s: float
+    cpu_decisions_per_s: float
+
+
+def flowsim_timing(config: FlowsimConfig, decisions: int, seed: int) -> Timing:
     """Decisions per second of flowsim's signal env with random actions after a reset.
 
     The env is the config's: one agent (``traffic_light_grid``) or one PettingZoo agent per
@@ -317,25 +328,31 @@ def flowsim_decisions_per_s(config: FlowsimConfig, decisions: int, seed: int) ->
             spaces = {agent: env.action_space(agent) for agent in env.possible_agents}
             for offset, space in enumerate(spaces.values()):
                 space.seed(seed + offset)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for _ in range(decisions):
                 env.step({agent: space.sample() for agent, space in spaces.items()})
-            return decisions / (time.perf_counter() - started)
+            return _timing(decisions, started, cpu_started)
         finally:
             env.close()
     single = make_env(config)
     try:
         single.reset(seed=seed)
         single.action_space.seed(seed)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for _ in range(decisions):
             single.step(single.action_space.sample())
-        return decisions / (time.perf_counter() - started)
+        return _timing(decisions, started, cpu_started)
     finally:
         single.close()
 
 
-def peer_decisions_per_s(task: PeerTask, decisions: int, seed: int) -> float:
+def _timing(decisions: int, started: float, cpu_started: float) -> Timing:
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    return Timing(decisions / wall, decisions / max(cpu, 1e-9))
+
+
+def peer_timing(task: PeerTask, decisions: int, seed: int) -> Timing:
     """Decisions per second of sumo-rl's own env on ``task``'s files, in a process of its own
     (:mod:`flowsim.bench.sumorl_peer`: libsumo, random actions, sumo-rl's defaults)."""
     import sumo
@@ -363,7 +380,10 @@ def peer_decisions_per_s(task: PeerTask, decisions: int, seed: int) -> float:
         tail = "\n".join(finished.stderr.strip().splitlines()[-5:])
         raise FlowsimError(f"sumo-rl's env failed (exit {finished.returncode}):\n{tail}")
     timing = json.loads(lines[-1])
-    return timing["decisions"] / timing["seconds"]
+    return Timing(
+        timing["decisions"] / timing["seconds"],
+        timing["decisions"] / max(timing["cpu_seconds"], 1e-9),
+    )
 
 
 def bench_env_peer(
@@ -378,13 +398,17 @@ def bench_env_peer(
     Each repeat times ``decisions`` decisions (default and at most one episode) of each env
     after an untimed reset, with the same seed; the env that goes first alternates, so neither
     always meets a warmer or a busier machine. See ``flowsim bench env --peer``.
+
+    Besides each env's decisions/s and the ratio of their medians, the result holds the
+    same from CPU time (``cpu_*``) and the ratio within each repeat (``pair_ratios``): on a
+    shared machine these move less than wall-clock medians taken minutes apart.
     """
     if peer not in PEERS:
         raise ConfigError(f"--peer {peer}: choose from {', '.join(PEERS)}.")
     require_sumo_rl(f"--peer {peer}")
     task = peer_task(config)
     decisions = min(decisions or task.decisions, task.decisions)
-    rates: dict[str, list[float]] = {"flowsim": [], peer: []}
+    timings: dict[str, list[Timing]] = {"flowsim": [], peer: []}
     load_before = os.getloadavg()[0]
     for repeat in range(repeats):
         seed = config.sim.seed + repeat
@@ -392,10 +416,13 @@ def bench_env_peer(
         for who in order:
             report(f"repeat {repeat + 1}/{repeats}: {who}, {decisions} decisions")
             if who == "flowsim":
-                rates[who].append(flowsim_decisions_per_s(task.config, decisions, seed))
+                timings[who].append(flowsim_timing(task.config, decisions, seed))
             else:
-                rates[who].append(peer_decisions_per_s(task, decisions, seed))
+                timings[who].append(peer_timing(task, decisions, seed))
+    rates = {who: [t.decisions_per_s for t in runs] for who, runs in timings.items()}
+    cpu_rates = {who: [t.cpu_decisions_per_s for t in runs] for who, runs in timings.items()}
     medians = {who: statistics.median(values) for who, values in rates.items()}
+    cpu_medians = {who: statistics.median(values) for who, values in cpu_rates.items()}
     return {
         "benchmark": "env-peer",
         "config": config.name,
@@ -413,6 +440,10 @@ def bench_env_peer(
         "decisions_per_s": rates,
         "median_decisions_per_s": medians,
         "ratio_to_peer": medians["flowsim"] / medians[peer],
+        "pair_ratios": [a / b for a, b in zip(rates["flowsim"], rates[peer], strict=True)],
+        "cpu_decisions_per_s": cpu_rates,
+        "median_cpu_decisions_per_s": cpu_medians,
+        "cpu_ratio_to_peer": cpu_medians["flowsim"] / cpu_medians[peer],
         # The 1-minute load average before and after: other work on the machine slows both.
         "load_average": [load_before, os.getloadavg()[0]],
         "machine": machine_description(),

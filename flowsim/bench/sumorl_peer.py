@@ -1,11 +1,13 @@
 """sumo-rl's own env timed with random actions: the peer of ``flowsim bench env --peer sumo-rl``.
 
 Runs in a process of its own (``python -m flowsim.bench.sumorl_peer '{...}'``), started by
-:func:`flowsim.bench.env.peer_decisions_per_s`: sumo-rl picks libsumo when
+:func:`flowsim.bench.env.peer_timing`: sumo-rl picks libsumo when
 ``LIBSUMO_AS_TRACI`` is set before it is imported, and libsumo runs one simulation per process,
 so the peer cannot share flowsim's. It prints one JSON line: ``{"decisions": n, "seconds": s,
-"signals": k}``. The env keeps sumo-rl's defaults (a decision every 5 s, 2 s yellow, 5 s min
-green, its observation and reward); only the files, the time window and the seed are given.
+"cpu_seconds": c, "signals": k}`` (``cpu_seconds``: the process's CPU time over the same
+decisions, which other load on the machine disturbs less than the wall clock). The env keeps
+sumo-rl's defaults (a decision every 5 s, 2 s yellow, 5 s min green, its observation and
+reward); only the files, the time window and the seed are given.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def run_peer(
         for offset, space in enumerate(spaces.values()):
             space.seed(seed + offset)
         done, taken = False, 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         while taken < decisions and not done:
             if single_agent:
                 *_, terminated, truncated, _ = env.step(env.action_space.sample())
@@ -66,9 +68,10 @@ def run_peer(
                 done = dones["__all__"]
             taken += 1
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     finally:
         env.close()
-    return {"decisions": taken, "seconds": elapsed, "signals": len(spaces)}
+    return {"decisions": taken, "seconds": elapsed, "cpu_seconds": cpu, "signals": len(spaces)}
 
 
 def main(argv: list[str]) -> int:
