@@ -1,4 +1,4 @@
-"""``flowsim bench``: env, sampler, train, resco and faults here; ``bench tune`` and
+"""``flowsim bench``: env, sampler, train, resco, suite and faults here; ``bench tune`` and
 ``bench imitate`` come from their packages (``flowsim/tune/cli.py``, ``flowsim/hierarchy/cli.py``).
 
 Every kind writes its JSON result under ``--results`` (:func:`report_bench`) and shows it.
@@ -17,6 +17,7 @@ from flowsim.cli.common import (
     add_bench_output,
     add_config,
     add_set,
+    print_json,
     report_bench,
     results_folder,
     stderr,
@@ -106,6 +107,31 @@ def add_parser(commands: Any) -> None:
     add_set(resco, "override a value in every map's config, e.g. --set env.horizon=30")
     add_bench_output(resco)
     resco.set_defaults(handler=cmd_bench_resco)
+
+    suite = kinds.add_parser(
+        "suite", help="a published benchmark table trained and evaluated here (flow: Flow's)"
+    )
+    suite.add_argument("table", choices=("flow",), help="flow: Flow's CoRL 2018 table")
+    suite.add_argument(
+        "--rows", default="all", help="comma-separated rows (default all eleven), e.g. grid0"
+    )
+    suite.add_argument("--budget-min", type=float, default=30.0, help="minutes of training per row")
+    suite.add_argument(
+        "--episodes", type=int, default=40, help="greedy episodes per policy and baseline"
+    )
+    suite.add_argument("--seed", type=int, default=1000, help="seed of the first episode")
+    suite.add_argument(
+        "--folder", type=Path, default=Path("scenarios/benchmarks"), help="folder of the rows"
+    )
+    suite.add_argument(
+        "--out", type=Path, default=Path("runs/suite-flow"), help="folder of the training runs"
+    )
+    suite.add_argument(
+        "--fresh", action="store_true", help="measure and train every row again from scratch"
+    )
+    add_set(suite, "override a value in every row's config, e.g. --set sampler.num_workers=1")
+    add_bench_output(suite)
+    suite.set_defaults(handler=cmd_bench_suite)
 
     add_bench_tune_parser(kinds)
     add_bench_imitate_parser(kinds)
@@ -392,4 +418,88 @@ def _show_faults(result: dict[str, Any]) -> None:
         f"config fuzz: {fuzz['examples']} files, {fuzz['loaded']} loaded, "
         f"{fuzz['refused']} refused with a message, {fuzz['tracebacks']} tracebacks\n"
         f"written to {result['written_to']}"
+    )
+
+
+def cmd_bench_suite(args: argparse.Namespace) -> int:
+    """``flowsim bench suite flow``: Flow's table, row by row, beside flowsim's."""
+    from flowsim.bench.suite import bench_suite_flow, parse_rows
+
+    rows = parse_rows(args.rows)
+    if args.budget_min <= 0 or args.episodes < 1:
+        raise ConfigError("--budget-min and --episodes must be positive, e.g. --budget-min 30.")
+    results = results_folder(args)
+
+    def finished(row: dict[str, Any]) -> None:
+        chosen = row.get("best") or row["final"]
+        stderr.print(
+            f"{row['row']}: humans {row['human']['mean']:.2f}, policy {chosen['mean']:.2f} "
+            f"{row['unit']} (Flow: {row['flow']['human']:.2f} / {row['flow']['best_rl']:.2f})",
+            highlight=False,
+        )
+
+    with stderr.status("Flow's benchmark table") as status:
+        result = bench_suite_flow(
+            rows,
+            budget_min=args.budget_min,
+            episodes=args.episodes,
+            seed=args.seed,
+            folder=args.folder,
+            out=args.out,
+            results=results,
+            overrides=args.overrides,
+            fresh=args.fresh,
+            report=lambda phase: status.update(phase),
+            finished=finished,
+        )
+    if args.json:
+        print_json(args, result)
+    else:
+        _show_suite(result)
+    return 0
+
+
+def _show_suite(result: dict[str, Any]) -> None:
+    """``bench suite flow`` as a table: Flow's human and best RL beside flowsim's."""
+    table = Table(
+        title=f"Flow's benchmark table: {result['episodes']} greedy episodes per figure, "
+        f"{result['budget_min']:g} min of training per row",
+        header_style="bold",
+    )
+    columns = ("row", "metric", "Flow: human / RL", "human / final / best", "gain (Flow)")
+    for column in (*columns, "beats Flow RL", "training"):
+        text = column in ("row", "metric", "beats Flow RL", "training")
+        table.add_column(
+            column, justify="left" if text else "right", no_wrap=column == "row", min_width=4
+        )
+    for row in result["rows"]:
+        compared, training = row["comparison"], row["training"]
+        gain = compared["gain_over_humans"]
+        beats = compared["beats_flow_rl"]
+        shown = (
+            f"code {'yes' if beats['code'] else 'no'}, paper {'yes' if beats['paper'] else 'no'}"
+            if isinstance(beats, dict)
+            else ("yes" if beats else "no")
+        )
+        figures = [row["human"], row["final"], row.get("best")]
+        table.add_row(
+            row["row"],
+            f"{row['metric']} ({row['unit']})",
+            f"{row['flow']['human']:g} / {row['flow']['best_rl']:g} {row['flow']['algorithm']}",
+            " / ".join("-" if entry is None else f"{entry['mean']:.4g}" for entry in figures),
+            f"{gain['flowsim']:+.0%} ({gain['flow']:+.0%})",
+            shown,
+            f"{training.get('iterations') or 0} it., {training.get('env_steps') or 0:,} steps, "
+            f"{(training.get('wall_s') or 0) / 60:.1f} min",
+        )
+    Console().print(table)
+    Console().print(
+        "human: all humans (grid: SUMO's actuated programme); final, best: the last and the "
+        "best checkpoint (best.pt, by a greedy evaluation on other seeds), means over the "
+        "episodes (spreads in the JSON); gain: flowsim's best policy over its own humans "
+        "(Flow's in brackets; grid: less delay is a gain); beats Flow RL: the grid's figure "
+        "read as Flow's code (higher is better) and as the paper (a delay, lower is better). "
+        "Flow's figures: "
+        f"{result['source']}.\nwritten to {result['written_to']}, picture {result['figure']}",
+        highlight=False,
     )
