@@ -143,15 +143,22 @@ def row_config(
     return load_config(path, [*suite, *overrides])
 
 
+#: The human model of a row without humans (figureeight2): Flow's IDM with noise 0.2, as its
+#: all-human baseline script drives every vehicle of the figure eight.
+FLOW_HUMAN = {"type": "idm", "params": {"noise": 0.2}}
+
+
 def human_config(config: FlowsimConfig) -> FlowsimConfig:
     """``config`` with every ``rl`` group driven as its humans drive (the controller of the
-    largest human group: SUMO's own model, or e.g. IDM with noise on the figure eight)."""
+    largest human group: SUMO's own model, or e.g. IDM with noise on the figure eight; with no
+    human group, :data:`FLOW_HUMAN`)."""
     humans = [g for g in config.vehicles if g.controller.type != "rl"]
-    if not humans:
-        return config
-    controller = json.dumps(max(humans, key=lambda g: g.count).controller.model_dump(mode="json"))
+    if humans:
+        controller = max(humans, key=lambda g: g.count).controller.model_dump(mode="json")
+    else:
+        controller = FLOW_HUMAN
     overrides = [
-        f"vehicles.{index}.controller={controller}"
+        f"vehicles.{index}.controller={json.dumps(controller)}"
         for index, group in enumerate(config.vehicles)
         if group.controller.type == "rl"
     ]
