@@ -327,8 +327,13 @@ class EnvRunner:
             if not active or (num_episodes is not None and len(episodes) >= num_episodes):
                 break
             tick = time.perf_counter()
-            obs_batch = np.stack([self._obs[k] for k in active])
+            if len(active) == 1:  # a view: np.stack costs more than the forward's first layer
+                obs_batch = np.asarray(self._obs[active[0]])[np.newaxis]
+            else:
+                obs_batch = np.stack([self._obs[k] for k in active])
             actions, logp, values = self.policy.compute_actions(obs_batch, explore, self.rng)
+            # Python floats of the whole batch at once, not one numpy scalar per env
+            logp, values = logp.tolist(), values.tolist()
             inference_s += time.perf_counter() - tick
             for row, k in enumerate(active):
                 env, stream, obs = self.envs[k], streams[k], self._obs[k]
@@ -353,8 +358,8 @@ class EnvRunner:
                 stream.rewards.append(reward)
                 stream.terminated.append(terminated)
                 stream.truncated.append(truncated)
-                stream.logp.append(float(logp[row]))
-                stream.values.append(float(values[row]))
+                stream.logp.append(logp[row])
+                stream.values.append(values[row])
                 stream.next_obs.append(next_obs)
                 tally = self._tallies[k]
                 tally.add(reward, info)

@@ -168,10 +168,7 @@ class MLPPolicy:
                 return head, np.full(len(head), np.nan)
             state = _normalized(critic_obs, self._critic_mean, self._critic_std, self.spec.obs_clip)
             return head, _mlp_forward(self._heads["vf"], state, activation)[:, 0]
-        for weight_t, bias in self._fused[:-1]:
-            x = activation(x @ weight_t + bias)
-        weight_t, bias = self._fused[-1]
-        out = x @ weight_t + bias
+        out = _mlp_forward(self._fused, x, activation)
         return out[:, :-1], out[:, -1]
 
     def compute_actions(
@@ -200,7 +197,11 @@ class MLPPolicy:
         if explore:
             noise = rng.standard_normal(head.shape)
             actions = head + self._std * noise
-            logp = -0.5 * np.einsum("ij,ij->i", noise, noise) - self._logp_constant
+            if self.act_dim == 1:  # the one square einsum would sum, at a third of its cost
+                squares = np.multiply(noise[:, 0], noise[:, 0])
+            else:
+                squares = np.einsum("ij,ij->i", noise, noise)
+            logp = -0.5 * squares - self._logp_constant
         else:
             actions = head
             logp = np.full(len(head), -self._logp_constant)
@@ -256,15 +257,19 @@ def _normalized(
     values: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None, clip: float
 ) -> np.ndarray:
     """Flattened inputs, normalised and clipped when statistics are given."""
-    x = np.asarray(values).reshape(len(values), -1)
+    x = values if type(values) is np.ndarray else np.asarray(values)
+    if x.ndim != 2:
+        x = x.reshape(len(x), -1)
     if mean is None:
         return x
-    return np.clip((x - mean) / std, -clip, clip)
+    # np.clip's Python wrapper costs more than these two ufuncs (the same values, NaN kept)
+    return np.minimum(np.maximum((x - mean) / std, -clip), clip)
 
 
 def _mlp_forward(
-    layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, activation
+    layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray, activation: Any
 ) -> np.ndarray:
+    """The layers' outputs for inputs ``x`` (a row each)."""
     for weight_t, bias in layers[:-1]:
         x = activation(x @ weight_t + bias)
     weight_t, bias = layers[-1]
