@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 JSON_COMMANDS = {
     "simulate", "tune", "evaluate", "replay", "imitate", "scenarios build",
     "bench env", "bench sampler", "bench train", "bench tune", "bench imitate", "bench faults",
-    "bench resco",
+    "bench resco", "bench suite",
 }  # fmt: skip
 
 
@@ -60,7 +60,8 @@ def test_bench_kinds_share_results_and_json() -> None:
         name: parser for name, parser in _commands(build_parser()) if name.startswith("bench ")
     }
     assert set(kinds) == {
-        f"bench {k}" for k in ("env", "sampler", "train", "tune", "imitate", "faults", "resco")
+        f"bench {k}"
+        for k in ("env", "sampler", "train", "tune", "imitate", "faults", "resco", "suite")
     }
     for name, parser in kinds.items():
         options = [a.option_strings[-1] for a in parser._actions if a.option_strings]
