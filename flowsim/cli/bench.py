@@ -7,6 +7,7 @@ Every kind writes its JSON result under ``--results`` (:func:`report_bench`) and
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,12 @@ def add_parser(commands: Any) -> None:
         default=None,
         help="Ray workers of the widest setting (default: one per core of this machine; on a "
         "cluster, with --set sampler.address=auto, as many as it has CPUs)",
+    )
+    sampler.add_argument(
+        "--yaml-setting",
+        action="store_true",
+        help="time the YAML's own action interval and horizon (default: the seed's setting, "
+        "an action every 0.1 s and 3,000-step trajectories after 750 warm-up steps; --set wins)",
     )
     add_bench_output(sampler)
     sampler.set_defaults(handler=cmd_bench_sampler)
@@ -289,7 +296,7 @@ def _show_resco(result: dict[str, Any]) -> None:
 
 def cmd_bench_sampler(args: argparse.Namespace) -> int:
     """``flowsim bench sampler``."""
-    from flowsim.bench.sampler import bench_sampler
+    from flowsim.bench.sampler import SEED_SETTING, bench_sampler
     from flowsim.config import load_config
 
     results = results_folder(args)
@@ -299,7 +306,8 @@ def cmd_bench_sampler(args: argparse.Namespace) -> int:
         raise ConfigError(f"--trajectories {args.trajectories}: give at least 1, e.g. 144.")
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: give at least 1 (or leave it out).")
-    config = load_config(args.config, args.overrides)
+    seed_setting = [] if args.yaml_setting else list(SEED_SETTING)
+    config = load_config(args.config, seed_setting + list(args.overrides or []))
     with stderr.status("benchmarking the sampler") as status:
         result = bench_sampler(
             config,
@@ -438,6 +446,20 @@ def cmd_bench_suite(args: argparse.Namespace) -> int:
             highlight=False,
         )
 
+    logged = {"at": 0.0, "training": False}
+
+    def progress(phase: str, status: Any) -> None:
+        status.update(phase)
+        # Off a terminal (a log file) the status line is not shown: write every step of a row
+        # and, while it trains, a line a minute.
+        now, training = time.monotonic(), ": training " in phase
+        if stderr.is_terminal:
+            return
+        if not training or not logged["training"] or now - logged["at"] >= 60:
+            stderr.print(phase, highlight=False)
+            logged["at"] = now
+        logged["training"] = training
+
     with stderr.status("Flow's benchmark table") as status:
         result = bench_suite_flow(
             rows,
@@ -449,7 +471,7 @@ def cmd_bench_suite(args: argparse.Namespace) -> int:
             results=results,
             overrides=args.overrides,
             fresh=args.fresh,
-            report=lambda phase: status.update(phase),
+            report=lambda phase: progress(phase, status),
             finished=finished,
         )
     if args.json:
