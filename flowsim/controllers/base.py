@@ -32,6 +32,24 @@ class FollowingState:
         return int(self.speed.shape[0])
 
 
+_ZERO_D: dict[float, np.ndarray] = {}
+
+
+def zero_d(value: float) -> np.ndarray:
+    """``value`` as a 0-d float64 array, made once per value.
+
+    A ufunc takes a 0-d float64 operand faster than a Python float (no conversion) and
+    computes the same float64 result: the per-step maths on a group's arrays uses these.
+    """
+    array = _ZERO_D.get(value)
+    if array is None:
+        if len(_ZERO_D) > 1024:  # parameters that keep changing: do not grow without bound
+            _ZERO_D.clear()
+        array = _ZERO_D[value] = np.array(float(value))
+        array.flags.writeable = False
+    return array
+
+
 class Controller(ABC):
     """A longitudinal controller for a group of vehicles.
 

@@ -37,10 +37,18 @@ from typing import ClassVar
 
 import numpy as np
 
-from flowsim.controllers.base import Controller, FollowingState
+from flowsim.controllers.base import Controller, FollowingState, zero_d
 
 #: Smallest headway (m) a model divides by; a headway of zero or less is a collision.
 MIN_HEADWAY = 1e-3
+
+_ZERO = zero_d(0.0)
+_ONE = zero_d(1.0)
+_MIN_HEADWAY = zero_d(MIN_HEADWAY)
+
+#: Noise is drawn from the generator ahead of use, this many numbers at a time (or one step's
+#: worth for larger groups): one draw per step costs more than the arithmetic it feeds.
+NOISE_BLOCK = 4096
 
 
 def check_parameters(controller: Controller, positive: Iterable[str] = ()) -> None:
@@ -83,27 +91,60 @@ class CarFollowingModel(Controller):
 
     def __post_init__(self) -> None:
         check_parameters(self, self.positive_parameters)
+        self._clear_noise()
 
     @abstractmethod
     def model_accelerations(self, state: FollowingState) -> np.ndarray:
         """Noise-free accelerations (m/s²) of the model, shape (n,)."""
 
+    def reset(self, num_vehicles: int, rng: np.random.Generator) -> None:
+        """Prepare for a new episode with ``num_vehicles`` vehicles drawing noise from ``rng``."""
+        super().reset(num_vehicles, rng)
+        self._clear_noise()
+
     def accelerations(self, state: FollowingState) -> np.ndarray:
-        """Model accelerations plus noise (m/s²), at least stopping where vehicles overlap."""
+        """Model accelerations plus noise (m/s²), at least stopping where vehicles overlap.
+
+        The noise is the generator's standard normal stream in order, ``num_vehicles`` numbers
+        per call, as if drawn call by call; it is drawn ahead in blocks (:data:`NOISE_BLOCK`),
+        so draw nothing else from :attr:`rng` between calls.
+        """
         accel = np.asarray(self.model_accelerations(state), dtype=np.float64)
         if self.noise > 0:
-            scale = self.noise * math.sqrt(state.step_length)
-            accel = accel + scale * self.rng.standard_normal(state.num_vehicles)
-        overlapping = state.headway <= 0
+            accel = accel + self._noise(state.num_vehicles, state.step_length)
+        overlapping = state.headway <= _ZERO
         if np.count_nonzero(overlapping):  # rare (a collision): skip the work otherwise
             stop_now = (0.0 - np.maximum(state.speed, 0.0)) / state.step_length
             accel = np.where(overlapping, np.minimum(accel, stop_now), accel)
         return accel
 
+    def _clear_noise(self) -> None:
+        self._raw_noise = np.zeros(0)  # standard normal draws not used yet, in stream order
+        self._scaled_noise = self._raw_noise
+        self._noise_used = 0  # how many of them are used
+        self._noise_scale = math.nan
+
+    def _noise(self, count: int, step_length: float) -> np.ndarray:
+        """The next ``count`` draws of the stream times ``noise * sqrt(step_length)``."""
+        scale = self.noise * math.sqrt(step_length)
+        start = self._noise_used
+        end = start + count
+        if end > self._raw_noise.size or scale != self._noise_scale:
+            rest = self._raw_noise[start:]
+            if end > self._raw_noise.size:
+                more = self.rng.standard_normal(max(NOISE_BLOCK, count) - rest.size)
+                rest = np.concatenate([rest, more])
+            # scale * each draw: the same products as scaling one step's draws at a time
+            self._raw_noise, self._scaled_noise = rest, scale * rest
+            self._noise_scale = scale
+            start, end = 0, count
+        self._noise_used = end
+        return self._scaled_noise[start:end]
+
 
 def _headway(state: FollowingState) -> np.ndarray:
     """Headway floored at :data:`MIN_HEADWAY` so that models can divide by it."""
-    return np.maximum(state.headway, MIN_HEADWAY)
+    return np.maximum(state.headway, _MIN_HEADWAY)
 
 
 @dataclass(kw_only=True)
@@ -134,15 +175,15 @@ class IDM(CarFollowingModel):
 
     def desired_gap(self, speed: np.ndarray, leader_speed: np.ndarray) -> np.ndarray:
         """The IDM desired gap s* (m) for the given own and leader speeds."""
-        braking = speed * (speed - leader_speed) / (2.0 * math.sqrt(self.a * self.b))
-        return self.s0 + np.maximum(0.0, speed * self.T + braking)
+        braking = speed * (speed - leader_speed) / zero_d(2.0 * math.sqrt(self.a * self.b))
+        return zero_d(self.s0) + np.maximum(_ZERO, speed * zero_d(self.T) + braking)
 
     def model_accelerations(self, state: FollowingState) -> np.ndarray:
         """IDM accelerations (m/s²), shape (n,)."""
         speed = state.speed
-        free_road = np.power(np.maximum(speed, 0.0) / self.v0, self.delta)
-        interaction = (self.desired_gap(speed, state.leader_speed) / _headway(state)) ** 2
-        return self.a * (1.0 - free_road - interaction)
+        free_road = np.power(np.maximum(speed, _ZERO) / zero_d(self.v0), zero_d(self.delta))
+        interaction = np.square(self.desired_gap(speed, state.leader_speed) / _headway(state))
+        return zero_d(self.a) * (_ONE - free_road - interaction)
 
 
 @dataclass(kw_only=True)

@@ -7,7 +7,10 @@ times ``dt``; :func:`safe_velocity` relies on that update.
 
 Example:
     >>> import numpy as np
-    >>> from flowsim.controllers.base import FollowingState
+    >>> from flowsim.controllers.base import FollowingState, zero_d
+
+_ZERO = zero_d(0.0)
+_FLOAT64 = np.dtype(np.float64)
     >>> state = FollowingState(
     ...     speed=np.array([10.0]),
     ...     leader_speed=np.array([0.0]),
@@ -25,7 +28,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from flowsim.controllers.base import FollowingState
+from flowsim.controllers.base import FollowingState, zero_d
+
+_ZERO = zero_d(0.0)
+_FLOAT64 = np.dtype(np.float64)
 
 #: Names accepted by :func:`apply_failsafes`, in no particular order.
 FAILSAFES: tuple[str, ...] = ("feasible_accel", "obey_speed_limit", "safe_velocity")
@@ -46,7 +52,7 @@ def obey_speed_limit(
     A vehicle already above its limit gets the (possibly hard) braking that returns it to the
     limit in one step; a non-positive limit means stopping.
     """
-    to_limit = (np.maximum(speed_limit, 0.0) - speed) / dt
+    to_limit = (np.maximum(speed_limit, _ZERO) - speed) / zero_d(dt)
     return np.minimum(accel, to_limit)
 
 
@@ -139,7 +145,9 @@ def apply_failsafes(
     for name in names:
         if name not in FAILSAFES:
             raise ValueError(f"unknown fail-safe '{name}'; valid: {', '.join(sorted(FAILSAFES))}")
-    result = np.asarray(accel, dtype=np.float64)
+    if type(accel) is not np.ndarray or accel.dtype is not _FLOAT64:
+        accel = np.asarray(accel, dtype=np.float64)
+    result = accel
     for name in names:
         if name == "feasible_accel":
             result = feasible_accel(result, max_accel, max_decel)

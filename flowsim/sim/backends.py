@@ -120,6 +120,17 @@ class Backend:
             result.append(found if found and found[0] else ("", float("inf")))
         return result
 
+    def leader_columns(
+        self, ids: tuple[str, ...], lookahead: float
+    ) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """:meth:`leaders` as two columns: leader ids ('' where none) and gaps (any value
+        where there is no leader)."""
+        found = self.leaders(ids, lookahead)
+        if not found:
+            return (), ()
+        names, gaps = zip(*found, strict=True)
+        return names, gaps
+
     def followers(self, ids: tuple[str, ...], lookback: float) -> list[tuple[str, float]]:
         """(follower id, gap) per vehicle within ``lookback`` m; ('', inf) where there is none."""
         found = []
@@ -284,6 +295,16 @@ class LibsumoBackend(Backend):
         none = ("", float("inf"))
         # libsumo answers ('', -1.0) where there is no leader
         return [found if found[0] else none for found in map(get, ids, itertools.repeat(lookahead))]
+
+    def leader_columns(
+        self, ids: tuple[str, ...], lookahead: float
+    ) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """Leader ids ('' where none) and gaps (-1 where none), straight from libsumo."""
+        found = list(map(self._raw.get_leader, ids, itertools.repeat(lookahead)))
+        if not found:
+            return (), ()
+        names, gaps = zip(*found, strict=True)
+        return names, gaps
 
     def set_speeds(self, ids: tuple[str, ...], speeds: np.ndarray) -> None:
         """Command each vehicle's speed for the next step (m/s)."""

@@ -45,19 +45,31 @@ class crash_guard:
     ) -> bool:
         if kind is None:
             return False
-        if not _FATAL:
-            _exception_types()
-        if issubclass(kind, _FATAL):
-            raise SimulationCrashed(f"SUMO died while {self.what}: {error}") from None
-        if issubclass(kind, _REFUSED):
-            text = str(error)
-            if "connection" in text.lower() or "not running" in text.lower():
-                raise SimulationCrashed(f"SUMO died while {self.what}: {text}") from None
-            raise SimulationCrashed(f"SUMO refused a command while {self.what}: {text}") from None
+        assert error is not None
+        crashed = self.translate(error)
+        if crashed is not None:
+            raise crashed from None
         return False
 
+    def translate(self, error: BaseException) -> SimulationCrashed | None:
+        """The :class:`SimulationCrashed` that ``error`` means, or None if it is not SUMO's.
 
-@dataclass
+        The kernel's per-step calls use it in a ``try`` block (free in Python 3.11 when
+        nothing is raised) instead of ``with``, which costs two method calls every time.
+        """
+        if not _FATAL:
+            _exception_types()
+        if isinstance(error, _FATAL):
+            return SimulationCrashed(f"SUMO died while {self.what}: {error}")
+        if isinstance(error, _REFUSED):
+            text = str(error)
+            if "connection" in text.lower() or "not running" in text.lower():
+                return SimulationCrashed(f"SUMO died while {self.what}: {text}")
+            return SimulationCrashed(f"SUMO refused a command while {self.what}: {text}")
+        return None
+
+
+@dataclass(frozen=True)
 class StepEvents:
     """What happened in the last step that an env may want to react to.
 
@@ -81,6 +93,10 @@ class StepEvents:
         return bool(self.removed or self.added)
 
 
+#: The events of a step in which nothing happened (most steps): one shared, immutable instance.
+_QUIET = StepEvents()
+
+
 #: How far ahead (m) a vehicle looks for its leader on an open network without a main route
 #: (OSM areas, your own files): beyond the distance any car-following model reacts to.
 OPEN_LEADER_LOOKAHEAD = 250.0
@@ -91,6 +107,11 @@ _READING_SPEEDS = crash_guard("reading speeds")
 _READING_LEADERS = crash_guard("reading leaders")
 _SETTING_SPEEDS = crash_guard("setting speeds")
 
+#: NumPy constants of the per-step maths: a 0-d array operand costs a ufunc less than a
+#: Python float (no conversion), and gives the same float64 result.
+_ZERO = np.array(0.0)
+_FLOAT64 = np.dtype(np.float64)
+
 
 @dataclass(slots=True)
 class _Leaders:
@@ -98,8 +119,27 @@ class _Leaders:
 
     headway: np.ndarray
     leader_speed: np.ndarray
-    #: (leader id, gap) as the backend returned them; ids are only turned into a list on demand
-    found: list[tuple[str, float]]
+    #: leader ids as the backend returned them ('' where there is none)
+    names: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _LeaderMap:
+    """Who leads whom among an index set, kept while the leaders' ids stay the same.
+
+    On a single-lane loop nobody overtakes, so the ids SUMO names as leaders repeat step after
+    step: the id lookups then happen once, not every step.
+    """
+
+    #: the leader ids this map was built from
+    names: tuple[str, ...]
+    #: array index of each vehicle's leader; the vehicle's own index where it has none (or an
+    #: untracked one), so that ``speeds[leader]`` gives its own speed there
+    leader: np.ndarray
+    #: rows without a (tracked) leader: their headway is inf; None when every row has one
+    free: np.ndarray | None
+    #: each vehicle's standstill gap, which SUMO's gap leaves out
+    min_gap: np.ndarray
 
 
 @dataclass(slots=True)
@@ -135,6 +175,7 @@ class Kernel:
 
     def __init__(self, sim: SimConfig) -> None:
         self.sim = sim
+        self._step_0d = np.array(float(sim.step_length))
         self.backend: Backend = make_backend(sim.backend)
         self.instance: ScenarioInstance | None = None
         self.vehicle_ids: tuple[str, ...] = ()
@@ -150,6 +191,8 @@ class Kernel:
         self._ids_memo: dict[bytes, tuple[str, ...]] = {}
         #: per ``indices.tobytes()``: their positions in the watch set, None if not all in it
         self._watch_positions: dict[bytes, np.ndarray | None] = {}
+        #: who leads whom in the watch set, rebuilt when the leaders' ids change
+        self._watch_map: _LeaderMap | None = None
         self._start_time = 0.0
         self._steps_since_load = 0
         #: vType of vehicles that entered during the episode (inflows), by id
@@ -221,6 +264,7 @@ class Kernel:
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
         self._watch_positions = {}
+        self._watch_map: _LeaderMap | None = None
         self._cache = _StepCache()
         self._entered_type = {}
         self._placed_type = {v.vehicle_id: v.group for v in instance.vehicles}
@@ -268,12 +312,20 @@ class Kernel:
     def step(self) -> StepEvents:
         """Advance one step; return the collisions and teleports it produced."""
         backend = self.backend
-        with _STEPPING:
+        try:
             backend.step()
             self._steps_since_load += 1
             collisions = backend.colliding_ids()
             teleports = backend.teleports()
+        except Exception as error:
+            crashed = _STEPPING.translate(error)
+            if crashed is None:
+                raise
+            raise crashed from None
         self._cache = _StepCache()
+        if not collisions and not teleports and self._edge_speed is None:
+            self.events = _QUIET  # a closed network where nothing happened: most steps
+            return _QUIET
         removed: tuple[str, ...] = ()
         added: tuple[str, ...] = ()
         arrivals = 0
@@ -323,6 +375,7 @@ class Kernel:
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
         self._watch_positions = {}
+        self._watch_map = None
 
     def vehicle_type(self, vehicle_id: str) -> str:
         """The vType (vehicle group) of a vehicle present in the network."""
@@ -343,6 +396,7 @@ class Kernel:
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
         self._watch_positions = {}
+        self._watch_map = None
 
     @property
     def time(self) -> float:
@@ -356,10 +410,16 @@ class Kernel:
     # -- reads ----------------------------------------------------------------------------
     def speeds(self) -> np.ndarray:
         """Speed of every vehicle (m/s)."""
-        if self._cache.speed is None:
-            with _READING_SPEEDS:
-                self._cache.speed = self.backend.speeds(self.vehicle_ids)
-        return self._cache.speed
+        speed = self._cache.speed
+        if speed is None:
+            try:
+                speed = self._cache.speed = self.backend.speeds(self.vehicle_ids)
+            except Exception as error:
+                crashed = _READING_SPEEDS.translate(error)
+                if crashed is None:
+                    raise
+                raise crashed from None
+        return speed
 
     def speed_limits(self) -> np.ndarray:
         """Lane speed limit for every vehicle (m/s).
@@ -434,7 +494,7 @@ class Kernel:
             # The first read of a step fetches every watched vehicle: later reads hit the cache.
             watched = self._cache.watched
             if watched is None:
-                watched = self._cache.watched = self._read_leaders(self._leader_watch)
+                watched = self._cache.watched = self._read_watched_leaders()
             return watched.headway[within], watched.leader_speed[within]
         read = self._other_leaders(indices, key)
         return read.headway.copy(), read.leader_speed.copy()
@@ -464,10 +524,10 @@ class Kernel:
         key = indices.tobytes()
         within = self._watch_positions[key]
         if within is None:
-            return [name for name, _ in self._other_leaders(indices, key).found]
+            return list(self._other_leaders(indices, key).names)
         assert self._cache.watched is not None
-        found = self._cache.watched.found
-        return [found[i][0] for i in within.tolist()]
+        names = self._cache.watched.names
+        return [names[i] for i in within.tolist()]
 
     def _positions_in_watch(self, indices: np.ndarray) -> np.ndarray | None:
         """Where each of ``indices`` sits in the (sorted) watch set; None if one is not in it."""
@@ -484,26 +544,51 @@ class Kernel:
             read = self._cache.others[key] = self._read_leaders(indices)
         return read
 
+    def _read_watched_leaders(self) -> _Leaders:
+        """Read the leaders of the watched vehicles, reusing who-leads-whom while it holds."""
+        watch = self._leader_watch
+        names, gaps = self._leader_columns(watch)
+        layout = self._watch_map
+        if layout is None or layout.names != names:
+            layout = self._watch_map = self._map_leaders(watch, names)
+        return self._leaders_from(layout, gaps)
+
     def _read_leaders(self, indices: np.ndarray) -> _Leaders:
         """Read the leaders of the vehicles at ``indices`` from SUMO."""
-        assert self.instance is not None
-        with _READING_LEADERS:
-            found = self.backend.leaders(self.ids_of(indices), self._lookahead)
-        # A Python loop: on the few dozen vehicles of a group it beats a dozen numpy calls.
+        names, gaps = self._leader_columns(indices)
+        return self._leaders_from(self._map_leaders(indices, names), gaps)
+
+    def _leader_columns(self, indices: np.ndarray) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        try:
+            return self.backend.leader_columns(self.ids_of(indices), self._lookahead)
+        except Exception as error:
+            crashed = _READING_LEADERS.translate(error)
+            if crashed is None:
+                raise
+            raise crashed from None
+
+    def _map_leaders(self, indices: np.ndarray, names: tuple[str, ...]) -> _LeaderMap:
+        """Array indices of the leaders named ``names`` (one per vehicle at ``indices``)."""
         lookup = self._index.get
-        speed = self.speeds().tolist()
-        min_gap = self._min_gap[indices].tolist()
-        headway: list[float] = []
-        leader_speed: list[float] = []
-        for (name, gap), i, own_min_gap in zip(found, indices.tolist(), min_gap, strict=True):
-            leader = lookup(name, -1)
-            if leader < 0:  # no leader (or one we do not track): free road
-                headway.append(math.inf)
-                leader_speed.append(speed[i])
-            else:
-                headway.append(gap + own_min_gap)
-                leader_speed.append(speed[leader])
-        return _Leaders(np.array(headway), np.array(leader_speed), found)
+        own = indices.tolist()
+        leader = [lookup(name, -1) for name in names]
+        free = [row for row, found in enumerate(leader) if found < 0]
+        for row in free:  # no leader, or one we do not track: free road, own speed
+            leader[row] = own[row]
+        return _LeaderMap(
+            names=names,
+            leader=np.array(leader, dtype=np.int64),
+            free=np.array(free, dtype=np.int64) if free else None,
+            min_gap=self._min_gap[indices],
+        )
+
+    def _leaders_from(self, layout: _LeaderMap, gaps: tuple[float, ...]) -> _Leaders:
+        """Headways and leader speeds from SUMO's gaps and who leads whom."""
+        # SUMO's gap leaves out the follower's standstill gap: add it back (bumper to bumper).
+        headway = np.array(gaps, dtype=np.float64) + layout.min_gap
+        if layout.free is not None:
+            headway[layout.free] = math.inf
+        return _Leaders(headway, self.speeds()[layout.leader], layout.names)
 
     def ids_of(self, indices: np.ndarray) -> tuple[str, ...]:
         """Vehicle ids at ``indices`` (memoised: groups ask for the same ids every step)."""
@@ -519,6 +604,7 @@ class Kernel:
         self._leader_watch = np.unique(np.asarray(indices, dtype=np.int64))
         self._watch_positions = {}
         self._cache.watched = None
+        self._watch_map = None
 
     def route_remaining(self, indices: np.ndarray) -> np.ndarray:
         """Edges left in each vehicle's route after its current one."""
@@ -531,12 +617,27 @@ class Kernel:
         return total - index - 1
 
     # -- commands -------------------------------------------------------------------------
-    def apply_accelerations(self, indices: np.ndarray, accelerations: np.ndarray) -> None:
-        """Command vehicles at ``indices`` to reach v + a·dt by the next step (never below 0)."""
-        speeds = self.speeds()[indices]
-        target = np.maximum(speeds + np.asarray(accelerations) * self.sim.step_length, 0.0)
-        with _SETTING_SPEEDS:
+    def apply_accelerations(
+        self, indices: np.ndarray, accelerations: np.ndarray, speeds: np.ndarray | None = None
+    ) -> None:
+        """Command vehicles at ``indices`` to reach v + a·dt by the next step (never below 0).
+
+        ``speeds``: the vehicles' current speeds (``speeds()[indices]``) if the caller has them.
+        """
+        if speeds is None:
+            speeds = self.speeds()[indices]
+        accelerations = np.asarray(accelerations)
+        # A 0-d float64 step is cheaper than a Python float, and the same number for float64
+        # input; other dtypes keep NumPy's promotion with a Python float.
+        step = self._step_0d if accelerations.dtype is _FLOAT64 else self.sim.step_length
+        target = np.maximum(speeds + accelerations * step, _ZERO)
+        try:
             self.backend.set_speeds(self.ids_of(indices), target)
+        except Exception as error:
+            crashed = _SETTING_SPEEDS.translate(error)
+            if crashed is None:
+                raise
+            raise crashed from None
 
     def apply_speeds(self, indices: np.ndarray, speeds: np.ndarray) -> None:
         """Command the speeds (m/s) of the vehicles at ``indices`` for the next step."""

@@ -156,8 +156,9 @@ class Simulation:
         self.steps = 0
         self._reroute_every = 1
         self._rng = np.random.default_rng(config.sim.seed)
-        self._metrics: dict[str, float] = {}
-        self._metrics_of: np.ndarray | None = None  # the speed array _metrics was computed from
+        self._step_length = config.sim.step_length
+        self._speed_stats = (0.0, 0.0)
+        self._stats_of: np.ndarray | None = None  # the speed array _speed_stats came from
         #: vehicles that reached their exit in each step since the reset (open networks)
         self.arrivals: list[int] = []
         self._claims = VehicleClaims([], None)
@@ -257,30 +258,32 @@ class Simulation:
 
     def following_state(self, indices: np.ndarray) -> FollowingState:
         """What a longitudinal controller sees of the vehicles at ``indices`` this step."""
-        headway, leader_speed = self.kernel.leaders(indices)
+        kernel = self.kernel
+        headway, leader_speed = kernel.leaders(indices)
         return FollowingState(
-            speed=self.kernel.speeds()[indices],
+            speed=kernel.speeds()[indices],
             leader_speed=leader_speed,
             headway=headway,
-            speed_limit=self.kernel.speed_limits()[indices],
-            step_length=self.config.sim.step_length,
+            speed_limit=kernel.speed_limits()[indices],
+            step_length=self._step_length,
         )
 
     def drive_humans(self) -> None:
         """Compute and apply the accelerations of every group with a flowsim controller."""
         for handle in self.groups:
-            if handle.controller is None:
+            controller = handle.controller
+            if controller is None:
                 continue
+            group = handle.config
             state = self.following_state(handle.indices)
-            accel = handle.controller.accelerations(state)
             accel = apply_failsafes(
-                accel,
+                controller.accelerations(state),
                 state,
-                handle.config.effective_failsafes,
-                max_accel=handle.config.accel,
-                max_decel=handle.config.decel,
+                group.effective_failsafes,
+                max_accel=group.accel,
+                max_decel=group.decel,
             )
-            self.kernel.apply_accelerations(handle.indices, accel)
+            self.kernel.apply_accelerations(handle.indices, accel, state.speed)
 
     def _reroute(self) -> None:
         assert self.router is not None
@@ -368,15 +371,22 @@ class Simulation:
 
     def metrics(self) -> dict[str, float]:
         """Mean and standard deviation of speed across vehicles now (m/s)."""
+        mean, std = self.speed_stats()
+        return {"mean_speed": mean, "speed_std": std}
+
+    def speed_stats(self) -> tuple[float, float]:
+        """(mean, standard deviation) of speed across vehicles now (m/s): :meth:`metrics`
+        without building a dict, for a reward computed every step."""
         speeds = self.kernel.speeds()
         # The kernel reads a new speed array every step: an env's reward and info share one sum.
-        if speeds is not self._metrics_of:
+        if speeds is not self._stats_of:
             count = speeds.size
             if count == 0:
-                self._metrics = {"mean_speed": 0.0, "speed_std": 0.0}
+                self._speed_stats = (0.0, 0.0)
             else:
-                mean = float(speeds.sum()) / count
-                variance = max(float(speeds @ speeds) / count - mean * mean, 0.0)
-                self._metrics = {"mean_speed": mean, "speed_std": variance**0.5}
-            self._metrics_of = speeds
-        return dict(self._metrics)
+                # np.add.reduce and ndarray.dot: the same sums as .sum() and @, minus a wrapper
+                mean = float(np.add.reduce(speeds)) / count
+                variance = max(float(speeds.dot(speeds)) / count - mean * mean, 0.0)
+                self._speed_stats = (mean, variance**0.5)
+            self._stats_of = speeds
+        return self._speed_stats
