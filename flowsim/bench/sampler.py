@@ -11,6 +11,35 @@ from flowsim.bench.results import machine_description
 from flowsim.config import FlowsimConfig
 from flowsim.distributed.base import RunnerGroup
 
+#: The seed's measure (RLlib: 191 s for 144 trajectories on 16 CPUs) in Flow's ring setting:
+#: an action every 0.1 s, 3,000-step trajectories after 750 warm-up steps. ``flowsim bench
+#: sampler`` applies these over the YAML (a ``--set`` still wins) unless ``--yaml-setting``.
+SEED_SETTING = (
+    "sim.step_length=0.1",
+    "env.sims_per_step=1",
+    "env.horizon=3000",
+    "env.warmup_steps=750",
+)
+
+
+def sampler_setting(config: FlowsimConfig) -> dict[str, Any]:
+    """The setting a sampler figure was taken in: action interval, trajectory length, warm-up
+    and whether that is the seed's (:data:`SEED_SETTING`)."""
+    step_length = float(config.sim.step_length)
+    interval = step_length * config.env.sims_per_step
+    return {
+        "seed_setting": bool(
+            abs(interval - 0.1) < 1e-9
+            and config.env.horizon == 3000
+            and config.env.warmup_steps == 750
+        ),
+        "action_interval_s": round(interval, 6),
+        "step_length_s": step_length,
+        "sims_per_step": config.env.sims_per_step,
+        "trajectory_steps": config.env.horizon,
+        "warmup_steps": config.env.warmup_steps,
+    }
+
 
 def _sampler_rate(group: RunnerGroup, steps: int, rounds: int) -> tuple[float, dict[str, float]]:
     """Driver-side steps/s of ``group`` over ``rounds`` calls, and where a step's time went."""
@@ -49,6 +78,10 @@ def bench_sampler(
     """Sampler throughput in-process, on 1 Ray worker and on ``workers`` Ray workers (default:
     one per core of this machine); 144-trajectory time on those workers.
 
+    ``config`` is measured as it is; the result's ``setting`` says its action interval and
+    trajectory length (:func:`sampler_setting`). The CLI gives it the seed's setting
+    (:data:`SEED_SETTING`) unless told ``--yaml-setting``.
+
     With ``sampler.address`` set (e.g. ``auto``) the Ray groups run on that cluster, so
     ``workers`` may exceed this machine's cores. The policy is a 64-64 tanh Gaussian MLP
     evaluated in numpy, as a trainer's runners use.
@@ -61,6 +94,11 @@ def bench_sampler(
 
     policy = PolicySpec(kind="gaussian_mlp", hidden=(64, 64))
     cores = int(workers or os.cpu_count() or 1)
+    setting = sampler_setting(config)
+    report(
+        f"actions every {setting['action_interval_s']:g} s, {setting['trajectory_steps']}-step "
+        f"trajectories ({'the seed' if setting['seed_setting'] else 'not the seed'}'s setting)"
+    )
     settings: dict[str, dict[str, Any]] = {}
     report(f"in-process runner, {rounds} x {steps} steps")
     local = make_runner_group(config, num_workers=0, policy_spec=policy)
@@ -99,6 +137,7 @@ def bench_sampler(
     return {
         "benchmark": "sampler",
         "config": config.name,
+        "setting": setting,
         "cores": cores,
         "steps_per_s": {name: s["steps_per_s"] for name, s in settings.items()},
         "per_step_us": {
