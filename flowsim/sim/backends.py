@@ -178,6 +178,10 @@ class Backend:
         return float(self.api.vehicle.getAllowedSpeed(vehicle_id))
 
     # -- writes ---------------------------------------------------------------------------
+    def set_speed(self, vehicle_id: str, speed: float) -> None:
+        """Command one vehicle's speed for the next step (m/s)."""
+        self.api.vehicle.setSpeed(vehicle_id, speed)
+
     def set_speeds(self, ids: tuple[str, ...], speeds: np.ndarray) -> None:
         """Command each vehicle's speed for the next step (m/s)."""
         set_speed = self.api.vehicle.setSpeed
@@ -305,6 +309,10 @@ class LibsumoBackend(Backend):
             return (), ()
         names, gaps = zip(*found, strict=True)
         return names, gaps
+
+    def set_speed(self, vehicle_id: str, speed: float) -> None:
+        """Command one vehicle's speed for the next step (m/s)."""
+        self._raw.set_speed(vehicle_id, speed)
 
     def set_speeds(self, ids: tuple[str, ...], speeds: np.ndarray) -> None:
         """Command each vehicle's speed for the next step (m/s)."""

@@ -112,6 +112,9 @@ _SETTING_SPEEDS = crash_guard("setting speeds")
 _ZERO = np.array(0.0)
 _FLOAT64 = np.dtype(np.float64)
 
+#: Marks an index set the kernel has not seen yet (its watch positions may be None).
+_UNSEEN = np.zeros(0, dtype=np.int64)
+
 
 @dataclass(slots=True)
 class _Leaders:
@@ -487,9 +490,9 @@ class Kernel:
         ``inf`` and the leader speed is the vehicle's own speed.
         """
         key = indices.tobytes()
-        if key not in self._watch_positions:
-            self._watch_positions[key] = self._positions_in_watch(indices)
-        within = self._watch_positions[key]
+        within = self._watch_positions.get(key, _UNSEEN)
+        if within is _UNSEEN:
+            within = self._watch_positions[key] = self._positions_in_watch(indices)
         if within is not None:
             # The first read of a step fetches every watched vehicle: later reads hit the cache.
             watched = self._cache.watched
@@ -585,7 +588,7 @@ class Kernel:
     def _leaders_from(self, layout: _LeaderMap, gaps: tuple[float, ...]) -> _Leaders:
         """Headways and leader speeds from SUMO's gaps and who leads whom."""
         # SUMO's gap leaves out the follower's standstill gap: add it back (bumper to bumper).
-        headway = np.array(gaps, dtype=np.float64) + layout.min_gap
+        headway = np.fromiter(gaps, np.float64, len(gaps)) + layout.min_gap
         if layout.free is not None:
             headway[layout.free] = math.inf
         return _Leaders(headway, self.speeds()[layout.leader], layout.names)
@@ -624,6 +627,9 @@ class Kernel:
 
         ``speeds``: the vehicles' current speeds (``speeds()[indices]``) if the caller has them.
         """
+        if indices.size == 1 and speeds is None:
+            self._accelerate_one(indices, accelerations)
+            return
         if speeds is None:
             speeds = self.speeds()[indices]
         accelerations = np.asarray(accelerations)
@@ -633,6 +639,29 @@ class Kernel:
         target = np.maximum(speeds + accelerations * step, _ZERO)
         try:
             self.backend.set_speeds(self.ids_of(indices), target)
+        except Exception as error:
+            crashed = _SETTING_SPEEDS.translate(error)
+            if crashed is None:
+                raise
+            raise crashed from None
+
+    def _accelerate_one(self, indices: np.ndarray, accelerations: np.ndarray) -> None:
+        """:meth:`apply_accelerations` for one vehicle (one AV) in Python floats: the same
+        IEEE operations as the array maths, without five NumPy calls on one number."""
+        accelerations = np.asarray(accelerations)
+        if accelerations.dtype is not _FLOAT64:  # keep NumPy's promotion for other dtypes
+            target = np.maximum(
+                self.speeds()[indices] + accelerations * self.sim.step_length, _ZERO
+            )
+        else:
+            step = self._step_0d.item()
+            # max(x, 0.0) returns x for x = -0.0 or NaN, as np.maximum(x, 0.0) does
+            target = max(self.speeds().item(int(indices[0])) + accelerations.item() * step, 0.0)
+        try:
+            if isinstance(target, float):
+                self.backend.set_speed(self.ids_of(indices)[0], target)
+            else:
+                self.backend.set_speeds(self.ids_of(indices), target)
         except Exception as error:
             crashed = _SETTING_SPEEDS.translate(error)
             if crashed is None:
