@@ -171,6 +171,7 @@ def bench_env(
     libsumo_config = apply_overrides(config, ["sim.backend=libsumo", "sim.gui=false"])
     traci_config = apply_overrides(config, ["sim.backend=traci", "sim.gui=false"])
     make_env(libsumo_config).close()  # a config the env rejects fails now, not after minutes
+    load_before = os.getloadavg()[0]
     report(f"raw sumo binary, {steps} steps")
     raw = raw_sumo_steps_per_s(libsumo_config, steps)
     report(f"env on libsumo, {steps} steps")
@@ -199,6 +200,8 @@ def bench_env(
         "sims_per_step": config.env.sims_per_step,
         "decisions_per_s": decisions or dict(per_backend),
         **reset_times_ms(libsumo_config),
+        # The 1-minute load average before and after: other work on the machine slows both.
+        "load_average": [load_before, os.getloadavg()[0]],
         "machine": machine_description(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
