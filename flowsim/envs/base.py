@@ -93,6 +93,12 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
         self._action_shape = self.action_space.shape
         self._action_low = self.action_space.low.astype(np.float64)
         self._action_high = self.action_space.high.astype(np.float64)
+        #: bounds of a one-number action as Python floats (e.g. one AV's acceleration)
+        self._scalar_bounds = (
+            (self._action_low.item(), self._action_high.item())
+            if self._action_low.size == 1
+            else None
+        )
         for _ in range(self.config.env.warmup_steps):
             self.simulation.step()
         self.on_reset()
@@ -141,7 +147,16 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
                 f"action {repr(action)[:60]}: expected numbers of shape {self._action_shape} "
                 f"(action_space {self.action_space}); {error}"
             ) from None
-        is_nan = action != action  # NaN is the only value unequal to itself
+        if self._scalar_bounds is not None:
+            # One number: Python's min and max pick the same float as np.minimum and
+            # np.maximum wherever there is no NaN, without four NumPy calls.
+            value = action.item()
+            if value != value:  # NaN is the only value unequal to itself
+                value = 0.0
+            low, high = self._scalar_bounds
+            action.fill(min(max(value, low), high))  # ``action`` is this call's own copy
+            return action
+        is_nan = action != action
         if np.count_nonzero(is_nan):  # cheaper than .any() on a tiny array
             action[is_nan] = 0.0
         # ufuncs without ``out=`` (keyword arguments cost more than the small allocation)
