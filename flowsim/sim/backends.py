@@ -106,6 +106,10 @@ class Backend:
         return int(self.api.simulation.getStartingTeleportNumber())
 
     # -- reads (one array entry per id, in order) -----------------------------------------
+    def speed(self, vehicle_id: str) -> float:
+        """One vehicle's speed (m/s)."""
+        return float(self.api.vehicle.getSpeed(vehicle_id))
+
     def speeds(self, ids: tuple[str, ...]) -> np.ndarray:
         """Speeds (m/s)."""
         get = self.api.vehicle.getSpeed
@@ -287,6 +291,10 @@ class LibsumoBackend(Backend):
     def teleports(self) -> int:
         """Vehicles that started teleporting in the last step."""
         return self._raw.teleports()
+
+    def speed(self, vehicle_id: str) -> float:
+        """One vehicle's speed (m/s)."""
+        return self._raw.get_speed(vehicle_id)
 
     def speeds(self, ids: tuple[str, ...]) -> np.ndarray:
         """Speeds (m/s)."""
@@ -507,6 +515,10 @@ class TraciBackend(Backend):
         except KeyError:  # a vehicle inserted this step reports from the next step on
             get = getattr(self.api.vehicle, getter)
             return [get(i) for i in ids]
+
+    def speed(self, vehicle_id: str) -> float:
+        """One vehicle's speed (m/s), from this step's subscription results."""
+        return float(self.speeds((vehicle_id,))[0])
 
     def speeds(self, ids: tuple[str, ...]) -> np.ndarray:
         """Speeds (m/s)."""

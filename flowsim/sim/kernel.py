@@ -424,6 +424,20 @@ class Kernel:
                 raise crashed from None
         return speed
 
+    def speed_of(self, index: int) -> float:
+        """Speed (m/s) of the vehicle at ``index``: from this step's speeds if they were read,
+        else that vehicle's alone (an AV's command between an env's decisions needs no more)."""
+        speed = self._cache.speed
+        if speed is not None:
+            return speed.item(index)
+        try:
+            return self.backend.speed(self.vehicle_ids[index])
+        except Exception as error:
+            crashed = _READING_SPEEDS.translate(error)
+            if crashed is None:
+                raise
+            raise crashed from None
+
     def speed_limits(self) -> np.ndarray:
         """Lane speed limit for every vehicle (m/s).
 
@@ -656,7 +670,7 @@ class Kernel:
         else:
             step = self._step_0d.item()
             # max(x, 0.0) returns x for x = -0.0 or NaN, as np.maximum(x, 0.0) does
-            target = max(self.speeds().item(int(indices[0])) + accelerations.item() * step, 0.0)
+            target = max(self.speed_of(int(indices[0])) + accelerations.item() * step, 0.0)
         try:
             if isinstance(target, float):
                 self.backend.set_speed(self.ids_of(indices)[0], target)

@@ -35,6 +35,12 @@ PINNED: dict[str, tuple[str, tuple[str, ...], int, str]] = {
         60,
         "1459a4cb28afca7c",
     ),
+    "ring-sumo-humans-5-per-step": (
+        "flowsim/Ring-v0",
+        ("env.warmup_steps=30", "vehicles.0.controller=sumo"),
+        30,
+        "c09d18c2a2b20296",
+    ),
     "figure-eight": ("flowsim/FigureEight-v0", ("env.warmup_steps=30",), 40, "1be580befd4714a8"),
     "lane-change-ring": (
         "flowsim/LaneChangeRing-v0",
