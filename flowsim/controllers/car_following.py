@@ -44,6 +44,7 @@ MIN_HEADWAY = 1e-3
 
 _ZERO = zero_d(0.0)
 _ONE = zero_d(1.0)
+_FLOAT64 = np.dtype(np.float64)
 _MIN_HEADWAY = zero_d(MIN_HEADWAY)
 
 #: Noise is drawn from the generator ahead of use, this many numbers at a time (or one step's
@@ -109,7 +110,9 @@ class CarFollowingModel(Controller):
         per call, as if drawn call by call; it is drawn ahead in blocks (:data:`NOISE_BLOCK`),
         so draw nothing else from :attr:`rng` between calls.
         """
-        accel = np.asarray(self.model_accelerations(state), dtype=np.float64)
+        accel = self.model_accelerations(state)
+        if type(accel) is not np.ndarray or accel.dtype is not _FLOAT64:
+            accel = np.asarray(accel, dtype=np.float64)
         if self.noise > 0:
             accel = accel + self._noise(state.num_vehicles, state.step_length)
         overlapping = state.headway <= _ZERO
@@ -176,14 +179,17 @@ class IDM(CarFollowingModel):
     def desired_gap(self, speed: np.ndarray, leader_speed: np.ndarray) -> np.ndarray:
         """The IDM desired gap s* (m) for the given own and leader speeds."""
         braking = speed * (speed - leader_speed) / zero_d(2.0 * math.sqrt(self.a * self.b))
-        return zero_d(self.s0) + np.maximum(_ZERO, speed * zero_d(self.T) + braking)
+        # x * 1.0 is x exactly (signed zeros, infinities and NaN too): skip Flow's T = 1
+        timed = speed if self.T == 1.0 else speed * zero_d(self.T)
+        return zero_d(self.s0) + np.maximum(_ZERO, timed + braking)
 
     def model_accelerations(self, state: FollowingState) -> np.ndarray:
         """IDM accelerations (m/s²), shape (n,)."""
         speed = state.speed
         free_road = np.power(np.maximum(speed, _ZERO) / zero_d(self.v0), zero_d(self.delta))
         interaction = np.square(self.desired_gap(speed, state.leader_speed) / _headway(state))
-        return zero_d(self.a) * (_ONE - free_road - interaction)
+        relative = _ONE - free_road - interaction
+        return relative if self.a == 1.0 else zero_d(self.a) * relative  # as T above
 
 
 @dataclass(kw_only=True)
