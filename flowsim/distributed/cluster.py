@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flowsim.config import FlowsimConfig, SamplerConfig
-from flowsim.errors import ConfigError
+from flowsim.errors import ConfigError, FlowsimError
 
 #: Object store for a local instance: bounded, so a 24 GiB laptop keeps room for SUMO.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
@@ -94,6 +94,44 @@ def loopback_only() -> Iterator[None]:
         ray_constants.ENABLE_RAY_CLUSTER = before
 
 
+#: Attempts at starting the private local Ray instance: Ray gives its raylet a fixed 30 s to
+#: register, which a machine busy with other work can miss once.
+LOCAL_START_ATTEMPTS = 2
+
+
+class RayStartFailed(FlowsimError, RuntimeError):
+    """The private local Ray instance did not come up (the CLI says so, exit 1)."""
+
+
+def _start_local(num_cpus: int, common: dict[str, Any]) -> None:
+    """Start the private loopback Ray instance, retrying once; raise :class:`RayStartFailed`."""
+    import ray
+
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            with loopback_only():
+                ray.init(
+                    # "local": always a new private instance, even where `ray start` left a
+                    # cluster on this machine (plain ray.init() would join it and refuse num_cpus)
+                    address="local",
+                    num_cpus=num_cpus,
+                    object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                    _node_ip_address="127.0.0.1",
+                    **common,
+                )
+            return
+        except Exception as error:  # Ray raises a bare Exception when its raylet is late
+            ray.shutdown()  # stop what the failed attempt started before trying again
+            if attempt == LOCAL_START_ATTEMPTS:
+                raise RayStartFailed(
+                    f"Ray could not start its local instance on 127.0.0.1 "
+                    f"({LOCAL_START_ATTEMPTS} attempts; Ray said: {error}). This happens on "
+                    "a machine too busy for Ray's raylet to register within Ray's 30 s; run "
+                    "again when it is quieter, or sample without Ray: "
+                    "--set sampler.num_workers=0."
+                ) from None
+
+
 def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, Any]:
     """Start a local Ray instance or join the configured cluster (once per process).
 
@@ -138,16 +176,7 @@ def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, A
                 "start one with `ray start --head`, or unset RAY_ADDRESS for a local instance."
             ) from None
     elif address is None:
-        with loopback_only():
-            ray.init(
-                # "local": always a new private instance, even where `ray start` left a
-                # cluster on this machine (plain ray.init() would join it and refuse num_cpus)
-                address="local",
-                num_cpus=num_cpus or os.cpu_count(),
-                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                _node_ip_address="127.0.0.1",
-                **common,
-            )
+        _start_local(num_cpus or os.cpu_count() or 1, common)
     elif address == "auto":
         try:
             ray.init(address="auto", **common)
