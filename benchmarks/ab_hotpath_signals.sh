@@ -57,7 +57,7 @@ from flowsim.sim.trips import TRIP_OPTIONS
 
 clock = time.thread_time
 #: decisions: one hour but the last (whose trip metrics need the tripinfo device)
-CASES = {
+CASES = {  # HOTPATH_CASES=intersection picks some
     "intersection": ("scenarios/intersection.yaml", [], 719),
     "cologne8": ("scenarios/resco/cologne8.yaml", ["env.type=traffic_light_grid"], 719),
 }
@@ -122,8 +122,11 @@ def timer_cost():
     return min(best)
 
 
-def run(config, decisions, seed, profiler=None, tripinfo=True):
-    """CPU seconds of ``decisions`` random-action decisions and of SUMO's steps in them."""
+def run(config, decisions, seed, profiler=None, tripinfo=True, all_red=True):
+    """CPU seconds of ``decisions`` random-action decisions and of SUMO's steps in them.
+
+    ``all_red=False`` drops the programmes' all-red phase from every switch (sumo-rl's rule:
+    yellow, then the new green): a measurement of the traffic it makes, not a setting."""
     env = make_env(config)
     if not tripinfo:
         env.kernel.extra_args = [a for a in env.kernel.extra_args if a not in TRIP_OPTIONS]
@@ -131,6 +134,11 @@ def run(config, decisions, seed, profiler=None, tripinfo=True):
     try:
         env.reset(seed=seed)
         env.action_space.seed(seed)
+        if not all_red:
+            signals = env.signals
+            signals.all_red = [None] * len(signals.ids)
+            signals.red_time = signals.red_time * 0.0
+            signals._hold = signals.yellow_time + signals.min_green - 1e-9
         actions = [env.action_space.sample() for _ in range(decisions)]
         if profiler is not None:  # the decisions only, not the reset
             for owner, name, piece in PIECES:
@@ -211,7 +219,10 @@ def main():
     cost = timer_cost()
     report = {"benchmark": "hotpath-signals-profile", "tree": os.getcwd(), "rounds": rounds,
               "timer_cost_us": cost * 1e6, "cases": {}}  # fmt: skip
+    picked = os.environ.get("HOTPATH_CASES", ",".join(CASES)).split(",")
     for case, (yaml, overrides, decisions) in CASES.items():
+        if case not in picked:
+            continue
         decisions = int(os.environ.get("HOTPATH_DECISIONS", decisions))
         task = peer_task(load_config(yaml, overrides or None))
         config = task.config
@@ -221,13 +232,16 @@ def main():
                 apply_overrides(config, ["sim.check_junction_collisions=false"]), True),
             "no tripinfo device": (config, False),
             "neither": (apply_overrides(config, ["sim.check_junction_collisions=false"]), False),
+            "no all-red (sumo-rl's switching)": (config, None),
         }  # fmt: skip
         per_variant = defaultdict(list)
         peer = []
         for r in range(rounds):
             seed = config.sim.seed + r
             for name, (variant, tripinfo) in variants.items():
-                total, sumo, vehicles = run(variant, decisions, seed, tripinfo=tripinfo)
+                total, sumo, vehicles = run(
+                    variant, decisions, seed, tripinfo=tripinfo is not False,
+                    all_red=tripinfo is not None)  # fmt: skip
                 per_variant[name].append(
                     {"decision_us": total / decisions * 1e6,
                      "sumo_us": sumo / decisions * 1e6, "vehicles_at_end": vehicles})  # fmt: skip
