@@ -184,10 +184,11 @@ class TrainConfig(Section):
     eval_episodes: StrictInt = Field(
         4, ge=1, le=10_000, description="best_by eval: episodes per evaluation (fixed seeds)."
     )
-    eval_metric: Literal["return", "mean_speed", "outflow"] = Field(
+    eval_metric: Literal["return", "mean_speed", "outflow", "avg_delay"] = Field(
         "return",
-        description="best_by eval: the figure best.pt maximises: return, mean_speed (m/s, "
-        "averaged over every step: Flow's average speed) or outflow (veh/h, the bottleneck's).",
+        description="best_by eval: the figure best.pt is the best of: return, mean_speed (m/s, "
+        "averaged over every step: Flow's average speed), outflow (veh/h, the bottleneck's), "
+        "all highest best, or avg_delay (s, RESCO's, on a signal env), lowest best.",
     )
     trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="TRPO settings.")
     es: ESConfig = Field(default_factory=ESConfig, description="ES settings.")

@@ -9,7 +9,8 @@ and runners only through :class:`~flowsim.distributed.base.RunnerGroup`.
 or of the best deterministic evaluation (``train.best_by: eval``: every ``train.eval_every``
 iterations and at the last, ``train.eval_episodes`` greedy episodes on the trainer's own
 runners, seeds :data:`EVAL_SEED` + k, scored by ``train.eval_metric``; the figure is
-progress.csv's ``eval_<metric>`` column). ``train.time_budget_s`` ends a run by wall time.
+progress.csv's ``eval_<metric>`` column, the highest best but for :data:`LOWER_IS_BETTER`).
+``train.time_budget_s`` ends a run by wall time.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVAL_SEED",
+    "LOWER_IS_BETTER",
     "MAX_WRITE_FAILURES_IN_A_ROW",
     "PROGRESS_COLUMNS",
     "Callback",
@@ -41,6 +43,7 @@ __all__ = [
     "best_return",
     "eval_column",
     "evaluate_greedy",
+    "is_better",
     "progress_columns",
     "train_until",
 ]
@@ -78,8 +81,32 @@ _INTEGER_COLUMNS = ("iteration", "env_steps", "episodes")
 EVAL_SEED = 500_000
 
 #: ``train.eval_metric`` -> the played episode's figure (:class:`~flowsim.distributed.play.
-#: EpisodeResult`): its return, its mean speed over every step, the bottleneck's outflow.
-_EPISODE_FIGURES = {"return": "return", "mean_speed": "episode_mean_speed", "outflow": "outflow"}
+#: EpisodeResult`): its return, its mean speed over every step, the bottleneck's outflow, a
+#: signal env's average delay (RESCO's ``avg_delay``).
+_EPISODE_FIGURES = {
+    "return": "return",
+    "mean_speed": "episode_mean_speed",
+    "outflow": "outflow",
+    "avg_delay": "avg_delay",
+}
+
+#: ``train.eval_metric`` values whose lowest figure is the best (every other: the highest).
+LOWER_IS_BETTER = frozenset(("avg_delay",))
+
+
+def _lower_is_better(column: str) -> bool:
+    """Whether progress.csv's ``column`` (``eval_<metric>`` or ``return_mean``) is best low."""
+    return column.removeprefix("eval_") in LOWER_IS_BETTER and column.startswith("eval_")
+
+
+def is_better(figure: float, best: float | None, column: str) -> bool:
+    """Whether ``figure`` of progress.csv's ``column`` beats ``best`` (None: nothing yet): a
+    finite figure, lower for :data:`LOWER_IS_BETTER` evaluations, higher otherwise."""
+    if not math.isfinite(figure):
+        return False
+    if best is None:
+        return True
+    return figure < best if _lower_is_better(column) else figure > best
 
 
 def _train_settings(trainer: Trainer) -> TrainConfig | None:
@@ -119,10 +146,11 @@ def best_return(rows: Sequence[Row]) -> float | None:
 
 
 def best_figure(rows: Sequence[Row], column: str) -> float | None:
-    """The best (largest) finite value of ``column`` in ``rows`` (None if there is none): what
-    ``best.pt`` holds, ``column`` being ``return_mean`` or :func:`eval_column`'s."""
+    """The best finite value of ``column`` in ``rows`` (None if there is none): what
+    ``best.pt`` holds, ``column`` being ``return_mean`` or :func:`eval_column`'s (the largest,
+    the smallest for a :data:`LOWER_IS_BETTER` evaluation)."""
     values = [r[column] for r in rows if column in r and math.isfinite(r[column])]
-    return max(values, default=None)
+    return (min if _lower_is_better(column) else max)(values, default=None)
 
 
 def evaluate_greedy(
@@ -130,7 +158,8 @@ def evaluate_greedy(
 ) -> float:
     """The trainer's current policy played greedily (mean action, argmax) on ``group``'s
     runners for ``episodes`` episodes from seeds :data:`EVAL_SEED` + k: the mean of
-    ``metric`` (``return``, ``mean_speed`` or ``outflow``, as ``train.eval_metric``).
+    ``metric`` (``return``, ``mean_speed``, ``outflow`` or ``avg_delay``, as
+    ``train.eval_metric``).
 
     Raises:
         ConfigError: the env reports no such figure (``outflow`` off the bottleneck).
@@ -144,7 +173,8 @@ def evaluate_greedy(
     if any(not math.isfinite(value) for value in figures) and metric != "return":
         raise ConfigError(
             f"train.eval_metric {metric}: this env reports no {metric} (the bottleneck "
-            "reports outflow, the traffic envs mean_speed); choose another train.eval_metric "
+            "reports outflow, the traffic envs mean_speed, the signal envs avg_delay); choose "
+            "another train.eval_metric "
             "or train.best_by return."
         )
     return float(sum(figures) / len(figures)) if figures else math.nan
@@ -239,7 +269,7 @@ def train_until(
                 figure = row["return_mean"]
             row.update(events.counts)
             rows.append(row)
-            improved = math.isfinite(figure) and (best is None or figure > best)
+            improved = is_better(figure, best, column or "return_mean")
             best = figure if improved else best
 
             saved: Path | None = None

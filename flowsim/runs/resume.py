@@ -20,6 +20,7 @@ __all__ = ["RESUMABLE_KEYS", "resume_config"]
 #: Keys (and the keys under them) a resume may change, with what they set.
 RESUMABLE_KEYS: dict[str, str] = {
     "train.iterations": "where the run ends (raise it to extend the run)",
+    "train.time_budget_s": "the wall time that ends the run (raise it to extend the run)",
     "train.keep_checkpoints": "how many checkpoints are kept",
     "train.lr": "the learning rate",
     "train.lr_schedule": "the learning-rate schedule",

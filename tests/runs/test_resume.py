@@ -77,6 +77,16 @@ def test_a_setting_that_cannot_change_is_refused_by_name(
     assert _iterations(run_dir) == [1, 2] and read_events(run_dir) == []
 
 
+def test_a_larger_time_budget_is_applied_on_resume(finished_run: Path, tmp_path: Path) -> None:
+    """A row of `flowsim bench suite` resumed with more minutes: train.time_budget_s may grow."""
+    run_dir = _copy(finished_run, tmp_path)
+    overrides = ["train.iterations=3", "train.time_budget_s=3600"]
+    run = train(None, resume=run_dir, overrides=overrides)
+    assert run.trainer.iteration == 3
+    assert load_config(run_dir / "config.yaml").train.time_budget_s == 3600
+    assert "train.time_budget_s null -> 3600.0" in read_events(run_dir)[-1]["detail"]
+
+
 def test_iterations_below_those_done_are_refused(finished_run: Path, tmp_path: Path) -> None:
     run_dir = _copy(finished_run, tmp_path)
     with pytest.raises(ConfigError, match=r"already done 2 iterations; give at least 2"):
