@@ -116,22 +116,34 @@ def add_parser(commands: Any) -> None:
     resco.set_defaults(handler=cmd_bench_resco)
 
     suite = kinds.add_parser(
-        "suite", help="a published benchmark table trained and evaluated here (flow: Flow's)"
+        "suite",
+        help="a published benchmark table trained and evaluated here (flow: Flow's, resco: "
+        "RESCO's maps)",
     )
-    suite.add_argument("table", choices=("flow",), help="flow: Flow's CoRL 2018 table")
     suite.add_argument(
-        "--rows", default="all", help="comma-separated rows (default all eleven), e.g. grid0"
+        "table",
+        choices=("flow", "resco"),
+        help="flow: Flow's CoRL 2018 table; resco: RESCO's eight maps",
     )
-    suite.add_argument("--budget-min", type=float, default=30.0, help="minutes of training per row")
     suite.add_argument(
-        "--episodes", type=int, default=40, help="greedy episodes per policy and baseline"
+        "--rows",
+        default="all",
+        help="comma-separated rows (default all: Flow's eleven, RESCO's eight), e.g. grid0",
+    )
+    suite.add_argument(
+        "--budget-min", type=float, help="minutes of training per row (flow 30, resco 60)"
+    )
+    suite.add_argument(
+        "--episodes", type=int, help="greedy episodes per policy and baseline (flow 40, resco 3)"
     )
     suite.add_argument("--seed", type=int, default=1000, help="seed of the first episode")
     suite.add_argument(
-        "--folder", type=Path, default=Path("scenarios/benchmarks"), help="folder of the rows"
+        "--folder",
+        type=Path,
+        help="folder of the rows (scenarios/benchmarks, scenarios/resco)",
     )
     suite.add_argument(
-        "--out", type=Path, default=Path("runs/suite-flow"), help="folder of the training runs"
+        "--out", type=Path, help="folder of the training runs (default runs/suite-TABLE)"
     )
     suite.add_argument(
         "--fresh", action="store_true", help="measure and train every row again from scratch"
@@ -430,21 +442,25 @@ def _show_faults(result: dict[str, Any]) -> None:
 
 
 def cmd_bench_suite(args: argparse.Namespace) -> int:
-    """``flowsim bench suite flow``: Flow's table, row by row, beside flowsim's."""
-    from flowsim.bench.suite import bench_suite_flow, parse_rows
+    """``flowsim bench suite TABLE``: a published table, row by row, beside flowsim's."""
+    from flowsim.bench.suite import bench_suite, parse_rows
 
-    rows = parse_rows(args.rows)
-    if args.budget_min <= 0 or args.episodes < 1:
-        raise ConfigError("--budget-min and --episodes must be positive, e.g. --budget-min 30.")
+    if args.table == "resco":
+        from flowsim.bench.suite_resco import RESCO_SUITE as suite
+    else:
+        from flowsim.bench.suite_flow import FLOW_SUITE as suite
+    rows = parse_rows(suite, args.rows)
+    if (args.budget_min is not None and args.budget_min <= 0) or (
+        args.episodes is not None and args.episodes < 1
+    ):
+        raise ConfigError(
+            f"--budget-min and --episodes must be positive, e.g. --budget-min {suite.budget_min:g}."
+        )
     results = results_folder(args)
+    line, show = _SUITE_LINES[suite.name], _SUITE_TABLES[suite.name]
 
     def finished(row: dict[str, Any]) -> None:
-        chosen = row.get("best") or row["final"]
-        stderr.print(
-            f"{row['row']}: humans {row['human']['mean']:.2f}, policy {chosen['mean']:.2f} "
-            f"{row['unit']} (Flow: {row['flow']['human']:.2f} / {row['flow']['best_rl']:.2f})",
-            highlight=False,
-        )
+        stderr.print(line(row), highlight=False)
 
     logged = {"at": 0.0, "training": False}
 
@@ -460,8 +476,9 @@ def cmd_bench_suite(args: argparse.Namespace) -> int:
             logged["at"] = now
         logged["training"] = training
 
-    with stderr.status("Flow's benchmark table") as status:
-        result = bench_suite_flow(
+    with stderr.status(suite.title) as status:
+        result = bench_suite(
+            suite,
             rows,
             budget_min=args.budget_min,
             episodes=args.episodes,
@@ -477,8 +494,72 @@ def cmd_bench_suite(args: argparse.Namespace) -> int:
     if args.json:
         print_json(args, result)
     else:
-        _show_suite(result)
+        show(result)
     return 0
+
+
+def _flow_line(row: dict[str, Any]) -> str:
+    """A finished row of Flow's table, for the progress lines."""
+    chosen = row.get("best") or row["final"]
+    return (
+        f"{row['row']}: humans {row['human']['mean']:.2f}, policy {chosen['mean']:.2f} "
+        f"{row['unit']} (Flow: {row['flow']['human']:.2f} / {row['flow']['best_rl']:.2f})"
+    )
+
+
+def _resco_line(row: dict[str, Any]) -> str:
+    """A finished map of RESCO's table, for the progress lines."""
+    chosen = row.get("best") or row["final"]
+    resco = row["resco"]
+    return (
+        f"{row['row']}: avg_delay policy {chosen['mean']:.2f} s, max_pressure "
+        f"{row['max_pressure']['mean']:.2f} s (RESCO's {resco['algorithm']}: "
+        f"{resco['best_learner']:.2f} s)"
+    )
+
+
+def _show_suite_resco(result: dict[str, Any]) -> None:
+    """``bench suite resco`` as a table: RESCO's best learner beside flowsim's baselines and
+    trained policy, avg_delay per map."""
+    table = Table(
+        title=f"RESCO's maps: avg_delay (s), {result['episodes']} greedy hour(s) per figure, "
+        f"{result['budget_min']:g} min of training per map",
+        header_style="bold",
+    )
+    columns = ("map", "RESCO best", "max_pressure", "greedy", "fixed_cycle", "program")
+    for column in (*columns, "final / best", "goal", "training"):
+        text = column in ("map", "RESCO best", "goal", "training")
+        table.add_column(
+            column, justify="left" if text else "right", no_wrap=column == "map", min_width=4
+        )
+    for row in result["rows"]:
+        compared, training = row["comparison"], row["training"]
+        goal = (
+            "met"
+            if compared["goal_met"]
+            else ("beats max_pressure" if compared["beats_max_pressure"] else "not met")
+        )
+        figures = [row["final"], row.get("best")]
+        table.add_row(
+            row["row"],
+            f"{row['resco']['best_learner']:g} {row['resco']['algorithm']}",
+            *(f"{row[name]['mean']:.2f}" for name in columns[2:]),
+            " / ".join("-" if entry is None else f"{entry['mean']:.2f}" for entry in figures),
+            f"{goal} ({compared['to_resco_best']:+.0%} to RESCO)",
+            f"{training.get('env_steps') or 0:,} steps, {training.get('episodes') or 0} "
+            f"episodes, {(training.get('wall_s') or 0) / 60:.1f} min",
+        )
+    Console().print(table)
+    Console().print(
+        "RESCO best: its best learner's best episode; max_pressure ... program: flowsim's "
+        "rules without training; final, best: the last and the best checkpoint (best.pt, "
+        "lowest avg_delay in a greedy evaluation on other seeds), means over the episodes "
+        "(spreads in the JSON); goal: at or below RESCO's best learner and never above "
+        "max_pressure; episodes: one-hour training episodes (RESCO trained 100 to 1,400). "
+        f"Source: {result['source']}.\nwritten to {result['written_to']}, picture "
+        f"{result['figure']}",
+        highlight=False,
+    )
 
 
 def _show_suite(result: dict[str, Any]) -> None:
@@ -525,3 +606,8 @@ def _show_suite(result: dict[str, Any]) -> None:
         f"{result['source']}.\nwritten to {result['written_to']}, picture {result['figure']}",
         highlight=False,
     )
+
+
+#: ``bench suite`` per table: the line of a finished row, the table shown at the end.
+_SUITE_LINES = {"flow": _flow_line, "resco": _resco_line}
+_SUITE_TABLES = {"flow": _show_suite, "resco": _show_suite_resco}

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from flowsim.bench.suite import FLOW_TABLE, flow_delay, human_figures, parse_rows
+from flowsim.bench.suite import parse_rows
+from flowsim.bench.suite_flow import FLOW_SUITE, FLOW_TABLE, flow_delay, human_figures
 from flowsim.cli import main
 from flowsim.config import apply_overrides, load_config
 from flowsim.errors import ConfigError
@@ -112,9 +113,12 @@ def test_bad_rows_exit_2_naming_the_valid_ones(
     error = capsys.readouterr().err
     assert "figureeight9" in error and "bottleneck2" in error
     with pytest.raises(ConfigError, match="merge7"):
-        parse_rows("merge0,merge7")
-    assert parse_rows("merge1,figureeight0") == ("figureeight0", "merge1")  # table order
-    assert parse_rows("all") == tuple(FLOW_TABLE) and len(FLOW_TABLE) == 11
+        parse_rows(FLOW_SUITE, "merge0,merge7")
+    assert parse_rows(FLOW_SUITE, "merge1,figureeight0") == (
+        "figureeight0",
+        "merge1",
+    )  # table order
+    assert parse_rows(FLOW_SUITE, "all") == tuple(FLOW_TABLE) and len(FLOW_TABLE) == 11
 
 
 def test_the_grid_measure_is_flows_delay() -> None:
