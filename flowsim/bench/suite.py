@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flowsim.bench.results import machine_description, result_path, write_result
 from flowsim.config import FlowsimConfig, load_config
@@ -36,13 +36,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SUITE_ITERATIONS",
+    "Defaults",
     "Report",
     "Suite",
+    "SuiteHooks",
     "bench_suite",
     "parse_rows",
     "policy_figures",
     "row_config",
     "run_row",
+    "save_png",
     "stats",
 ]
 
@@ -57,42 +60,83 @@ def _quiet(phase: str) -> None:
     """A ``report`` that shows nothing."""
 
 
+class SuiteHooks(Protocol):
+    """How one table's rows are trained, measured and compared: a module (``suite_flow``,
+    ``suite_resco``) with these names.
+
+    Attributes:
+        SOURCE: where the published figures come from.
+        ROWS: the rows in table order; row ``r`` is ``<folder>/r.yaml``.
+        BASELINES: the no-training baselines of every row, each a key of the row's state.
+    """
+
+    SOURCE: str
+    ROWS: tuple[str, ...]
+    BASELINES: tuple[str, ...]
+
+    def settings(self, row: str) -> list[str]:
+        """The row's training settings (``--set`` items, before the user's)."""
+        ...
+
+    def describe(self, row: str) -> dict[str, Any]:
+        """The row's fixed fields (its metric, the published figures)."""
+        ...
+
+    def baseline(
+        self, row: str, name: str, config: FlowsimConfig, episodes: int, seed: int, report: Report
+    ) -> dict[str, Any]:
+        """A baseline's figures over ``episodes`` runs from seeds ``seed + k`` (:func:`stats`
+        and more)."""
+        ...
+
+    def score(self, row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
+        """The figure of a policy's played episode."""
+        ...
+
+    def compare(self, row: str, state: dict[str, Any]) -> dict[str, Any]:
+        """The row's figures against the published ones."""
+        ...
+
+    def plot(self, rows: Sequence[dict[str, Any]], path: Path) -> Path:
+        """The table's picture, written as a PNG at ``path``."""
+        ...
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """A table's command-line defaults: the folder of its YAMLs, the minutes of training per
+    row, the greedy episodes per policy and baseline."""
+
+    folder: Path
+    budget_min: float
+    episodes: int
+
+
 @dataclass(frozen=True)
 class Suite:
-    """One published table: its rows and how each is trained, measured and compared.
+    """One published table: its rows, its baselines and how each row is measured.
 
     Attributes:
         name: the table's name on the command line (``flow``, ``resco``).
         title: the table in words, for messages.
-        source: where the published figures come from.
-        rows: the rows in table order; row ``r`` is ``<folder>/r.yaml``.
-        folder: the default folder of the rows' YAMLs.
-        budget_min: the default minutes of training per row.
-        episodes: the default greedy episodes per policy and baseline.
-        baselines: the no-training baselines of every row, each a key of the row's state.
-        settings: the row's training settings (``--set`` items, before the user's).
-        describe: the row's fixed fields (its metric, the published figures).
-        baseline: ``(row, baseline, config, episodes, seed, report)`` -> the baseline's
-            figures over ``episodes`` runs from seeds ``seed + k`` (:func:`stats` and more).
-        score: ``(row, config, played episode)`` -> the figure of a policy's episode.
-        compare: ``(row, state)`` -> the row against the published figures.
-        plot: ``(row states, path)`` -> the table's picture, written as a PNG.
+        hooks: the table's module (:class:`SuiteHooks`).
+        defaults: the command line's defaults.
     """
 
     name: str
     title: str
-    source: str
-    rows: tuple[str, ...]
-    folder: Path
-    budget_min: float
-    episodes: int
-    baselines: tuple[str, ...]
-    settings: Callable[[str], list[str]]
-    describe: Callable[[str], dict[str, Any]]
-    baseline: Callable[[str, str, FlowsimConfig, int, int, Report], dict[str, Any]]
-    score: Callable[[str, FlowsimConfig, EpisodeResult], float]
-    compare: Callable[[str, dict[str, Any]], dict[str, Any]]
-    plot: Callable[[Sequence[dict[str, Any]], Path], Path]
+    hooks: SuiteHooks
+    defaults: Defaults
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        """The rows in table order."""
+        return self.hooks.ROWS
+
+    @property
+    def source(self) -> str:
+        """Where the published figures come from."""
+        return self.hooks.SOURCE
 
     @property
     def state_folder(self) -> str:
@@ -118,15 +162,26 @@ def parse_rows(suite: Suite, text: str) -> tuple[str, ...]:
     return tuple(row for row in suite.rows if row in names)
 
 
+def save_png(figure: Any, path: Path) -> Path:
+    """Write a matplotlib ``figure`` as a PNG at ``path`` (its folder made), then close it."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return Path(path)
+
+
 def row_config(
     suite: Suite, row: str, folder: Path, budget_s: float, overrides: Sequence[str] = ()
 ) -> FlowsimConfig:
     """The row's YAML with the suite's training settings (the wall-time budget, ``best.pt``
-    by a greedy evaluation, the table's own :attr:`Suite.settings`), then ``overrides``."""
+    by a greedy evaluation, the table's own settings), then ``overrides``."""
     path = Path(folder) / f"{row}.yaml"
     if not path.is_file():
         raise ConfigError(
-            f"--folder {folder}: no {row}.yaml there; give {suite.folder} (the folder of "
+            f"--folder {folder}: no {row}.yaml there; give {suite.defaults.folder} (the folder of "
             f"{suite.title})."
         )
     common = [
@@ -134,7 +189,7 @@ def row_config(
         f"train.iterations={SUITE_ITERATIONS}",
         "train.best_by=eval",
     ]
-    return load_config(path, [*common, *suite.settings(row), *overrides])
+    return load_config(path, [*common, *suite.hooks.settings(row), *overrides])
 
 
 def stats(figures: Sequence[float]) -> dict[str, Any]:
@@ -240,7 +295,7 @@ def run_row(
     report: Report = _quiet,
 ) -> dict[str, Any]:
     """One row: the baselines, the training run, the final and best policies, against the
-    published figures (:attr:`Suite.compare`).
+    published figures (:meth:`SuiteHooks.compare`).
 
     Each stage's figures are written to ``<results>/suite-<table>/<row>.json`` as soon as
     they are measured; a stage already there is not measured again (``fresh`` starts the row
@@ -261,17 +316,17 @@ def run_row(
         benchmark=f"{suite.state_folder}-row",
         config=row,
         row=row,
-        **suite.describe(row),
+        **suite.hooks.describe(row),
         budget_min=budget_min,
         episodes=episodes,
         seeds=[seed, seed + episodes - 1],
         overrides=list(overrides),
         complete=False,
     )
-    for name in suite.baselines:
+    for name in suite.hooks.BASELINES:
         entry = state.get(name) or {}
         if (entry.get("seed"), len(entry.get("episodes", []))) != (seed, episodes):
-            measured = suite.baseline(row, name, config, episodes, seed, report)
+            measured = suite.hooks.baseline(row, name, config, episodes, seed, report)
             state[name] = {"seed": seed, **measured}
             write_result(state, path=path)
 
@@ -287,10 +342,10 @@ def run_row(
     write_result(state, path=path)
 
     def score(played_config: FlowsimConfig, result: EpisodeResult) -> float:
-        return suite.score(row, played_config, result)
+        return suite.hooks.score(row, played_config, result)
 
     state.update(policy_figures(run_dir, episodes, seed, score, report))
-    state["comparison"] = suite.compare(row, state)
+    state["comparison"] = suite.hooks.compare(row, state)
     state["complete"] = True
     state["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     write_result(state, path=path)
@@ -313,7 +368,8 @@ def bench_suite(
     finished: Callable[[dict[str, Any]], None] = lambda row: None,
 ) -> dict[str, Any]:
     """``suite``'s table for ``rows``: each row measured by :func:`run_row` (or kept from an
-    earlier run), then the whole table as one result with a picture (:attr:`Suite.plot`).
+    earlier run), then the whole table as one result with a picture
+    (:meth:`SuiteHooks.plot`).
 
     ``budget_min``, ``episodes`` and ``folder`` default to the suite's, ``out`` to
     ``runs/suite-<table>``.
@@ -322,13 +378,15 @@ def bench_suite(
         The result (``benchmark: suite``, ``config``: the table's name) with ``written_to``
         (the JSON) and ``figure`` (the PNG beside it).
     """
-    budget_min = suite.budget_min if budget_min is None else budget_min
-    episodes = suite.episodes if episodes is None else episodes
-    folder = suite.folder if folder is None else Path(folder)
+    defaults = suite.defaults
+    budget_min = defaults.budget_min if budget_min is None else budget_min
+    episodes = defaults.episodes if episodes is None else episodes
+    folder = defaults.folder if folder is None else Path(folder)
     out = Path("runs") / suite.state_folder if out is None else Path(out)
     if budget_min <= 0 or episodes < 1:
         raise ConfigError(
-            f"--budget-min and --episodes must be positive, e.g. --budget-min {suite.budget_min:g}."
+            f"--budget-min and --episodes must be positive, e.g. --budget-min "
+            f"{defaults.budget_min:g}."
         )
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -365,7 +423,7 @@ def bench_suite(
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     path = result_path(result, Path(results))
-    result["figure"] = str(suite.plot(measured, path.with_suffix(".png")))
+    result["figure"] = str(suite.hooks.plot(measured, path.with_suffix(".png")))
     result["written_to"] = str(write_result(result, path=path))
     return result
 

@@ -12,27 +12,37 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowsim.bench.suite import Report, Suite, stats
+from flowsim.bench.suite import Defaults, Report, Suite, save_png, stats
 from flowsim.config import FlowsimConfig, apply_overrides
 
 if TYPE_CHECKING:
     from flowsim.distributed.play import EpisodeResult
 
 __all__ = [
+    "BASELINES",
+    "DEFAULTS",
     "FLOW_SOURCE",
     "FLOW_SUITE",
     "FLOW_TABLE",
     "METRICS",
+    "ROWS",
+    "SOURCE",
     "FlowRow",
+    "baseline",
+    "compare",
+    "describe",
     "flow_delay",
     "human_config",
     "human_figures",
-    "plot_flow",
+    "plot",
+    "score",
+    "settings",
 ]
 
 
@@ -90,6 +100,9 @@ GRID_DIRECTIONS = {
     "code": "higher is better (Flow's regression script flow/benchmarks/create_movies.sh: "
     "reward / 296 >= 0.97)",
 }
+
+#: ``flowsim bench suite flow``'s defaults: 30 minutes of training per row, 40 episodes.
+DEFAULTS = Defaults(Path("scenarios/benchmarks"), budget_min=30.0, episodes=40)
 
 #: A human baseline further than this from Flow's is compared by improvement over each
 #: platform's own humans as well (issue 19).
@@ -161,15 +174,15 @@ def human_figures(
     return figures
 
 
-def _human(
+def baseline(
     row: str, name: str, config: FlowsimConfig, episodes: int, seed: int, report: Report
 ) -> dict[str, Any]:
-    """The row's all-human baseline (:attr:`Suite.baseline`)."""
+    """The row's all-human baseline (the ``baseline`` hook)."""
     return stats(human_figures(config, FLOW_TABLE[row].metric, episodes, seed, report))
 
 
-def _score(row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
-    """A policy's played episode in the row's metric (:attr:`Suite.score`)."""
+def score(row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
+    """A policy's played episode in the row's metric."""
     metric = FLOW_TABLE[row].metric
     if metric == "outflow":
         return result.metrics["outflow"]
@@ -177,13 +190,13 @@ def _score(row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
     return flow_delay(config, _episode_seconds(config), speed) if metric == "delay" else speed
 
 
-def _settings(row: str) -> list[str]:
-    """A row's training settings: ``best.pt`` by Flow's metric (:attr:`Suite.settings`)."""
+def settings(row: str) -> list[str]:
+    """A row's training settings: ``best.pt`` by Flow's metric."""
     return [f"train.eval_metric={METRICS[FLOW_TABLE[row].metric][2]}"]
 
 
-def _describe(row: str) -> dict[str, Any]:
-    """A row's metric and Flow's figures (:attr:`Suite.describe`)."""
+def describe(row: str) -> dict[str, Any]:
+    """A row's metric and Flow's figures (the ``describe`` hook)."""
     flow = FLOW_TABLE[row]
     name, unit, _ = METRICS[flow.metric]
     return {
@@ -203,7 +216,7 @@ def _improvement(metric: str, human: float, policy: float) -> float:
     return -gain if metric == "delay" else gain
 
 
-def compare_flow(row: str, state: dict[str, Any]) -> dict[str, Any]:
+def compare(row: str, state: dict[str, Any]) -> dict[str, Any]:
     """The row's figures against Flow's: the difference of the humans, each platform's gain
     over its own humans, and whether flowsim's policy beats Flow's best RL."""
     flow = FLOW_TABLE[row]
@@ -230,7 +243,7 @@ def compare_flow(row: str, state: dict[str, Any]) -> dict[str, Any]:
     return comparison
 
 
-def plot_flow(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Bars per row: humans and RL, Flow's beside flowsim's, as a share of Flow's humans
     (top), and each platform's gain over its own humans (bottom); written as a PNG."""
     import matplotlib
@@ -267,7 +280,7 @@ def plot_flow(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         fontsize=10,
     )
     top.legend(ncol=4, fontsize=8, loc="upper left")
-    gains = [compare_flow(state["row"], state)["gain_over_humans"] for state in rows]
+    gains = [compare(state["row"], state)["gain_over_humans"] for state in rows]
     for offset, (label, key, color) in zip(
         (-0.5, 0.5), (("Flow", "flow", "#616161"), ("flowsim", "flowsim", "#1565c0")), strict=True
     ):
@@ -288,28 +301,11 @@ def plot_flow(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     for axes in (top, bottom):
         axes.set_xticks(x, labels, fontsize=8)
         axes.set_xlim(-0.75, len(rows) - 0.25)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_png(figure, path)
 
+
+#: This module as :class:`~flowsim.bench.suite.SuiteHooks`: the rows, the one baseline.
+SOURCE, ROWS, BASELINES = FLOW_SOURCE, tuple(FLOW_TABLE), ("human",)
 
 #: Flow's table as a :class:`~flowsim.bench.suite.Suite`.
-FLOW_SUITE = Suite(
-    name="flow",
-    title="Flow's table",
-    source=FLOW_SOURCE,
-    rows=tuple(FLOW_TABLE),
-    folder=Path("scenarios/benchmarks"),
-    budget_min=30.0,
-    episodes=40,
-    baselines=("human",),
-    settings=_settings,
-    describe=_describe,
-    baseline=_human,
-    score=_score,
-    compare=compare_flow,
-    plot=plot_flow,
-)
+FLOW_SUITE = Suite("flow", "Flow's table", sys.modules[__name__], DEFAULTS)

@@ -13,28 +13,37 @@ worse than max-pressure. docs/resco.md explains the figures.
 from __future__ import annotations
 
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowsim.bench.resco import PUBLISHED, SCRIPT_COUNTS_WAITING, baseline_episode
-from flowsim.bench.suite import Report, Suite, stats
+from flowsim.bench.suite import Defaults, Report, Suite, save_png, stats
 from flowsim.config import FlowsimConfig
 
 if TYPE_CHECKING:
     from flowsim.distributed.play import EpisodeResult
 
 __all__ = [
+    "BASELINES",
+    "DEFAULTS",
     "ONE_LIGHT_MAPS",
     "RESCO_BASELINES",
     "RESCO_BEST",
     "RESCO_SOURCE",
     "RESCO_SUITE",
     "RESCO_TRAINING",
+    "ROWS",
+    "SOURCE",
     "RescoLearner",
-    "compare_resco",
-    "plot_resco",
+    "baseline",
+    "compare",
+    "describe",
+    "plot",
+    "score",
+    "settings",
 ]
 
 
@@ -71,7 +80,10 @@ RESCO_BEST: dict[str, RescoLearner] = {
 }
 
 #: flowsim's no-training rules measured on every map (``flowsim simulate --signals NAME``).
-RESCO_BASELINES = ("max_pressure", "greedy", "fixed_cycle", "program")
+BASELINES = RESCO_BASELINES = ("max_pressure", "greedy", "fixed_cycle", "program")
+
+#: ``flowsim bench suite resco``'s defaults: an hour of training per map, three episodes.
+DEFAULTS = Defaults(Path("scenarios/resco"), budget_min=60.0, episodes=3)
 
 #: Maps with one signal: trained on the single-agent signal env.
 ONE_LIGHT_MAPS = frozenset(("cologne1", "ingolstadt1"))
@@ -88,14 +100,14 @@ RESCO_TRAINING = (
 )
 
 
-def _settings(row: str) -> list[str]:
-    """A map's training settings (:attr:`Suite.settings`)."""
+def settings(row: str) -> list[str]:
+    """A map's training settings (the ``settings`` hook)."""
     single = ["env.type=traffic_light_grid"] if row in ONE_LIGHT_MAPS else []
     return [*single, *RESCO_TRAINING]
 
 
-def _describe(row: str) -> dict[str, Any]:
-    """A map's metric and RESCO's figures (:attr:`Suite.describe`)."""
+def describe(row: str) -> dict[str, Any]:
+    """A map's metric and RESCO's figures (the ``describe`` hook)."""
     best = RESCO_BEST[row]
     published = {
         name: PUBLISHED[(row, name)].mean for name in RESCO_BASELINES if (row, name) in PUBLISHED
@@ -113,12 +125,11 @@ def _describe(row: str) -> dict[str, Any]:
     }
 
 
-def _baseline(
+def baseline(
     row: str, name: str, config: FlowsimConfig, episodes: int, seed: int, report: Report
 ) -> dict[str, Any]:
     """A no-training rule's ``avg_delay`` over ``episodes`` hours from seeds ``seed + k``
-    (:attr:`Suite.baseline`), with the figure counted as RESCO's script counts
-    (``as_resco``) and the vehicles never inserted."""
+    (``as_resco``: counted as RESCO's script counts) and the vehicles never inserted."""
     runs = []
     for k in range(episodes):
         report(f"{name}, episode {k + 1}/{episodes}")
@@ -132,12 +143,12 @@ def _baseline(
     }
 
 
-def _score(row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
-    """A policy's played hour: its ``avg_delay`` (:attr:`Suite.score`)."""
+def score(row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
+    """A policy's played hour: its ``avg_delay`` (the ``score`` hook)."""
     return result.metrics["avg_delay"]
 
 
-def compare_resco(row: str, state: dict[str, Any]) -> dict[str, Any]:
+def compare(row: str, state: dict[str, Any]) -> dict[str, Any]:
     """The map's trained policy (``best``, else ``final``) against RESCO's best learner and
     flowsim's max-pressure: the row's goal is at or below the first and never above the
     second."""
@@ -156,7 +167,7 @@ def compare_resco(row: str, state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def plot_resco(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Bars per map, ``avg_delay`` on a log scale: RESCO's best learner, flowsim's
     max-pressure and flowsim's trained policy; written as a PNG."""
     import matplotlib
@@ -193,28 +204,11 @@ def plot_resco(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         fontsize=9,
     )
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_png(figure, path)
 
+
+#: This module as :class:`~flowsim.bench.suite.SuiteHooks`: the rows.
+SOURCE, ROWS = RESCO_SOURCE, tuple(RESCO_BEST)
 
 #: RESCO's maps as a :class:`~flowsim.bench.suite.Suite`.
-RESCO_SUITE = Suite(
-    name="resco",
-    title="RESCO's maps",
-    source=RESCO_SOURCE,
-    rows=tuple(RESCO_BEST),
-    folder=Path("scenarios/resco"),
-    budget_min=60.0,
-    episodes=3,
-    baselines=RESCO_BASELINES,
-    settings=_settings,
-    describe=_describe,
-    baseline=_baseline,
-    score=_score,
-    compare=compare_resco,
-    plot=plot_resco,
-)
+RESCO_SUITE = Suite("resco", "RESCO's maps", sys.modules[__name__], DEFAULTS)

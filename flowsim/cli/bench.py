@@ -454,7 +454,8 @@ def cmd_bench_suite(args: argparse.Namespace) -> int:
         args.episodes is not None and args.episodes < 1
     ):
         raise ConfigError(
-            f"--budget-min and --episodes must be positive, e.g. --budget-min {suite.budget_min:g}."
+            "--budget-min and --episodes must be positive, e.g. --budget-min "
+            f"{suite.defaults.budget_min:g}."
         )
     results = results_folder(args)
     line, show = _SUITE_LINES[suite.name], _SUITE_TABLES[suite.name]

@@ -21,15 +21,16 @@ from flowsim.testing import ROOT
 
 RESCO = ROOT / "scenarios" / "resco"
 #: 300 s hours (30 decisions of 10 s), one in-process runner, an evaluation every iteration.
-SHORT = [
-    "--set", "sampler.num_workers=0",
-    "--set", "env.horizon=30",
-    "--set", "sampler.rollout_fragment_length=30",
-    "--set", "train.eval_every=1",
-    "--set", "train.eval_episodes=1",
-    "--set", "train.minibatch_size=30",
-]  # fmt: skip
+SETTINGS = (
+    "sampler.num_workers=0 env.horizon=30 sampler.rollout_fragment_length=30 "
+    "train.eval_every=1 train.eval_episodes=1 train.minibatch_size=30"
+)
+SHORT = [arg for item in SETTINGS.split() for arg in ("--set", item)]
 BUDGET_MIN = 0.05  # 3 s of training
+COMMAND = [
+    "bench", "suite", "resco", "--budget-min", str(BUDGET_MIN), "--episodes", "2",
+    "--folder", str(RESCO), *SHORT,
+]  # fmt: skip
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("sumo_rl") is None,
@@ -37,29 +38,27 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _suite(tmp: Path, *extra: str) -> tuple[int, str]:
-    """``flowsim bench suite resco --rows cologne1`` into ``tmp``: exit code and stdout."""
-    argv = ["bench", "suite", "resco", "--rows", "cologne1", "--budget-min", str(BUDGET_MIN)]
-    argv += ["--episodes", "2", "--folder", str(RESCO), "--out", str(tmp / "runs")]
-    argv += ["--results", str(tmp / "results"), *SHORT, *extra]
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout), pytest.MonkeyPatch.context() as patch:
-        patch.setenv("COLUMNS", "200")  # the whole table on one line per row
-        code = main(argv)
-    return code, stdout.getvalue()
+def _run(tmp: Path, rows: str = "cologne1") -> tuple[int, str]:
+    """``flowsim bench suite resco --rows ROWS`` into ``tmp``: exit code and printed table."""
+    places = ["--out", str(tmp / "runs"), "--results", str(tmp / "results")]
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setenv("COLUMNS", "200")  # one line per map
+        code = main([*COMMAND, "--rows", rows, *places])
+    return code, printed.getvalue()
 
 
 @pytest.fixture(scope="module")
-def suite_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
-    """One short cologne1 row: its folder, exit code and printed table."""
+def suite_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One short cologne1 row (the command exited 0): its folder and printed table."""
     tmp = tmp_path_factory.mktemp("suite-resco")
-    code, printed = _suite(tmp)
-    return tmp, code, printed
+    code, printed = _run(tmp)
+    assert code == 0, printed
+    return tmp, printed
 
 
-def test_a_map_runs_end_to_end(suite_run: tuple[Path, int, str]) -> None:
-    tmp, code, printed = suite_run
-    assert code == 0
+def test_a_map_runs_end_to_end(suite_run: tuple[Path, str]) -> None:
+    tmp, printed = suite_run
     assert "cologne1" in printed and "26.05 IDQN" in printed  # RESCO's best learner beside
     (written,) = (tmp / "results").glob("suite-resco-*.json")
     assert written.with_suffix(".png").stat().st_size > 10_000  # the picture beside it
@@ -78,7 +77,7 @@ def test_a_map_runs_end_to_end(suite_run: tuple[Path, int, str]) -> None:
     assert compared["beats_resco_best"] == (policy <= 26.05)
 
 
-def test_best_pt_is_the_lowest_avg_delay(suite_run: tuple[Path, int, str]) -> None:
+def test_best_pt_is_the_lowest_avg_delay(suite_run: tuple[Path, str]) -> None:
     tmp = suite_run[0]
     (run_dir,) = (tmp / "runs" / "cologne1").iterdir()
     with open(run_dir / "progress.csv", newline="") as stream:
@@ -95,11 +94,11 @@ def test_best_pt_is_the_lowest_avg_delay(suite_run: tuple[Path, int, str]) -> No
     assert is_better(21.0, 20.0, "return_mean")
 
 
-def test_a_complete_map_is_not_redone(suite_run: tuple[Path, int, str], tmp_path: Path) -> None:
+def test_a_complete_map_is_not_redone(suite_run: tuple[Path, str], tmp_path: Path) -> None:
     tmp = Path(shutil.copytree(suite_run[0], tmp_path / "again"))
     state = tmp / "results" / "suite-resco" / "cologne1.json"
     before = state.read_text()
-    code, printed = _suite(tmp)
+    code, printed = _run(tmp)
     assert code == 0 and "cologne1" in printed
     assert len(list((tmp / "runs" / "cologne1").iterdir())) == 1 and state.read_text() == before
 
@@ -107,7 +106,7 @@ def test_a_complete_map_is_not_redone(suite_run: tuple[Path, int, str], tmp_path
 def test_bad_rows_exit_2_naming_the_valid_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _ = _suite(tmp_path, "--rows", "cologne2")
+    code, _ = _run(tmp_path, rows="cologne2")
     assert code == 2
     error = capsys.readouterr().err
     assert "cologne2" in error and "ingolstadt21" in error
