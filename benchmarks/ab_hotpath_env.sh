@@ -10,6 +10,9 @@
 # Each tree runs through this checkout's .venv with PYTHONPATH (the tree's own flowsim package
 # wins over the editable install). Defaults (2 rounds of 20,000 steps) take about 6 minutes on
 # the 2-core VM. JSON lands in OUT/{old,new}-{idm,sumo}-ROUND.json; a table of medians follows.
+# MODE=cpu instead times both sides with benchmarks/hotpath_profile.py --rate (3 rounds, about
+# 3 minutes): CPU time per step of the env and of the raw binary, which a loaded machine
+# inflates far less than wall time; OUT/{old,new}-{idm,sumo}-ROUND.rate.json.
 set -euo pipefail
 old=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +33,46 @@ run() {  # run SIDE NAME ARGS...: one bench in the side's tree, its JSON copied 
   cp "$written" "$out/$side-$name.json"
   if [ "$tree" != "$here" ]; then rm -f "$written"; fi
 }
+
+if [ "${MODE:-bench}" = cpu ]; then
+  for round in $(seq "${ROUNDS:-3}"); do
+    first=old second=new
+    if [ $((round % 2)) = 0 ]; then first=new second=old; fi
+    for humans in idm sumo; do
+      for side in $first $second; do
+        tree=$new
+        if [ "$side" = old ]; then tree=$old; fi
+        echo "== $side $humans-$round: hotpath_profile.py --rate (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        (cd "$tree" && env PYTHONPATH="$tree" "$bin/python" "$here/benchmarks/hotpath_profile.py" \
+          "$humans" --rate > "$out/$side-$humans-$round.rate.json")
+      done
+    done
+  done
+  "$bin/python" - "$out" "${ROUNDS:-3}" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+
+out, rounds = Path(sys.argv[1]), int(sys.argv[2])
+print("| humans | old env CPU µs/step | new env CPU µs/step | new / old speed (paired) "
+      "| raw sumo CPU µs/step | old ratio_to_raw (CPU) | new ratio_to_raw (CPU) | load (1 min) |")
+print("|---|---|---|---|---|---|---|---|")
+for humans in ("idm", "sumo"):
+    runs = {side: [json.loads((out / f"{side}-{humans}-{r}.rate.json").read_text())
+                   for r in range(1, rounds + 1)] for side in ("old", "new")}
+    cpu = {s: [r["env_cpu_us"] for r in runs[s]] for s in runs}
+    ratio = {s: [r["ratio_to_raw_cpu"] for r in runs[s]] for s in runs}
+    raw = [r["raw_cpu_us"] for s in runs for r in runs[s]]
+    paired = [o / n for n, o in zip(cpu["new"], cpu["old"])]
+    loads = [r[k] for s in runs for r in runs[s] for k in ("load_before", "load_after")]
+    span = lambda values, f: f"{f(statistics.median(values))} ({f(min(values))}-{f(max(values))})"
+    one, two = (lambda v: f"{v:.1f}"), (lambda v: f"{v:.2f}")
+    print(f"| {humans} | {span(cpu['old'], one)} | {span(cpu['new'], one)} | {span(paired, two)} "
+          f"| {span(raw, one)} | {span(ratio['old'], two)} | {span(ratio['new'], two)} "
+          f"| {span(loads, two)} |")
+PY
+  echo "results in $out" >&2
+  exit 0
+fi
 
 for round in $(seq "$rounds"); do
   first=old second=new

@@ -160,9 +160,89 @@ def profile(humans: str, steps: int, blocks: int = 5) -> dict[str, Any]:
     }
 
 
+def raw_sumo_cpu_us(humans: str, steps: int = 20000, repeats: int = 3) -> dict[str, float]:
+    """CPU and wall µs per step of the ``sumo`` binary alone on the ring's network and demand,
+    as ``flowsim bench env`` runs it: long minus short run (start-up cancels), the least of
+    ``repeats``. CPU time (the child's user + system) is what other work on the machine
+    inflates least."""
+    import math
+    import os
+    import subprocess
+
+    from flowsim.scenarios import sumo_binary
+    from flowsim.scenarios.ring import RingScenario
+
+    overrides = ["vehicles.0.controller=sumo"] if humans == "sumo" else []
+    config = load_config("scenarios/ring.yaml", overrides)
+    dt = config.sim.step_length
+    fastest = max(g.max_speed for g in config.vehicles)
+    loops = math.ceil(steps * dt * fastest / config.scenario.min_length) + 2
+    scenario = RingScenario(config.scenario, config.vehicles, route_loops=loops)
+    instance = scenario.instance(np.random.default_rng(config.sim.seed))
+
+    def run(n: int) -> tuple[float, float]:
+        command = [
+            sumo_binary("sumo"),
+            "--net-file", str(instance.net_file),
+            "--route-files", str(instance.route_file),
+            "--step-length", repr(dt),
+            "--end", repr(n * dt),
+            "--time-to-teleport", "-1",
+            "--no-step-log", "true",
+            "--no-warnings", "true",
+            "--duration-log.disable", "true",
+        ]  # fmt: skip
+        before, started = os.times(), time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        wall, after = time.perf_counter() - started, os.times()
+        cpu = (after.children_user - before.children_user) + (
+            after.children_system - before.children_system
+        )
+        return cpu, wall
+
+    short = max(steps // 5, 10)
+    run(short)  # warm the file cache
+    shorts = [run(short) for _ in range(repeats)]
+    longs = [run(steps) for _ in range(repeats)]
+    span = steps - short
+    return {
+        "raw_cpu_us": (min(c for c, _ in longs) - min(c for c, _ in shorts)) / span * 1e6,
+        "raw_wall_us": (min(w for _, w in longs) - min(w for _, w in shorts)) / span * 1e6,
+    }
+
+
+def env_cpu_us(humans: str, steps: int = 2000, blocks: int = 5) -> dict[str, float]:
+    """CPU and wall µs per ring env step (as ``bench env`` runs it), medians of ``blocks``."""
+    env = make_ring(humans)
+    action = np.zeros(1, dtype=np.float32)
+    try:
+        us_per_step(env, 300)
+        cpu, wall = [], []
+        for _ in range(blocks):
+            started_cpu, started = time.process_time(), time.perf_counter()
+            for _ in range(steps):
+                env.step(action)
+            cpu.append((time.process_time() - started_cpu) / steps * 1e6)
+            wall.append((time.perf_counter() - started) / steps * 1e6)
+    finally:
+        env.close()
+    return {"env_cpu_us": statistics.median(cpu), "env_wall_us": statistics.median(wall)}
+
+
 def main() -> None:
     humans = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "idm"
     numbers = [arg for arg in sys.argv[1:] if arg.isdigit()]
+    if "--rate" in sys.argv:  # CPU and wall µs per step of the env and of the raw binary
+        import os
+
+        rate = {"humans": humans, "load_before": os.getloadavg()[0]}
+        rate.update(env_cpu_us(humans))
+        rate.update(raw_sumo_cpu_us(humans))
+        rate["ratio_to_raw_cpu"] = rate["raw_cpu_us"] / rate["env_cpu_us"]
+        rate["ratio_to_raw_wall"] = rate["raw_wall_us"] / rate["env_wall_us"]
+        rate["load_after"] = os.getloadavg()[0]
+        print(json.dumps(rate))
+        return
     result = profile(humans, int(numbers[0]) if numbers else 2000)
     if "--json" in sys.argv:
         print(json.dumps(result))
