@@ -197,13 +197,14 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     labels = [f"{name}\n({RESCO_BEST[name].algorithm})" for name in names]
     axes.set_xticks(x, labels, fontsize=8)
     axes.set_xlim(-0.75, len(rows) - 0.25)
-    axes.margins(y=0.25)
+    every = [value for _, values, _ in bars for value in values]
+    axes.set_ylim(min(every) / 2, max(every) * 3)  # room for the legend above the bars
     axes.set_title(
-        "RESCO's maps: avg_delay of RESCO's best learner (best episode), flowsim's "
+        "RESCO's maps: avg_delay of RESCO's best learner (best episode),\nflowsim's "
         "max-pressure and trained policy (greedy, mean over episodes)",
         fontsize=9,
     )
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, ncol=3, loc="upper left")
     return save_png(figure, path)
 
 
