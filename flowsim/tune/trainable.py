@@ -150,7 +150,7 @@ def run_trial(
 
     from flowsim.runs.callbacks import CSVWriter, EventsFlush
     from flowsim.runs.directory import Row, RunDirectory
-    from flowsim.runs.loop import best_return, progress_columns, train_until
+    from flowsim.runs.loop import best_figure, eval_column, progress_columns, train_until
     from flowsim.runs.training import make_trainer
 
     context = tune.get_context()
@@ -193,7 +193,10 @@ def run_trial(
             trainer.load_state_dict(state["trainer"])
             trainer.set_learning_rates(config.train)  # after a PBT exploit: this trial's
             rows = list(state["rows"])
-            best = None if directory.drop_checkpoints_after(iteration) else best_return(rows)
+            column = eval_column(config.train) or "return_mean"  # what best.pt was kept by
+            best = (
+                None if directory.drop_checkpoints_after(iteration) else best_figure(rows, column)
+            )
         # Faults survived go on from the restored rows; resumes count this trial's own
         # restores (trial.json's resumed_at), whoever's checkpoint it continues.
         resumes = len(record.get("resumed_at", []))
