@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -42,7 +43,8 @@ def zero_d(value: float) -> np.ndarray:
     computes the same float64 result: the per-step maths on a group's arrays uses these.
     """
     array = _ZERO_D.get(value)
-    if array is None:
+    if array is None or (value == 0.0 and math.copysign(1.0, value) != math.copysign(1.0, array)):
+        # (-0.0 and 0.0 are one dict key but different operands)
         if len(_ZERO_D) > 1024:  # parameters that keep changing: do not grow without bound
             _ZERO_D.clear()
         array = _ZERO_D[value] = np.array(float(value))
