@@ -267,7 +267,7 @@ class Kernel:
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
         self._watch_positions = {}
-        self._watch_map: _LeaderMap | None = None
+        self._watch_map = None
         self._cache = _StepCache()
         self._entered_type = {}
         self._placed_type = {v.vehicle_id: v.group for v in instance.vehicles}
