@@ -11,8 +11,9 @@
 # Each tree runs through this checkout's .venv with PYTHONPATH (its own flowsim package wins
 # over the editable install; Ray workers inherit it). Knobs (environment): ROUNDS (2),
 # ITERATIONS (6 flowsim PPO iterations per run; the first is left out of the median, as the
-# peer's first), TRAJECTORIES (72; the JSON scales to 144), NEW_TREE (this checkout), PEERS
-# (../shared/peers), SKIP_PEER=1. About 8-9 minutes on 2 cores with the defaults. Every Ray
+# peer's first), TRAJECTORIES (72; the JSON scales to 144), TIMEOUT_S (300 s a run, the peer
+# twice that; a run cut short keeps the iterations it finished), NEW_TREE (this checkout),
+# PEERS (../shared/peers), SKIP_PEER=1. About 8-9 minutes on 2 quiet cores. Every Ray
 # instance listens on 127.0.0.1 only (flowsim's own; the peer's through the switch
 # flowsim.distributed.cluster.loopback_only sets). Results: OUT (benchmarks/results/
 # hotpath-sampler-ab-<time>/), one summary.json with medians and spreads.
@@ -105,6 +106,7 @@ rounds=${ROUNDS:-2}
 iterations=${ITERATIONS:-6}
 trajectories=${TRAJECTORIES:-72}
 mkdir -p "$out"
+out=$(cd "$out" && pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
@@ -120,28 +122,35 @@ train_run() {  # train_run SIDE ROUND: flowsim PPO on the ring in the peer's set
   local side=$1 round=$2 tree=$new
   if [ "$side" = old ]; then tree=$old; fi
   echo "== $side train, round $round" >&2
-  (cd "$tree" && PYTHONPATH="$tree" timeout 300 "$bin/flowsim" train scenarios/ring.yaml \
+  (cd "$tree" && PYTHONPATH="$tree" timeout "${TIMEOUT_S:-300}" "$bin/flowsim" train scenarios/ring.yaml \
     "${PPO_SETTING[@]}" --set train.iterations="$iterations" \
-    --out "$scratch/runs-$side-$round" > "$out/train-$side-$round.log" 2>&1)
-  cp "$(ls -d "$scratch/runs-$side-$round"/*/ | head -1)progress.csv" \
-    "$out/train-$side-$round.csv"
+    --out "$scratch/runs-$side-$round" > "$out/train-$side-$round.log" 2>&1) ||
+    echo "   cut short (exit $?): its finished iterations count" >&2
+  local progress
+  progress=$(ls "$scratch/runs-$side-$round"/*/progress.csv 2>/dev/null | head -1 || true)
+  if [ -n "$progress" ]; then cp "$progress" "$out/train-$side-$round.csv"; fi
 }
 
 peer_run() {  # peer_run ROUND: RLlib 2.60 PPO on the peer's libsumo ring, 3 iterations
   echo "== RLlib peer, round $1" >&2
-  (cd "$scratch" && PATH="$bin:$PATH" RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 timeout 400 \
-    "$bin/python" rllib_ring.py 3000 24000 2>&1 | grep -E '^iter' > "$out/peer-$1.log")
+  (cd "$scratch" && PATH="$bin:$PATH" RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 timeout "$((2 * ${TIMEOUT_S:-300}))" \
+    "$bin/python" rllib_ring.py 3000 24000 > "$out/peer-$1.out" 2>&1) ||
+    echo "   cut short (exit $?): its finished iterations count; see peer-$1.out" >&2
+  grep -E '^iter' "$out/peer-$1.out" > "$out/peer-$1.log" || true
 }
 
 sampler_run() {  # sampler_run SIDE ROUND: bench sampler in the seed's setting, set explicitly
   local side=$1 round=$2 tree=$new
   if [ "$side" = old ]; then tree=$old; fi
   echo "== $side bench sampler, round $round" >&2
-  (cd "$tree" && PYTHONPATH="$tree" timeout 300 "$bin/flowsim" bench sampler \
+  (cd "$tree" && PYTHONPATH="$tree" timeout "${TIMEOUT_S:-300}" "$bin/flowsim" bench sampler \
     --config scenarios/ring.yaml --steps 1000 --trajectories "$trajectories" \
     --set sim.step_length=0.1 --set env.sims_per_step=1 --set env.horizon=3000 \
     --set env.warmup_steps=750 --json --results "$scratch/results-$side-$round" \
-    > "$out/sampler-$side-$round.json")
+    > "$out/sampler-$side-$round.json") || {
+    echo "   cut short: left out" >&2
+    rm -f "$out/sampler-$side-$round.json"
+  }
 }
 
 for round in $(seq 1 "$rounds"); do
@@ -177,8 +186,14 @@ def train_rates(path):
 
 def spread(values):
     values = [float(v) for v in values]
+    if not values:
+        return {"median": float("nan"), "min": None, "max": None, "n": 0}
     return {"median": float(np.median(values)), "min": min(values), "max": max(values),
             "n": len(values)}
+
+
+def ratio(a, b):
+    return rows[a]["median"] / rows[b]["median"] if a in rows and b in rows else None
 
 
 summary = {"rows": {}}
@@ -189,6 +204,8 @@ for side in ("old", "new"):
     summary["rows"][f"train_{side}_iteration_steps_per_s"] = spread(
         [r for p in files for r in train_rates(p)[1]])
     runs = [json.load(open(p)) for p in sorted(out.glob(f"sampler-{side}-*.json"))]
+    if not runs:
+        continue
     summary["rows"][f"sampler_{side}_seconds_for_144"] = spread(
         [r["seconds_for_144_trajectories"] for r in runs])
     summary["rows"][f"sampler_{side}_ray_1_worker_steps_per_s"] = spread(
@@ -204,15 +221,11 @@ if peer:
     summary["rows"]["rllib_peer_steps_per_s"] = spread(peer)
 rows = summary["rows"]
 summary["ratios"] = {
-    "train_new_over_old": rows["train_new_steps_per_s"]["median"]
-    / rows["train_old_steps_per_s"]["median"],
-    "sampler_144_old_over_new": rows["sampler_old_seconds_for_144"]["median"]
-    / rows["sampler_new_seconds_for_144"]["median"],
+    "train_new_over_old": ratio("train_new_steps_per_s", "train_old_steps_per_s"),
+    "sampler_144_old_over_new": ratio("sampler_old_seconds_for_144", "sampler_new_seconds_for_144"),
+    "train_old_over_rllib": ratio("train_old_steps_per_s", "rllib_peer_steps_per_s"),
+    "train_new_over_rllib": ratio("train_new_steps_per_s", "rllib_peer_steps_per_s"),
 }
-if peer:
-    for side in ("old", "new"):
-        summary["ratios"][f"train_{side}_over_rllib"] = (
-            rows[f"train_{side}_steps_per_s"]["median"] / rows["rllib_peer_steps_per_s"]["median"])
 (out / "summary.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps(summary, indent=2))
 EOF
