@@ -69,7 +69,7 @@ PIECES = [  # (class, method, piece)
     (Signals, "set_greens", "signals: switching (once a decision)"),
     (TrafficLightGridEnv, "sanitize_action", "env: action sanitising"),
     (TrafficLightGridEnv, "observe", "env: observation maths"),
-    (TrafficLightGridEnv, "compute_reward", "env: reward maths"),
+    (TrafficLightGridEnv, "step_reward", "env: reward maths"),
     (FlowsimEnv, "_info", "env: base info (mean speed: every vehicle's speed)"),
     (TrafficLightGridEnv, "_signal_info", "env: signal info (queue, waiting time)"),
     (TrafficLightGridEnv, "on_vehicles_removed", "env: counting arrivals"),

@@ -57,7 +57,7 @@ PIECES: list[tuple[Any, str, str]] = [
     (simulation.Simulation, "drive_humans", "simulation: step, drive_humans, following_state"),
     (simulation.Simulation, "following_state", "simulation: step, drive_humans, following_state"),
     (ring.WaveAttenuationEnv, "observe", "env: observation"),
-    (ring.WaveAttenuationEnv, "compute_reward", "env: reward (mean, std of speeds)"),
+    (ring.WaveAttenuationEnv, "step_reward", "env: reward (mean, std of speeds)"),
     (simulation.Simulation, "metrics", "env: reward (mean, std of speeds)"),
     (simulation.Simulation, "speed_stats", "env: reward (mean, std of speeds)"),
     (env_base.FlowsimEnv, "_info", "env: info dict"),

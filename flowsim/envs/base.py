@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
 
     A subclass sets ``observation_space`` and ``action_space`` in ``__init__`` (after calling
     ``super().__init__``) and implements :meth:`observe`, :meth:`apply_action` and
-    :meth:`compute_reward`. The base class owns the :class:`Simulation` (scenario, kernel and
+    :meth:`step_reward`. The base class owns the :class:`Simulation` (scenario, kernel and
     human drivers), seeding, warm-up, the horizon, collisions and ``info``.
 
     Termination: a collision when ``env.terminate_on_collision`` is set.
@@ -70,9 +71,23 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
         """Send the agent's action to the kernel (before the step)."""
         raise NotImplementedError
 
-    def compute_reward(self, action: np.ndarray) -> float:
+    def step_reward(self, action: np.ndarray) -> float:
         """The reward for the step just taken with ``action``."""
         raise NotImplementedError
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Accept a task written for the hook's old name, ``compute_reward``, with a warning."""
+        super().__init_subclass__(**kwargs)
+        legacy = cls.__dict__.get("compute_reward")
+        if legacy is not None and "step_reward" not in cls.__dict__:
+            warnings.warn(
+                f"{cls.__qualname__}.compute_reward: flowsim's reward hook is now called "
+                "step_reward (Stable-Baselines3 takes any env with a compute_reward method for "
+                "a goal-conditioned env); rename the method.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            cls.step_reward = legacy  # type: ignore[method-assign]
 
     # -- gymnasium API --------------------------------------------------------------------
     @property
@@ -131,7 +146,7 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
         self.step_count += 1
         terminated = bool(collided and self.config.env.terminate_on_collision)
         truncated = self.step_count >= self.config.env.horizon and not terminated
-        reward = 0.0 if terminated else float(self.compute_reward(action))
+        reward = 0.0 if terminated else float(self.step_reward(action))
         return self.observe(), reward, terminated, truncated, self._info(collisions=collided)
 
     def sanitize_action(self, action: np.ndarray) -> np.ndarray:

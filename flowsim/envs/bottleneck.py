@@ -188,7 +188,7 @@ class BottleneckEnv(FlowsimEnv):
         obs[-1] = self.simulation.outflow(_OBS_OUTFLOW_STEPS * step) / _OUTFLOW_NORM
         return obs
 
-    def compute_reward(self, action: np.ndarray) -> float:
+    def step_reward(self, action: np.ndarray) -> float:
         """Outflow over the last ``env.reward_window`` s, per 2000 veh/h and unit of scaling."""
         outflow = self.simulation.outflow(self.config.env.reward_window)
         return outflow / (_OUTFLOW_NORM * self.scaling)

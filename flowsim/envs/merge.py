@@ -129,7 +129,7 @@ class MergeEnv(FlowsimEnv):
             obs = self._slots.scatter(rows, _PER_AV)
         return np.clip(obs.reshape(-1), self.observation_space.low, self.observation_space.high)
 
-    def compute_reward(self, action: np.ndarray) -> float:
+    def step_reward(self, action: np.ndarray) -> float:
         """Desired-velocity reward plus the AVs' short-headway penalty, floored at 0."""
         speeds = self.kernel.speeds()
         if speeds.size == 0:

@@ -150,9 +150,9 @@ class _AVRowsWaveAttenuation(WaveAttenuationEnv):
         rows[self.present_slots, 2] = np.minimum(headway, self.max_length) / self.max_length
         return rows
 
-    def compute_reward(self, action: np.ndarray) -> float:
+    def step_reward(self, action: np.ndarray) -> float:
         """:class:`WaveAttenuationEnv`'s reward, the effort averaged over the AVs present."""
-        return super().compute_reward(action[self.present_slots])
+        return super().step_reward(action[self.present_slots])
 
 
 class MultiAgentRingEnv(ParallelEnv[str, np.ndarray, np.ndarray]):

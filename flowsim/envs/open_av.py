@@ -159,7 +159,7 @@ class OpenAccelEnv(FlowsimEnv):
         obs = self.slots.scatter(rows, _PER_AV).reshape(-1)
         return np.clip(obs, self.observation_space.low, self.observation_space.high)
 
-    def compute_reward(self, action: np.ndarray) -> float:
+    def step_reward(self, action: np.ndarray) -> float:
         """The network's mean speed over ``env.target_speed``."""
         return self.simulation.metrics()["mean_speed"] / self.speed_scale
 

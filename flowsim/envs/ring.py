@@ -106,7 +106,7 @@ class WaveAttenuationEnv(_RingTask):
             dtype=np.float32,
         )
 
-    def compute_reward(self, action: np.ndarray) -> float:
+    def step_reward(self, action: np.ndarray) -> float:
         """System speed bonus minus the wave's amplitude and the AV's acceleration effort."""
         env = self.config.env
         mean_speed, speed_std = self.simulation.speed_stats()
@@ -176,7 +176,7 @@ class AccelEnv(_RingTask):
         original = {v: k for k, v in enumerate(self.simulation.instance.vehicle_ids)}
         self._slots = np.array([original[v] for v in self.kernel.vehicle_ids], dtype=np.int64)
 
-    def compute_reward(self, action: np.ndarray) -> float:
+    def step_reward(self, action: np.ndarray) -> float:
         """How close all vehicles drive to the target speed, in [0, 1]."""
         speeds = self.kernel.speeds()
         target = np.full(speeds.shape, self.config.env.target_speed)
@@ -250,6 +250,6 @@ class LaneChangeAccelEnv(AccelEnv):
             self._last_change[slots[moving]] = now
             self._changes = int(moving.sum())
 
-    def compute_reward(self, action: np.ndarray) -> float:
+    def step_reward(self, action: np.ndarray) -> float:
         """Desired-velocity reward minus the cost of this step's lane changes."""
-        return super().compute_reward(action) - self.config.env.lane_change_penalty * self._changes
+        return super().step_reward(action) - self.config.env.lane_change_penalty * self._changes

@@ -260,7 +260,7 @@ class TrafficLightGridEnv(FlowsimEnv):
         observation[self._queue_at] = signals.incoming_queues()
         return observation
 
-    def compute_reward(self, action: np.ndarray) -> float:
+    def step_reward(self, action: np.ndarray) -> float:
         """The sum over signals of ``env.signal_reward`` (see the class docstring)."""
         kind = self.config.env.signal_reward
         if kind == "diff_waiting_time":

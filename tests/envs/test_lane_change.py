@@ -33,7 +33,7 @@ def test_commanded_lane_changes_happen_and_cost_reward() -> None:
             changes += inner._changes
             if inner._changes:  # the change's cost is in this step's reward
                 assert reward == pytest.approx(
-                    AccelEnv.compute_reward(inner, action)
+                    AccelEnv.step_reward(inner, action)
                     - inner.config.env.lane_change_penalty * inner._changes
                 )
             moved |= _lanes(env) != start
