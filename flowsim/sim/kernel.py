@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 
@@ -50,6 +51,14 @@ class crash_guard:
         if crashed is not None:
             raise crashed from None
         return False
+
+    def reraise(self, error: BaseException) -> NoReturn:
+        """Raise the :class:`SimulationCrashed` that ``error`` means, or ``error`` itself if
+        it is not SUMO's (the ``except`` side of :meth:`translate`'s ``try`` blocks)."""
+        crashed = self.translate(error)
+        if crashed is None:
+            raise error
+        raise crashed from None
 
     def translate(self, error: BaseException) -> SimulationCrashed | None:
         """The :class:`SimulationCrashed` that ``error`` means, or None if it is not SUMO's.
@@ -321,10 +330,7 @@ class Kernel:
             collisions = backend.colliding_ids()
             teleports = backend.teleports()
         except Exception as error:
-            crashed = _STEPPING.translate(error)
-            if crashed is None:
-                raise
-            raise crashed from None
+            _STEPPING.reraise(error)
         self._cache = _StepCache()
         if not collisions and not teleports and self._edge_speed is None:
             self.events = _QUIET  # a closed network where nothing happened: most steps
@@ -418,10 +424,7 @@ class Kernel:
             try:
                 speed = self._cache.speed = self.backend.speeds(self.vehicle_ids)
             except Exception as error:
-                crashed = _READING_SPEEDS.translate(error)
-                if crashed is None:
-                    raise
-                raise crashed from None
+                _READING_SPEEDS.reraise(error)
         return speed
 
     def speed_of(self, index: int) -> float:
@@ -433,10 +436,7 @@ class Kernel:
         try:
             return self.backend.speed(self.vehicle_ids[index])
         except Exception as error:
-            crashed = _READING_SPEEDS.translate(error)
-            if crashed is None:
-                raise
-            raise crashed from None
+            _READING_SPEEDS.reraise(error)
 
     def speed_limits(self) -> np.ndarray:
         """Lane speed limit for every vehicle (m/s).
@@ -579,10 +579,7 @@ class Kernel:
         try:
             return self.backend.leader_columns(self.ids_of(indices), self._lookahead)
         except Exception as error:
-            crashed = _READING_LEADERS.translate(error)
-            if crashed is None:
-                raise
-            raise crashed from None
+            _READING_LEADERS.reraise(error)
 
     def _map_leaders(self, indices: np.ndarray, names: tuple[str, ...]) -> _LeaderMap:
         """Array indices of the leaders named ``names`` (one per vehicle at ``indices``)."""
@@ -654,10 +651,7 @@ class Kernel:
         try:
             self.backend.set_speeds(self.ids_of(indices), target)
         except Exception as error:
-            crashed = _SETTING_SPEEDS.translate(error)
-            if crashed is None:
-                raise
-            raise crashed from None
+            _SETTING_SPEEDS.reraise(error)
 
     def _accelerate_one(self, indices: np.ndarray, accelerations: np.ndarray) -> None:
         """:meth:`apply_accelerations` for one vehicle (one AV) in Python floats: the same
@@ -677,10 +671,7 @@ class Kernel:
             else:
                 self.backend.set_speeds(self.ids_of(indices), target)
         except Exception as error:
-            crashed = _SETTING_SPEEDS.translate(error)
-            if crashed is None:
-                raise
-            raise crashed from None
+            _SETTING_SPEEDS.reraise(error)
 
     def apply_speeds(self, indices: np.ndarray, speeds: np.ndarray) -> None:
         """Command the speeds (m/s) of the vehicles at ``indices`` for the next step."""
