@@ -25,6 +25,7 @@ from flowsim.algos.common import (
     estimate_advantages,
     iteration_row,
     learner_state,
+    learner_threads,
     load_learner_state,
 )
 from flowsim.config import FlowsimConfig, TrainConfig
@@ -149,7 +150,13 @@ class TRPOTrainer:
         return iteration_row(self, batch, losses, sample_s, wall)
 
     def learn(self, batch: Batch) -> dict[str, float]:
-        """GAE on ``batch``, one trust-region policy step, the value regression; the losses."""
+        """GAE on ``batch``, one trust-region policy step, the value regression; the losses
+        (torch on the learner's threads, :func:`~flowsim.algos.common.learner_threads`)."""
+        with learner_threads():
+            return self._learn(batch)
+
+    def _learn(self, batch: Batch) -> dict[str, float]:
+        """:meth:`learn`'s body."""
         estimates = estimate_advantages(
             batch,
             self.model,
