@@ -15,6 +15,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def needs_sumo_rl() -> Any:
+    """A pytest mark that skips a test where the sumo-rl package (RESCO's maps, the peer env)
+    is not installed, with the install line as the reason."""
+    import importlib.util
+
+    import pytest
+
+    return pytest.mark.skipif(
+        importlib.util.find_spec("sumo_rl") is None,
+        reason="RESCO's maps and the sumo-rl peer come with the sumo-rl package: "
+        "pip install 'flowsim[resco]' (make installs it)",
+    )
+
+
 def run_cli(
     *args: str,
     cwd: Path | None = None,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from flowsim import testing
 from flowsim.bench.resco import PUBLISHED, RESCO_AGENTS, RESCO_MAPS, baseline_episode
 from flowsim.cli import main
 from flowsim.config import load_config
@@ -17,11 +17,7 @@ RESCO_YAMLS = Path(__file__).resolve().parents[2] / "scenarios" / "resco"
 #: A few hundred simulated seconds: 20 decisions (200 s; 100 s on arterial4x4).
 SHORT = ["env.horizon=20"]
 
-needs_sumo_rl = pytest.mark.skipif(
-    importlib.util.find_spec("sumo_rl") is None,
-    reason="RESCO's maps ship in the sumo-rl package, which is not installed: "
-    "pip install 'flowsim[resco]' (make installs it)",
-)
+needs_sumo_rl = testing.needs_sumo_rl()
 
 
 def test_a_yaml_for_every_map() -> None:

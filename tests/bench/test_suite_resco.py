@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import io
 import json
 import shutil
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from flowsim import testing
 from flowsim.bench.suite import parse_rows
 from flowsim.bench.suite_resco import RESCO_BASELINES, RESCO_BEST, RESCO_SUITE
 from flowsim.cli import main
@@ -32,10 +32,7 @@ COMMAND = [
     "--folder", str(RESCO), *SHORT,
 ]  # fmt: skip
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("sumo_rl") is None,
-    reason="RESCO's maps come with sumo-rl (pip install 'flowsim[resco]')",
-)
+pytestmark = testing.needs_sumo_rl()
 
 
 def _run(tmp: Path, rows: str = "cologne1") -> tuple[int, str]:

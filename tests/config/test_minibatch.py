@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from flowsim import testing
 from flowsim.config import load_config
 from flowsim.errors import ConfigError
 
@@ -43,10 +43,7 @@ def test_single_agent_envs_still_count_env_steps() -> None:
         load_config(SCENARIOS / "ring.yaml", [*SMALL_BATCH, "train.minibatch_size=101"])
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("sumo_rl") is None,
-    reason="RESCO's maps come with the sumo-rl package: pip install 'flowsim[resco]'",
-)
+@testing.needs_sumo_rl()
 def test_lights_read_from_network_files_are_not_counted_before_the_env_starts() -> None:
     # RESCO's cologne8: the lights are in the .net.xml, which the config does not read; no
     # env-step bound applies to a policy that all of them share.

@@ -5,12 +5,12 @@ rules of Signals."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
+from flowsim import testing
 from flowsim.config import apply_overrides
 from flowsim.controllers.signals import (
     GREEDY_DISTANCE,
@@ -24,10 +24,7 @@ from flowsim.errors import ConfigError
 from flowsim.sim.signals import Signals
 from flowsim.sim.simulation import Simulation
 
-needs_sumo_rl = pytest.mark.skipif(
-    importlib.util.find_spec("sumo_rl") is None,
-    reason="RESCO's maps come with the sumo-rl package: pip install 'flowsim[resco]'",
-)
+needs_sumo_rl = testing.needs_sumo_rl()
 
 
 def _near(sim: Simulation, lane: str, length: float, distance: float) -> tuple[int, int]:

@@ -10,12 +10,12 @@ The values are SUMO 1.28's (the version pyproject.toml pins); another SUMO moves
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from flowsim import testing
 from flowsim.envs.multiagent_signals import parallel_env
 from flowsim.envs.signals import TrafficLightGridEnv
 
@@ -23,10 +23,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 INTERSECTION = SCENARIOS / "intersection.yaml"
 COLOGNE8 = SCENARIOS / "resco" / "cologne8.yaml"
 
-needs_sumo_rl = pytest.mark.skipif(
-    importlib.util.find_spec("sumo_rl") is None,
-    reason="RESCO's maps come with the sumo-rl package: pip install 'flowsim[resco]'",
-)
+needs_sumo_rl = testing.needs_sumo_rl()
 
 #: (yaml, overrides, decisions, seed) -> (observation hash, sum of rewards, sum of |rewards|,
 #: last info's (queue, waiting_time, arrived, vehicles, mean_speed), vehicles arrived in all,

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from flowsim import testing
 from flowsim.bench.env import bench_env_peer
 from flowsim.config import load_config
 
 INTERSECTION = Path(__file__).resolve().parents[2] / "scenarios" / "intersection.yaml"
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("sumo_rl") is None,
-    reason="the sumo-rl package is not installed: pip install 'flowsim[resco]'",
-)
+@testing.needs_sumo_rl()
 def test_peer_result_holds_cpu_rates_and_pair_ratios() -> None:
     result = bench_env_peer(load_config(INTERSECTION), decisions=10, repeats=2)
     for who in ("flowsim", "sumo-rl"):

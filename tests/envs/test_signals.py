@@ -16,6 +16,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import parallel_api_test
 
+from flowsim import testing
 from flowsim.config import load_config
 from flowsim.envs import make_env
 from flowsim.envs.multiagent_signals import parallel_env
@@ -35,10 +36,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 #: One SUMO step (1 s) per agent step, so the light can be watched second by second.
 EVERY_SECOND = ["env.sims_per_step=1", "env.horizon=200"]
 
-needs_sumo_rl = pytest.mark.skipif(
-    importlib.util.find_spec("sumo_rl") is None,
-    reason="RESCO's maps come with the sumo-rl package: pip install 'flowsim[resco]'",
-)
+needs_sumo_rl = testing.needs_sumo_rl()
 
 
 def _state(env: TrafficLightGridEnv, index: int = 0) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from flowsim import testing
 from flowsim.config import apply_overrides, load_config
 from flowsim.envs.presets import PRESETS
 from flowsim.sim.simulation import Simulation
@@ -96,10 +96,7 @@ def test_meter_adds_its_options_once_and_measures_an_empty_start() -> None:
     assert math.isnan(measured["avg_trip_time"]) or measured["avg_trip_time"] >= 0
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("sumo_rl") is None,
-    reason="RESCO's maps come with the sumo-rl package: pip install 'flowsim[resco]'",
-)
+@testing.needs_sumo_rl()
 def test_trip_metrics_match_tripinfo_on_resco_cologne1(tmp_path: Path) -> None:
     path = tmp_path / "cologne1.yaml"
     path.write_text(COLOGNE1)
