@@ -139,7 +139,10 @@ def train(
     (``key=value``, only with ``resume``) change the settings a resume may change
     (:data:`~flowsim.runs.resume.RESUMABLE_KEYS`): a higher ``train.iterations`` extends the
     run; ``config.yaml`` is updated and the ``resumed`` event names the change. Any other key
-    is a :class:`~flowsim.errors.ConfigError`.
+    is a :class:`~flowsim.errors.ConfigError`. A run that stopped before its first checkpoint
+    trains from the start in its own directory with its ``config.yaml`` and says so (stderr,
+    and a ``resumed`` event at iteration 0); a folder without ``config.yaml`` is no run
+    (:class:`~flowsim.errors.ConfigError`).
 
     Faults the run survives (SUMO restarted in a runner, a runner replaced, a checkpoint that
     could not be written, a damaged checkpoint skipped, the resume itself) are logged to
@@ -151,12 +154,22 @@ def train(
     damaged: list[tuple[Path, str]] = []
     state: dict[str, Any] | None = None
     changes: list[str] = []
+    fresh_start = False
     if resume is not None:
         directory = RunDirectory.open(resume)
-        state, checkpoint = directory.latest_checkpoint(damaged)
-        done = int(state["trainer"]["iteration"])
         saved = directory.load_config()
+        if directory.checkpoint_paths():
+            state, checkpoint = directory.latest_checkpoint(damaged)
+            done = int(state["trainer"]["iteration"])
+        else:  # it stopped before its first checkpoint: nothing to continue but its config
+            fresh_start, done = True, 0
         config, changes = resume_config(saved, overrides, done, str(directory.path))
+        if fresh_start:
+            print(
+                f"{directory.path} has no checkpoint yet (it stopped before its first); "
+                "training it from the start with its config.yaml.",
+                file=sys.stderr,
+            )
         if changes:
             directory.write_config(config)  # the run directory tells what the run does now
         elif config.train.iterations <= done:
@@ -187,6 +200,13 @@ def train(
             rows = list(state["rows"])
             logger.info("resuming %s from %s (iteration %d)", directory, checkpoint, done)
         events = directory.events(rows[-1] if rows else None)
+        if fresh_start:
+            detail = "no checkpoint yet: training from the start"
+            if dropped := directory.progress_rows_past(0):
+                detail += f"; {dropped} progress row(s) without a checkpoint redone"
+            if changes:
+                detail += f"; --set {', '.join(changes)}"
+            events.record("resumed", 0, detail)
         if state is not None:
             for path, reason in damaged:
                 events.record("checkpoint_damaged", done, f"{path.name}: {reason}")

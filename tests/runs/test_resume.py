@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from flowsim.cli import main
 from flowsim.config import dump_config, load_config
 from flowsim.errors import ConfigError
+from flowsim.runs.directory import RunDirectory
 from flowsim.runs.events import read_events
 from flowsim.runs.resume import RESUMABLE_KEYS, resume_config
 from flowsim.runs.training import train
@@ -85,6 +87,32 @@ def test_a_larger_time_budget_is_applied_on_resume(finished_run: Path, tmp_path:
     assert run.trainer.iteration == 3
     assert load_config(run_dir / "config.yaml").train.time_budget_s == 3600
     assert "train.time_budget_s null -> 3600.0" in read_events(run_dir)[-1]["detail"]
+
+
+def test_a_run_that_died_before_its_first_checkpoint_trains_from_the_start(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train --resume` on a run killed before its first checkpoint: the same run, from scratch,
+    in its own folder with its config and logs; a folder with no run at all is still refused."""
+    directory = RunDirectory.create(load_config(finished_run / "config.yaml"), tmp_path)
+    directory.events().record("sim_restart", 0, "logged before the kill")  # a log to keep
+    before = directory.config_path.read_text()
+    assert main(["train", "--resume", str(directory.path)]) == 0
+    err = capsys.readouterr().err
+    assert "has no checkpoint yet" in err and "training it from the start" in err
+    assert directory.config_path.read_text() == before
+    assert [e["kind"] for e in read_events(directory.path)] == ["sim_restart", "resumed"]
+    # the same seeds as a fresh start: the rows of the run that was never interrupted
+    other = {"wall_s", "steps_per_s", "resumes"}
+
+    def rows(run_dir: Path) -> list[dict[str, str]]:
+        with open(run_dir / "progress.csv", newline="") as stream:
+            return [{k: v for k, v in r.items() if k not in other} for r in csv.DictReader(stream)]
+
+    assert rows(directory.path) == rows(finished_run) and len(rows(finished_run)) == 2
+    assert [p.name for p in directory.checkpoint_paths()][-1] == "checkpoint-000002.pt"
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
 
 
 def test_iterations_below_those_done_are_refused(finished_run: Path, tmp_path: Path) -> None:
