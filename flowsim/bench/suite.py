@@ -138,6 +138,12 @@ class Suite:
         """Where the published figures come from."""
         return self.hooks.SOURCE
 
+    def row_file(self, row: str, folder: Path) -> Path:
+        """The row's YAML: ``<folder>/<row>.yaml``, or where the table's ``row_file(row,
+        folder)`` hook says, for a row kept outside the table's folder."""
+        elsewhere = getattr(self.hooks, "row_file", None)
+        return Path(elsewhere(row, Path(folder)) if elsewhere else Path(folder) / f"{row}.yaml")
+
     @property
     def state_folder(self) -> str:
         """The folder under ``--results`` of the rows' states: ``suite-<name>``."""
@@ -178,11 +184,11 @@ def row_config(
 ) -> FlowsimConfig:
     """The row's YAML with the suite's training settings (the wall-time budget, ``best.pt``
     by a greedy evaluation, the table's own settings), then ``overrides``."""
-    path = Path(folder) / f"{row}.yaml"
+    path = suite.row_file(row, Path(folder))
     if not path.is_file():
         raise ConfigError(
-            f"--folder {folder}: no {row}.yaml there; give {suite.defaults.folder} (the folder of "
-            f"{suite.title})."
+            f"--folder {folder}: no {path.name} at {path.parent}; give {suite.defaults.folder} "
+            f"(the folder of {suite.title})."
         )
     common = [
         f"train.time_budget_s={budget_s}",
@@ -273,11 +279,25 @@ def _train_row(
 
 
 def _read_state(path: Path) -> dict[str, Any]:
+    """A row's state (or a run's summary) as written; empty when missing or unreadable."""
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     return state if isinstance(state, dict) else {}
+
+
+def _write_state(state: dict[str, Any], path: Path) -> None:
+    """Replace the row's state file whole (:func:`write_result`'s JSON): a suite killed while
+    writing it keeps the previous state, not a truncated file that would cost the row's
+    figures."""
+    staging = path.with_name(f"{path.name}.tmp")
+    try:
+        write_result(state, path=staging)
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
 
 
 def run_row(
@@ -328,7 +348,7 @@ def run_row(
         if (entry.get("seed"), len(entry.get("episodes", []))) != (seed, episodes):
             measured = suite.hooks.baseline(row, name, config, episodes, seed, report)
             state[name] = {"seed": seed, **measured}
-            write_result(state, path=path)
+            _write_state(state, path)
 
     run_dir = _train_row(row, config, Path(out), fresh, budget_s, report)
     state["run_dir"] = str(run_dir)
@@ -339,7 +359,7 @@ def run_row(
     # whole episodes of env.horizon env steps (a runner's fragment is whole episodes)
     training["episodes"] = (training["env_steps"] or 0) // config.env.horizon
     state["training"] = training
-    write_result(state, path=path)
+    _write_state(state, path)
 
     def score(played_config: FlowsimConfig, result: EpisodeResult) -> float:
         return suite.hooks.score(row, played_config, result)
@@ -348,7 +368,7 @@ def run_row(
     state["comparison"] = suite.hooks.compare(row, state)
     state["complete"] = True
     state["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    write_result(state, path=path)
+    _write_state(state, path)
     return state
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flowsim.bench.suite import parse_rows
+from flowsim.bench.suite import parse_rows, run_row
 from flowsim.bench.suite_flow import FLOW_SUITE, FLOW_TABLE, flow_delay, human_figures
 from flowsim.cli import main
 from flowsim.config import apply_overrides, load_config
@@ -30,6 +30,8 @@ SHORT = [
     "--set", "train.eval_episodes=1",
 ]  # fmt: skip
 BUDGET_MIN = 0.04  # 2.4 s of training
+#: SHORT as ``run_row``'s overrides.
+OVERRIDES = SHORT[1::2]
 
 
 def _suite(tmp: Path, *extra: str) -> tuple[int, str]:
@@ -129,3 +131,38 @@ def test_the_grid_measure_is_flows_delay() -> None:
     stepwise = simulate(apply_overrides(config, ["sim.seed=3"]), 60)
     assert figure == pytest.approx(-stepwise["flow_delay"], rel=1e-9)
     assert flow_delay(config, 60.0, config.scenario.speed_limit) == 0.0  # free flow: no delay
+
+
+def test_a_state_write_killed_midway_keeps_the_previous_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row's state file is replaced whole: a suite killed while writing it (after the
+    human baseline) leaves the previous state, not a truncated file that loses the row."""
+    state_path = tmp_path / "results" / "suite-flow" / "figureeight0.json"
+    state_path.parent.mkdir(parents=True)
+    before = {"row": "figureeight0", "complete": False, "overrides": OVERRIDES}
+    state_path.write_text(json.dumps(before))
+    write_text = Path.write_text
+
+    def killed_midway(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        if not self.name.startswith(state_path.name):
+            return write_text(self, text, *args, **kwargs)
+        write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        run_row(
+            FLOW_SUITE,
+            "figureeight0",
+            folder=BENCHMARKS,
+            budget_min=BUDGET_MIN,
+            episodes=1,
+            seed=1000,
+            out=tmp_path / "runs",
+            results=tmp_path / "results",
+            overrides=OVERRIDES,
+        )
+    monkeypatch.undo()
+    assert json.loads(state_path.read_text()) == before
+    assert [p.name for p in state_path.parent.iterdir()] == [state_path.name]  # no staging left
