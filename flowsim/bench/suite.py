@@ -319,17 +319,24 @@ def run_row(
 
     Each stage's figures are written to ``<results>/suite-<table>/<row>.json`` as soon as
     they are measured; a stage already there is not measured again (``fresh`` starts the row
-    over).
+    over). A complete row is kept as it is.
+
+    Raises:
+        ConfigError: the row was started with other ``overrides`` (``--set``) and is not
+            complete: its baselines and its run were measured with those.
     """
     path = Path(results) / suite.state_folder / f"{row}.json"
     state = {} if fresh else _read_state(path)
     if state.get("complete"):
-        if state.get("episodes") != episodes or state.get("budget_min") != budget_min:
+        kept = (state.get("budget_min"), state.get("episodes"), state.get("overrides"))
+        if kept != (budget_min, episodes, list(overrides)):
             report(
                 f"{row}: kept from {path} ({state.get('budget_min')} min, "
-                f"{state.get('episodes')} episodes); --fresh measures it again"
+                f"{state.get('episodes')} episodes, --set {state.get('overrides')}); --fresh "
+                "measures it again"
             )
         return state
+    _check_same_overrides(row, path, state, overrides)
     budget_s = budget_min * 60.0
     config = row_config(suite, row, folder, budget_s, overrides)
     state.update(
@@ -352,13 +359,7 @@ def run_row(
 
     run_dir = _train_row(row, config, Path(out), fresh, budget_s, report)
     state["run_dir"] = str(run_dir)
-    summary = _read_state(run_dir / "summary.json")
-    training = {
-        key: summary.get(key) for key in ("iterations", "env_steps", "wall_s", "best_iteration")
-    }
-    # whole episodes of env.horizon env steps (a runner's fragment is whole episodes)
-    training["episodes"] = (training["env_steps"] or 0) // config.env.horizon
-    state["training"] = training
+    state["training"] = _training_figures(run_dir, config)
     _write_state(state, path)
 
     def score(played_config: FlowsimConfig, result: EpisodeResult) -> float:
@@ -370,6 +371,32 @@ def run_row(
     state["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _write_state(state, path)
     return state
+
+
+def _check_same_overrides(
+    row: str, path: Path, state: dict[str, Any], overrides: Sequence[str]
+) -> None:
+    """Refuse to go on with an unfinished row under other ``--set`` items than it started with:
+    its baselines would be kept and its run resumed with the first ones."""
+    started = state.get("overrides")
+    if started is None or started == list(overrides):
+        return
+    raise ConfigError(
+        f"--set: {row} was started with --set {' '.join(started) or '(none)'} ({path}), this "
+        f"call gives {' '.join(overrides) or '(none)'}; give the same --set to continue the "
+        "row, or add --fresh to measure and train it again with the new ones."
+    )
+
+
+def _training_figures(run_dir: Path, config: FlowsimConfig) -> dict[str, Any]:
+    """The run's ``summary.json`` figures the row keeps, and its training episodes."""
+    summary = _read_state(run_dir / "summary.json")
+    training = {
+        key: summary.get(key) for key in ("iterations", "env_steps", "wall_s", "best_iteration")
+    }
+    # whole episodes of env.horizon env steps (a runner's fragment is whole episodes)
+    training["episodes"] = (training["env_steps"] or 0) // config.env.horizon
+    return training
 
 
 def bench_suite(

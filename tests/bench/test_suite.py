@@ -166,3 +166,40 @@ def test_a_state_write_killed_midway_keeps_the_previous_state(
     monkeypatch.undo()
     assert json.loads(state_path.read_text()) == before
     assert [p.name for p in state_path.parent.iterdir()] == [state_path.name]  # no staging left
+
+
+def _row(tmp: Path, overrides: list[str], report: object = None) -> dict[str, object]:
+    """``run_row`` of figureeight0 into ``tmp`` with ``overrides``, one episode."""
+    return run_row(
+        FLOW_SUITE,
+        "figureeight0",
+        folder=BENCHMARKS,
+        budget_min=BUDGET_MIN,
+        episodes=1,
+        seed=1000,
+        out=tmp / "runs",
+        results=tmp / "results",
+        overrides=overrides,
+        **({"report": report} if report is not None else {}),
+    )
+
+
+def test_a_row_is_continued_only_with_the_set_it_started_with(tmp_path: Path) -> None:
+    """An unfinished row under another --set is refused before anything runs (its baselines
+    and run hold the first settings); a complete one is kept and says so."""
+    state_path = tmp_path / "results" / "suite-flow" / "figureeight0.json"
+    state_path.parent.mkdir(parents=True)
+    started = {"row": "figureeight0", "complete": False, "overrides": OVERRIDES}
+    state_path.write_text(json.dumps(started))
+    changed = [*OVERRIDES, "env.horizon=50"]
+    with pytest.raises(ConfigError, match="--fresh") as refused:
+        _row(tmp_path, changed)
+    assert "env.horizon=50" in str(refused.value)
+    assert not (tmp_path / "runs").exists()  # nothing trained
+    complete = {**started, "complete": True, "budget_min": BUDGET_MIN, "episodes": 1}
+    state_path.write_text(json.dumps(complete))
+    said: list[str] = []
+    assert _row(tmp_path, changed, said.append) == complete
+    assert len(said) == 1 and "--fresh" in said[0]
+    said.clear()
+    assert _row(tmp_path, OVERRIDES, said.append) == complete and not said
