@@ -8,6 +8,12 @@ final and the best checkpoint played greedily on the baselines' seeds, every fig
 ``avg_delay`` over the whole hour. :mod:`flowsim.bench.suite` runs it, resumably; the goal of
 a row is the best learner's figure RESCO published (:data:`RESCO_BEST`) or lower, and never
 worse than max-pressure. docs/resco.md explains the figures.
+
+One more row, :data:`FLOW_GRID` (``--rows flowgrid``): Flow's 3 x 3 traffic-light grid
+(``scenarios/multiagent_grid.yaml``, one agent per light, one shared policy), trained and
+measured the same way. RESCO published no figure for it; its goal is at or below SUMO's
+actuated programme (the ``program`` baseline there, Flow's own baseline for the grid) and
+max-pressure.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BASELINES",
     "DEFAULTS",
+    "FLOW_GRID",
+    "FLOW_GRID_FILE",
     "ONE_LIGHT_MAPS",
     "RESCO_BASELINES",
     "RESCO_BEST",
@@ -42,6 +50,7 @@ __all__ = [
     "compare",
     "describe",
     "plot",
+    "row_file",
     "score",
     "settings",
 ]
@@ -79,6 +88,12 @@ RESCO_BEST: dict[str, RescoLearner] = {
     "cologne8": RescoLearner(21.62, "IPPO"),
 }
 
+#: The row of Flow's traffic-light grid with one agent per light: no RESCO figure.
+FLOW_GRID = "flowgrid"
+
+#: Its YAML, in the folder above ``--folder`` (``scenarios/`` beside ``scenarios/resco/``).
+FLOW_GRID_FILE = "multiagent_grid.yaml"
+
 #: flowsim's no-training rules measured on every map (``flowsim simulate --signals NAME``).
 BASELINES = RESCO_BASELINES = ("max_pressure", "greedy", "fixed_cycle", "program")
 
@@ -100,6 +115,14 @@ RESCO_TRAINING = (
 )
 
 
+def row_file(row: str, folder: Path) -> Path:
+    """A row's YAML (the ``row_file`` hook): ``<folder>/<map>.yaml`` for RESCO's maps,
+    :data:`FLOW_GRID_FILE` in the folder above ``folder`` for Flow's grid."""
+    if row == FLOW_GRID:
+        return Path(folder).parent / FLOW_GRID_FILE
+    return Path(folder) / f"{row}.yaml"
+
+
 def settings(row: str) -> list[str]:
     """A map's training settings (the ``settings`` hook)."""
     single = ["env.type=traffic_light_grid"] if row in ONE_LIGHT_MAPS else []
@@ -107,7 +130,17 @@ def settings(row: str) -> list[str]:
 
 
 def describe(row: str) -> dict[str, Any]:
-    """A map's metric and RESCO's figures (the ``describe`` hook)."""
+    """A map's metric and RESCO's figures (the ``describe`` hook); Flow's grid has none
+    (``resco.best_learner`` None) and is compared with SUMO's actuated programme."""
+    if row == FLOW_GRID:
+        return {
+            "metric": "avg_delay",
+            "metric_name": "RESCO's average delay",
+            "unit": "s",
+            "agents": "one per light, shared policy",
+            "resco": {"best_learner": None, "algorithm": None, "baselines": {}},
+            "goal": "at or below SUMO's actuated programme (program) and max_pressure",
+        }
     best = RESCO_BEST[row]
     published = {
         name: PUBLISHED[(row, name)].mean for name in RESCO_BASELINES if (row, name) in PUBLISHED
@@ -129,18 +162,25 @@ def baseline(
     row: str, name: str, config: FlowsimConfig, episodes: int, seed: int, report: Report
 ) -> dict[str, Any]:
     """A no-training rule's ``avg_delay`` over ``episodes`` hours from seeds ``seed + k``
-    (``as_resco``: counted as RESCO's script counts) and the vehicles never inserted."""
+    (``as_resco``: counted as RESCO's script counts, on RESCO's maps) and the vehicles never
+    inserted; on Flow's grid ``program`` also names the programme SUMO ran
+    (``scenario.signals.program``: actuated as the YAML ships)."""
     runs = []
     for k in range(episodes):
         report(f"{name}, episode {k + 1}/{episodes}")
         runs.append(baseline_episode(config, name, seed + k))
-    like_resco = "avg_delay" if row in SCRIPT_COUNTS_WAITING else "avg_delay_inserted"
-    return {
+    figures: dict[str, Any] = {
         **stats([run["avg_delay"] for run in runs]),
-        "as_resco": statistics.fmean(run[like_resco] for run in runs),
         "never_inserted": statistics.fmean(run["never_inserted"] for run in runs),
         "throughput": statistics.fmean(run["throughput"] for run in runs),
     }
+    if row == FLOW_GRID:
+        if name == "program":
+            figures["program"] = config.scenario.signals.program
+    else:
+        like_resco = "avg_delay" if row in SCRIPT_COUNTS_WAITING else "avg_delay_inserted"
+        figures["as_resco"] = statistics.fmean(run[like_resco] for run in runs)
+    return figures
 
 
 def score(row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
@@ -151,11 +191,25 @@ def score(row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
 def compare(row: str, state: dict[str, Any]) -> dict[str, Any]:
     """The map's trained policy (``best``, else ``final``) against RESCO's best learner and
     flowsim's max-pressure: the row's goal is at or below the first and never above the
-    second."""
+    second. On Flow's grid (no RESCO figure: ``to_resco_best`` and ``beats_resco_best`` None)
+    the goal is at or below SUMO's actuated programme (``program``) and max-pressure."""
     chosen = state.get("best") or state["final"]
     policy = chosen["mean"]
-    resco = RESCO_BEST[row].avg_delay
     pressure = state["max_pressure"]["mean"]
+    if row == FLOW_GRID:
+        program = state["program"]["mean"]
+        beats_program, beats_pressure = policy <= program, policy <= pressure
+        return {
+            "policy": "best" if state.get("best") else "final",
+            "to_resco_best": None,
+            "to_program": (policy - program) / program,
+            "to_max_pressure": (policy - pressure) / pressure,
+            "beats_resco_best": None,
+            "beats_program": beats_program,
+            "beats_max_pressure": beats_pressure,
+            "goal_met": beats_program and beats_pressure,
+        }
+    resco = RESCO_BEST[row].avg_delay
     beats_resco, beats_pressure = policy <= resco, policy <= pressure
     return {
         "policy": "best" if state.get("best") else "final",
@@ -168,8 +222,9 @@ def compare(row: str, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Bars per map, ``avg_delay`` on a log scale: RESCO's best learner, flowsim's
-    max-pressure and flowsim's trained policy; written as a PNG."""
+    """Bars per map, ``avg_delay`` on a log scale: RESCO's best learner (none on Flow's
+    grid, labelled there), flowsim's max-pressure and flowsim's trained policy; written as a
+    PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,8 +232,9 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     import numpy as np
 
     names = [state["row"] for state in rows]
+    published = [RESCO_BEST[name].avg_delay if name in RESCO_BEST else np.nan for name in names]
     bars = [
-        ("RESCO's best learner", [RESCO_BEST[name].avg_delay for name in names], "#616161"),
+        ("RESCO's best learner", published, "#616161"),
         ("flowsim max-pressure", [state["max_pressure"]["mean"] for state in rows], "#90caf9"),
         (
             "flowsim PPO (best.pt)",
@@ -191,13 +247,17 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     figure, axes = plt.subplots(figsize=(max(7.0, 1.3 * len(rows) + 3), 4.8))
     for offset, (label, values, color) in zip((-1, 0, 1), bars, strict=True):
         drawn = axes.bar(x + offset * width, values, width, label=label, color=color)
-        axes.bar_label(drawn, labels=[f"{value:.1f}" for value in values], fontsize=7)
+        shown = ["—" if np.isnan(value) else f"{value:.1f}" for value in values]
+        axes.bar_label(drawn, labels=shown, fontsize=7)
     axes.set_yscale("log")
     axes.set_ylabel("avg_delay (s, log scale)")
-    labels = [f"{name}\n({RESCO_BEST[name].algorithm})" for name in names]
+    labels = [
+        f"{name}\n({RESCO_BEST[name].algorithm if name in RESCO_BEST else 'no RESCO figure'})"
+        for name in names
+    ]
     axes.set_xticks(x, labels, fontsize=8)
     axes.set_xlim(-0.75, len(rows) - 0.25)
-    every = [value for _, values, _ in bars for value in values]
+    every = [value for _, values, _ in bars for value in values if not np.isnan(value)]
     axes.set_ylim(min(every) / 2, max(every) * 3)  # room for the legend above the bars
     axes.set_title(
         "RESCO's maps: avg_delay of RESCO's best learner (best episode),\nflowsim's "
@@ -208,8 +268,9 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     return save_png(figure, path)
 
 
-#: This module as :class:`~flowsim.bench.suite.SuiteHooks`: the rows.
-SOURCE, ROWS = RESCO_SOURCE, tuple(RESCO_BEST)
+#: This module as :class:`~flowsim.bench.suite.SuiteHooks`: the rows (RESCO's maps, then
+#: Flow's grid).
+SOURCE, ROWS = RESCO_SOURCE, (*RESCO_BEST, FLOW_GRID)
 
 #: RESCO's maps as a :class:`~flowsim.bench.suite.Suite`.
 RESCO_SUITE = Suite("resco", "RESCO's maps", sys.modules[__name__], DEFAULTS)

@@ -128,7 +128,8 @@ def add_parser(commands: Any) -> None:
     suite.add_argument(
         "--rows",
         default="all",
-        help="comma-separated rows (default all: Flow's eleven, RESCO's eight), e.g. grid0",
+        help="comma-separated rows (default all: Flow's eleven; RESCO's eight and flowgrid, "
+        "Flow's grid with one agent per light), e.g. grid0",
     )
     suite.add_argument(
         "--budget-min", type=float, help="minutes of training per row (flow 30, resco 60)"
@@ -512,10 +513,14 @@ def _resco_line(row: dict[str, Any]) -> str:
     """A finished map of RESCO's table, for the progress lines."""
     chosen = row.get("best") or row["final"]
     resco = row["resco"]
+    published = (
+        f"RESCO's {resco['algorithm']}: {resco['best_learner']:.2f} s"
+        if resco["best_learner"] is not None
+        else f"no RESCO figure; program {row['program']['mean']:.2f} s"
+    )
     return (
         f"{row['row']}: avg_delay policy {chosen['mean']:.2f} s, max_pressure "
-        f"{row['max_pressure']['mean']:.2f} s (RESCO's {resco['algorithm']}: "
-        f"{resco['best_learner']:.2f} s)"
+        f"{row['max_pressure']['mean']:.2f} s ({published})"
     )
 
 
@@ -541,12 +546,23 @@ def _show_suite_resco(result: dict[str, Any]) -> None:
             else ("beats max_pressure" if compared["beats_max_pressure"] else "not met")
         )
         figures = [row["final"], row.get("best")]
+        resco = row["resco"]
+        published = (
+            "—"
+            if resco["best_learner"] is None
+            else f"{resco['best_learner']:g} {resco['algorithm']}"
+        )
+        to_published = (
+            f"{compared['to_program']:+.0%} to program"
+            if compared["to_resco_best"] is None
+            else f"{compared['to_resco_best']:+.0%} to RESCO"
+        )
         table.add_row(
             row["row"],
-            f"{row['resco']['best_learner']:g} {row['resco']['algorithm']}",
+            published,
             *(f"{row[name]['mean']:.2f}" for name in columns[2:]),
             " / ".join("-" if entry is None else f"{entry['mean']:.2f}" for entry in figures),
-            f"{goal} ({compared['to_resco_best']:+.0%} to RESCO)",
+            f"{goal} ({to_published})",
             f"{training.get('env_steps') or 0:,} steps, {training.get('episodes') or 0} "
             f"episodes, {(training.get('wall_s') or 0) / 60:.1f} min",
         )
@@ -557,6 +573,8 @@ def _show_suite_resco(result: dict[str, Any]) -> None:
         "lowest avg_delay in a greedy evaluation on other seeds), means over the episodes "
         "(spreads in the JSON); goal: at or below RESCO's best learner and never above "
         "max_pressure; episodes: one-hour training episodes (RESCO trained 100 to 1,400). "
+        "flowgrid: Flow's 3 x 3 grid (400 s episodes), no RESCO figure (—); its program is "
+        "SUMO's actuated programme and its goal at or below it and max_pressure. "
         f"Source: {result['source']}.\nwritten to {result['written_to']}, picture "
         f"{result['figure']}",
         highlight=False,

@@ -108,4 +108,4 @@ def test_bad_rows_exit_2_naming_the_valid_ones(
     error = capsys.readouterr().err
     assert "cologne2" in error and "ingolstadt21" in error
     assert parse_rows(RESCO_SUITE, "cologne8,grid4x4") == ("grid4x4", "cologne8")  # table order
-    assert parse_rows(RESCO_SUITE, "all") == tuple(RESCO_BEST) and len(RESCO_BEST) == 8
+    assert parse_rows(RESCO_SUITE, "all") == (*RESCO_BEST, "flowgrid") and len(RESCO_BEST) == 8
