@@ -248,7 +248,8 @@ class BaselineActor:
 
 
 def human_controller(config: FlowsimConfig) -> ControllerConfig:
-    """The controller of the config's first human group: the AV's model in the human baseline."""
+    """The controller of the config's largest human group (flowsim-driven): the AV's model in
+    the human baseline."""
     humans = [g for g in config.vehicles if g.controller.type not in ("rl", "sumo")]
     if not humans:
         raise ConfigError(
@@ -323,7 +324,10 @@ def evaluate(
         raise ConfigError(f"--episodes {episodes}: give at least 1 episode, e.g. 5.")
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
-        raise ConfigError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}.")
+        raise ConfigError(
+            f"--baselines: unknown baseline(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(BASELINES)} (comma-separated, '' for none)."
+        )
     requested = baselines
     baselines = applicable_baselines(config, baselines)
     seeds = [seed + k for k in range(episodes)]
@@ -333,7 +337,6 @@ def evaluate(
     baseline_config = apply_overrides(
         config, ["env.sims_per_step=1", f"env.horizon={config.env.horizon * repeat}"]
     )
-    names = (["policy"] if weights is not None else []) + list(baselines)
     record = is_multiagent_config(config)  # each agent's rewards: its own return
     results: dict[str, Any] = {"seeds": seeds, "baselines": {}}
     skipped = [b for b in requested if b not in baselines]
@@ -341,33 +344,41 @@ def evaluate(
         results["skipped_baselines"] = skipped  # not applicable to this env (see above)
     runners = _Runners(group)
     try:
-        for name in names:
+        if weights is not None:
+            if progress is not None:
+                progress("policy")
+            played_by = runners.for_config(config, own_pace=True)
+            played_by.set_weights(weights, version=0)
+            jobs = [EpisodeJob(s, record=record) for s in seeds]
+            results["policy"] = _summarise_played(played_by.play(jobs), config)
+        for name in baselines:
             if progress is not None:
                 progress(name)
-            own_pace = name == "policy" or name in SIGNAL_BASELINES  # the env's own interval
+            own_pace = name in SIGNAL_BASELINES  # at the env's own decision interval
             played_config = config if own_pace else baseline_config
-            runner_group = runners.for_config(played_config, own_pace)
-            if name == "policy":
-                assert weights is not None
-                runner_group.set_weights(weights, version=0)
-                jobs = [EpisodeJob(s, record=record) for s in seeds]
-            else:
-                jobs = [EpisodeJob(s, actor=BaselineActor(name), record=record) for s in seeds]
-            played = runner_group.play(jobs)
-            summary = summarise_episodes([episode_stats(r, played_config) for r in played])
-            if name == "policy":
-                results["policy"] = summary
-            else:
-                if not own_pace:  # per agent step of the policy's env
-                    summary["mean_return"] /= repeat
-                    if "agent_return_mean" in summary:
-                        summary["agent_return_mean"] /= repeat
-                    for figures in summary.get("agents", {}).values():
-                        figures["return"] /= repeat
-                results["baselines"][name] = summary
+            jobs = [EpisodeJob(s, actor=BaselineActor(name), record=record) for s in seeds]
+            played = runners.for_config(played_config, own_pace).play(jobs)
+            summary = _summarise_played(played, played_config)
+            results["baselines"][name] = summary if own_pace else _per_agent_step(summary, repeat)
     finally:
         runners.close()
     return results
+
+
+def _summarise_played(played: list[EpisodeResult], config: FlowsimConfig) -> dict[str, Any]:
+    """:func:`summarise_episodes` of episodes played on ``config``."""
+    return summarise_episodes([episode_stats(result, config) for result in played])
+
+
+def _per_agent_step(summary: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """A baseline's summary played at every SUMO step with its returns divided by ``repeat``
+    (the policy's ``env.sims_per_step``): per agent step of the policy's env."""
+    summary["mean_return"] /= repeat
+    if "agent_return_mean" in summary:
+        summary["agent_return_mean"] /= repeat
+    for figures in summary.get("agents", {}).values():
+        figures["return"] /= repeat
+    return summary
 
 
 class _Runners:
@@ -380,6 +391,8 @@ class _Runners:
         self.current: tuple[FlowsimConfig, RunnerGroup] | None = None
 
     def for_config(self, config: FlowsimConfig, own_pace: bool) -> RunnerGroup:
+        """The runners that play ``config``: the caller's when given and ``own_pace`` (the
+        policy's own config), else an in-process runner built for it."""
         if own_pace and self.given is not None:
             return self.given
         if self.current is None or self.current[0] is not config:

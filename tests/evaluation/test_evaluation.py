@@ -11,6 +11,7 @@ import pytest
 from flowsim.config import apply_overrides, load_config
 from flowsim.distributed import EpisodeJob, make_runner_group
 from flowsim.distributed.play import Actor
+from flowsim.errors import ConfigError
 from flowsim.evaluation.evaluate import controller_actor, episode_stats, evaluate
 from flowsim.runs.training import train
 from flowsim.testing import run_cli as _flowsim
@@ -114,3 +115,9 @@ def test_gymnasium_runs_have_no_traffic_baselines() -> None:
 
     config = load_config(ROOT / "scenarios" / "cartpole.yaml")
     assert applicable_baselines(config, ("human", "pi_saturation", "fixed_cycle")) == ()
+
+
+def test_an_unknown_baseline_names_the_flag_and_the_choices() -> None:
+    with pytest.raises(ConfigError, match="--baselines: unknown baseline") as refused:
+        evaluate(load_config(RING), None, episodes=1, baselines=("human", "pi_saturaton"))
+    assert "pi_saturaton" in str(refused.value) and "follower_stopper" in str(refused.value)
