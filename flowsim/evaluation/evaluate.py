@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from flowsim.distributed.play import Actor, AgentsPolicyActor, PolicyActor
 from flowsim.envs.registry import MULTIAGENT_TYPES
 from flowsim.errors import ConfigError
 from flowsim.sim.trips import TRIP_METRICS
+
+if TYPE_CHECKING:
+    from flowsim.runs.directory import RunDirectory
 
 #: Baselines that drive AVs: they apply only where a vehicle group is driven by ``rl``.
 AV_BASELINES = ("human", "pi_saturation", "follower_stopper")
@@ -407,8 +410,14 @@ class _Runners:
 
 
 def load_policy(run_dir: Path, checkpoint: str = "latest") -> tuple[FlowsimConfig, dict]:
-    """The config and exported policy weights of a run (``latest`` or ``best`` checkpoint)."""
-    from flowsim.runs.directory import RunDirectory
+    """The config and exported policy weights of a run's ``checkpoint``: ``latest``, ``best``
+    or an iteration number.
+
+    Raises:
+        ConfigError: ``run_dir`` is no run directory, has no checkpoint yet, or the
+            checkpoint asked for is missing or damaged (the message names what to give).
+    """
+    from flowsim.runs.directory import BEST_CHECKPOINT, CHECKPOINT_FOLDER, RunDirectory
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
@@ -416,9 +425,42 @@ def load_policy(run_dir: Path, checkpoint: str = "latest") -> tuple[FlowsimConfi
             f"{run_dir}: not a run directory (no config.yaml); give a folder written by "
             "`flowsim train`."
         )
-    config = load_config(run_dir / "config.yaml")
-    state, _ = RunDirectory(run_dir).load_checkpoint(checkpoint)
-    return config, state["policy"]
+    directory = RunDirectory(run_dir)
+    saved = directory.checkpoint_paths()
+    if not saved and not (directory.checkpoints / BEST_CHECKPOINT).is_file():
+        raise ConfigError(
+            f"{run_dir} has no checkpoints ({CHECKPOINT_FOLDER}/checkpoint-*.pt): its training "
+            f"has not finished an iteration. Continue it with `flowsim train --resume {run_dir}`."
+        )
+    if checkpoint.isdigit():
+        state = _numbered_checkpoint(directory, int(checkpoint), saved)
+    elif checkpoint in ("latest", "best"):
+        state, _ = directory.load_checkpoint(checkpoint)
+    else:
+        raise ConfigError(f"--checkpoint {checkpoint}: give latest, best or an iteration number.")
+    return load_config(run_dir / "config.yaml"), state["policy"]
+
+
+def _numbered_checkpoint(
+    directory: RunDirectory, iteration: int, saved: list[Path]
+) -> dict[str, Any]:
+    """The checkpoint written after ``iteration`` among the run's ``saved`` ones."""
+    from flowsim.runs.checkpoints import read_checkpoint
+    from flowsim.runs.directory import checkpoint_name
+
+    path = directory.checkpoints / checkpoint_name(iteration)
+    if not path.is_file():
+        kept = ", ".join(str(int(p.stem.split("-")[1])) for p in saved) or "none"
+        raise ConfigError(
+            f"--checkpoint {iteration}: {path} does not exist; the run keeps iterations {kept} "
+            "(or use latest / best)."
+        )
+    try:
+        return read_checkpoint(path)
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(f"{path} is damaged ({error}); pick another checkpoint.") from None
 
 
 def evaluate_run(
@@ -430,7 +472,8 @@ def evaluate_run(
     baselines: tuple[str, ...] = ("human", "pi_saturation"),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a training run directory's policy deterministically against the baselines.
+    """Evaluate a training run directory's policy (``checkpoint``: ``latest``, ``best`` or an
+    iteration number) deterministically against the baselines.
 
     An imitation run (``flowsim imitate``) is refused: its program drives through
     :func:`flowsim.hierarchy.evaluate.evaluate_any_run`, which ``flowsim evaluate`` calls.

@@ -90,38 +90,6 @@ class ReplaySource:
         return self.origin if self.weights is not None else None
 
 
-def _load_weights(run_dir: Path, checkpoint: str) -> dict[str, Any]:
-    """The policy weights of ``checkpoint`` (``latest``, ``best`` or an iteration number)."""
-    folder = run_dir / "checkpoints"
-    saved = sorted(folder.glob("checkpoint-*.pt")) if folder.is_dir() else []
-    if not saved and not (folder / "best.pt").is_file():
-        raise ConfigError(
-            f"{run_dir} has no checkpoints (checkpoints/checkpoint-*.pt): its training has not "
-            f"finished an iteration. Continue it with `flowsim train --resume {run_dir}`, or "
-            f"replay the scenario without a policy: `flowsim replay {run_dir / 'config.yaml'}`."
-        )
-    if not checkpoint.isdigit():
-        if checkpoint not in ("latest", "best"):
-            raise ConfigError(f"--checkpoint {checkpoint}: give latest, best or an iteration.")
-        return load_policy(run_dir, checkpoint)[1]
-    path = folder / f"checkpoint-{int(checkpoint):06d}.pt"
-    if not path.is_file():
-        kept = ", ".join(str(int(p.stem.split("-")[1])) for p in saved) or "none"
-        raise ConfigError(
-            f"--checkpoint {checkpoint}: {path} does not exist; the run keeps iterations {kept} "
-            "(or use latest / best)."
-        )
-    from flowsim.runs.checkpoints import read_checkpoint
-
-    try:
-        state = read_checkpoint(path)
-    except ConfigError:
-        raise
-    except Exception as error:
-        raise ConfigError(f"{path} is damaged ({error}); pick another checkpoint.") from None
-    return state["policy"]
-
-
 def load_source(
     target: str | Path, checkpoint: str = "latest", overrides: list[str] | None = None
 ) -> ReplaySource:
@@ -138,7 +106,7 @@ def load_source(
             )
         config = load_config(target / "config.yaml", overrides)
         _check_replayable(config, target)
-        return ReplaySource(config, _load_weights(target, checkpoint), target, checkpoint)
+        return ReplaySource(config, load_policy(target, checkpoint)[1], target, checkpoint)
     if not target.exists():
         raise ConfigError(
             f"{target} does not exist; give a run directory (runs/ring-...) or an experiment "

@@ -12,7 +12,7 @@ from flowsim.config import apply_overrides, load_config
 from flowsim.distributed import EpisodeJob, make_runner_group
 from flowsim.distributed.play import Actor
 from flowsim.errors import ConfigError
-from flowsim.evaluation.evaluate import controller_actor, episode_stats, evaluate
+from flowsim.evaluation.evaluate import controller_actor, episode_stats, evaluate, evaluate_run
 from flowsim.runs.training import train
 from flowsim.testing import run_cli as _flowsim
 from flowsim.testing import short_run
@@ -121,3 +121,12 @@ def test_an_unknown_baseline_names_the_flag_and_the_choices() -> None:
     with pytest.raises(ConfigError, match="--baselines: unknown baseline") as refused:
         evaluate(load_config(RING), None, episodes=1, baselines=("human", "pi_saturaton"))
     assert "pi_saturaton" in str(refused.value) and "follower_stopper" in str(refused.value)
+
+
+def test_a_run_without_checkpoints_is_a_clear_error(tmp_path: Path) -> None:
+    """`flowsim evaluate` of a run that has not finished an iteration says so (not `--resume`)."""
+    (tmp_path / "config.yaml").write_text(RING.read_text())
+    with pytest.raises(ConfigError, match=r"has no checkpoints .*flowsim train --resume"):
+        evaluate_run(tmp_path)
+    with pytest.raises(ConfigError, match="not a run directory"):
+        evaluate_run(tmp_path / "elsewhere")
