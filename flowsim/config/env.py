@@ -37,6 +37,7 @@ __all__ = [
     "AnyEnvConfig",
     "BottleneckEnvConfig",
     "EnvConfig",
+    "FlowTrafficLightGridEnvConfig",
     "GymEnvConfig",
     "LaneChangeAccelEnvConfig",
     "MergeEnvConfig",
@@ -49,7 +50,8 @@ __all__ = [
 
 #: ``env.type`` when a config gives none.
 DEFAULT_ENV_TYPE = "wave_attenuation"
-#: Env types whose actions are traffic-light phases (signal baselines, trip metrics).
+#: Env types whose actions are traffic-light phases (signal baselines, trip metrics);
+#: ``flow_traffic_light_grid``'s actions are switch requests, not phases, so it is not one.
 SIGNAL_ENV_TYPES = ("traffic_light_grid", "multiagent_traffic_light_grid")
 
 EnvType = Literal[
@@ -60,6 +62,7 @@ EnvType = Literal[
     "bottleneck",
     "open_accel",
     "traffic_light_grid",
+    "flow_traffic_light_grid",
     "multiagent_wave_attenuation",
     "multiagent_traffic_light_grid",
     "gym",
@@ -83,7 +86,9 @@ class EnvConfig(Section):
         description="Registered env: wave_attenuation, accel, lane_change_accel, merge (AVs on "
         "a highway with an on-ramp), bottleneck (AV speed commands per segment and lane in Flow's "
         "lane-drop bottleneck), open_accel (AV slots on any open network), "
-        "traffic_light_grid (signal control on any network with traffic lights), gym (a "
+        "traffic_light_grid (signal control on any network with traffic lights), "
+        "flow_traffic_light_grid (Flow's centralised grid benchmark env: switch requests per "
+        "light), gym (a "
         "Gymnasium id, env.id), or the PettingZoo envs multiagent_wave_attenuation and "
         "multiagent_traffic_light_grid.",
     )
@@ -275,6 +280,43 @@ class TrafficLightGridEnvConfig(_SignalEnv):
     type: Literal["traffic_light_grid"] = Field("traffic_light_grid", description="The env type.")
 
 
+class FlowTrafficLightGridEnvConfig(_SumoEnv):
+    """``flow_traffic_light_grid``: Flow's centralised traffic-light grid (its
+    ``TrafficLightGridBenchmarkEnv``): one agent asks each light to switch or not."""
+
+    type: Literal["flow_traffic_light_grid"] = Field(
+        "flow_traffic_light_grid", description="The env type."
+    )
+    yellow_time: float = Field(
+        3.0,
+        ge=0,
+        le=60,
+        description="flow_traffic_light_grid: seconds of yellow between the two greens (Flow's "
+        "switch_time; its grid0/1 benchmarks: 3); switch requests during a yellow are ignored.",
+    )
+    num_observed: StrictInt = Field(
+        2,
+        ge=1,
+        le=100,
+        description="flow_traffic_light_grid: vehicles observed on each incoming edge of each "
+        "light, the nearest to the light first (Flow: 2).",
+    )
+    target_speed: float = Field(
+        50.0,
+        gt=0,
+        le=200,
+        description="flow_traffic_light_grid: the desired velocity (m/s) of the reward "
+        "(Flow's target_velocity; its grid benchmarks: 50).",
+    )
+    reward: Literal["desired_velocity", "delay"] = Field(
+        "desired_velocity",
+        description="flow_traffic_light_grid: desired_velocity (Flow's training reward: 1 "
+        "when every vehicle drives at target_speed, falling with the distance of the speeds "
+        "from it) or delay (Flow's evaluation reward: minus the step's delay, dt times the "
+        "vehicles' mean (v_top - v) / v_top).",
+    )
+
+
 class MultiAgentWaveAttenuationEnvConfig(_WaveReward):
     """``multiagent_wave_attenuation``: the ring with one PettingZoo agent per AV."""
 
@@ -318,6 +360,7 @@ ENV_CONFIGS: dict[str, type[EnvConfig]] = {
     "bottleneck": BottleneckEnvConfig,
     "open_accel": OpenAccelEnvConfig,
     "traffic_light_grid": TrafficLightGridEnvConfig,
+    "flow_traffic_light_grid": FlowTrafficLightGridEnvConfig,
     "multiagent_wave_attenuation": MultiAgentWaveAttenuationEnvConfig,
     "multiagent_traffic_light_grid": MultiAgentTrafficLightGridEnvConfig,
     "gym": GymEnvConfig,
@@ -377,6 +420,7 @@ AnyEnvConfig = Annotated[
         BottleneckEnvConfig,
         OpenAccelEnvConfig,
         TrafficLightGridEnvConfig,
+        FlowTrafficLightGridEnvConfig,
         MultiAgentWaveAttenuationEnvConfig,
         MultiAgentTrafficLightGridEnvConfig,
         GymEnvConfig,

@@ -38,6 +38,7 @@ ENV_TYPES: dict[str, str] = {
     "bottleneck": "flowsim.envs.bottleneck:BottleneckEnv",
     "open_accel": "flowsim.envs.open_av:OpenAccelEnv",
     "traffic_light_grid": "flowsim.envs.signals:TrafficLightGridEnv",
+    "flow_traffic_light_grid": "flowsim.envs.flow_grid:FlowGridEnv",
 }
 
 #: ``env.type`` values of multi-agent (PettingZoo) envs and the modules whose

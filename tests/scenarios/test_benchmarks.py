@@ -12,8 +12,7 @@ from flowsim.envs import make_env
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "scenarios" / "benchmarks"
 
-#: (observation, action) shapes and horizon from Flow's flow/benchmarks/README.md; the grids
-#: observe sumo-rl's per-signal features instead of Flow's (339,) and (915,) (docs/signals.md).
+#: (observation, action) shapes and horizon from Flow's flow/benchmarks/README.md.
 FLOW_DIMENSIONS: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...], int]] = {
     "figureeight0": ((28,), (1,), 1500),
     "figureeight1": ((28,), (7,), 1500),
@@ -21,8 +20,8 @@ FLOW_DIMENSIONS: dict[str, tuple[tuple[int, ...] | None, tuple[int, ...], int]] 
     "merge0": ((25,), (5,), 750),
     "merge1": ((65,), (13,), 750),
     "merge2": ((85,), (17,), 750),
-    "grid0": (None, (9,), 400),
-    "grid1": (None, (25,), 400),
+    "grid0": ((339,), (9,), 400),
+    "grid1": ((915,), (25,), 400),
     "bottleneck0": ((141,), (20,), 1000),
     "bottleneck1": ((141,), (20,), 1000),
     "bottleneck2": ((281,), (40,), 1000),
