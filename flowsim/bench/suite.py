@@ -218,7 +218,8 @@ def policy_figures(
     run's runners (``sampler.num_workers``) from seeds ``seed + k``, each episode scored by
     ``score(config, result)``.
 
-    ``best`` is missing when the run wrote no ``best.pt``.
+    ``best`` is missing when the run wrote no ``best.pt``; when it is the final iteration's
+    checkpoint, its figures are the final's (the same weights on the same seeds).
     """
     from flowsim.distributed import make_runner_group
     from flowsim.distributed.play import EpisodeJob
@@ -236,6 +237,10 @@ def policy_figures(
         for version, (name, which) in enumerate(wanted.items()):
             state, _ = directory.load_checkpoint(which)
             iteration = int(state["trainer"]["iteration"])
+            played = [f for f in results.values() if f["iteration"] == iteration]
+            if played:  # best.pt is the final checkpoint: 40 episodes would say the same
+                results[name] = dict(played[0])
+                continue
             report(f"{name} policy (iteration {iteration}), {episodes} episodes")
             group.set_weights(state["policy"], version=version)
             figures = [score(config, result) for result in group.play(jobs)]

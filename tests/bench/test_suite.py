@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flowsim.bench.suite import parse_rows, run_row
+from flowsim.bench.suite import parse_rows, policy_figures, run_row
 from flowsim.bench.suite_flow import FLOW_SUITE, FLOW_TABLE, flow_delay, human_figures
 from flowsim.cli import main
 from flowsim.config import apply_overrides, load_config
@@ -203,3 +203,20 @@ def test_a_row_is_continued_only_with_the_set_it_started_with(tmp_path: Path) ->
     assert len(said) == 1 and "--fresh" in said[0]
     said.clear()
     assert _row(tmp_path, OVERRIDES, said.append) == complete and not said
+
+
+def test_a_best_checkpoint_that_is_the_final_one_is_not_played_again(
+    suite_run: tuple[Path, int, str], tmp_path: Path
+) -> None:
+    (run_dir,) = _runs(suite_run[0])
+    run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    (latest,) = sorted((run_dir / "checkpoints").glob("checkpoint-*.pt"))[-1:]
+    shutil.copy(latest, run_dir / "checkpoints" / "best.pt")  # best.pt: the final iteration
+    scored = []
+
+    def score(config: object, result: object) -> float:
+        scored.append(result)
+        return 1.0
+
+    figures = policy_figures(run_dir, 2, 1000, score)
+    assert len(scored) == 2 and figures["best"] == figures["final"]
