@@ -118,6 +118,7 @@ def load_source(
 
 
 def _check_replayable(config: FlowsimConfig, origin: Path) -> None:
+    """Refuse a config without a SUMO scenario (a Gymnasium env)."""
     if config.env.type == "gym":
         raise ConfigError(
             f"{origin}: env.type gym ({config.env.id}) has no SUMO scenario to replay; replay "
@@ -302,6 +303,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _relative(path: Path, folder: Path) -> str:
+    """``path`` relative to ``folder`` where it lies inside it, else absolute."""
     with contextlib.suppress(ValueError):
         return str(path.resolve().relative_to(folder.resolve()))
     return str(path.resolve())
@@ -418,15 +420,8 @@ def _play(
         if shooter is not None:
             shooter.flush()
     except SimulationCrashed as error:
-        if gui and "display" in str(error).lower():
-            where = os.environ.get("DISPLAY", "")
-            raise ConfigError(
-                f"sumo-gui could not open a window on DISPLAY={where}: {_NO_DISPLAY}"
-            ) from None
         if gui:
-            raise FlowsimError(
-                f"sumo-gui closed or crashed during the replay ({error}); outputs are partial."
-            ) from None
+            raise _gui_failure(error) from None
         raise
     finally:
         env.close()  # closes sumo-gui and waits for it (kills it if it hangs)
@@ -439,6 +434,17 @@ def _play(
         frames=frames,
         wall_s=time.perf_counter() - started,
         agent_returns=returns,
+    )
+
+
+def _gui_failure(error: SimulationCrashed) -> FlowsimError:
+    """What to tell a user whose sumo-gui crashed: no display (a ConfigError naming the fix),
+    or a window closed or crashed mid-replay."""
+    if "display" in str(error).lower():
+        where = os.environ.get("DISPLAY", "")
+        return ConfigError(f"sumo-gui could not open a window on DISPLAY={where}: {_NO_DISPLAY}")
+    return FlowsimError(
+        f"sumo-gui closed or crashed during the replay ({error}); outputs are partial."
     )
 
 
@@ -462,15 +468,19 @@ def replay(
     """Replay one episode from ``seed`` and write ``out/replay.json``; return its summary.
 
     ``driver`` is ``policy`` (the default for a run) or a baseline (``human``, the default for
-    a config; ``pi_saturation``; ``follower_stopper``). ``steps`` are SUMO steps after the
-    warm-up (default: the config's episode). Headless, SUMO writes ``out/fcd.xml`` (or ``fcd``)
-    and ``out/emission.xml``. With ``gui``, sumo-gui shows the episode with ``delay_ms`` per
-    step, writes FCD only to ``fcd``, and takes a ``frame_size`` screenshot into ``frames``
-    every ``frame_every`` SUMO steps (at most one per agent step), assembled into ``gif`` if
-    given (``gif_frame_ms`` per frame). ``show_progress`` draws a progress bar on a terminal.
+    a config; ``pi_saturation``; ``follower_stopper``; on a signal env ``program``, the default
+    for a config, ``fixed_cycle``, ``max_pressure``, ``greedy``). ``steps`` are SUMO steps
+    after the warm-up (default: the config's episode; the policy and the signal rules play
+    whole agent steps, so up to ``env.sims_per_step - 1`` more). Headless, SUMO writes
+    ``out/fcd.xml`` (or ``fcd``) and ``out/emission.xml``. With ``gui``, sumo-gui shows the
+    episode with ``delay_ms`` per step, writes FCD only to ``fcd``, and takes a
+    ``frame_size`` screenshot into ``frames`` every ``frame_every`` SUMO steps (at most one
+    per agent step), assembled into ``gif`` if given (``gif_frame_ms`` per frame).
+    ``show_progress`` draws a progress bar on a terminal.
 
     The summary holds ``mean_speed``, ``speed_std``, ``min_speed`` (second half of the replayed
-    steps), ``collisions``, the ``route`` for time-space diagrams, ``av_ids`` and ``files``.
+    steps), ``collisions``, the ``route`` for time-space diagrams, ``av_ids`` and ``files``; on
+    a signal env RESCO's trip metrics; for the policy and the signal rules ``return``.
     """
     from flowsim.viz.timespace import Route
 
