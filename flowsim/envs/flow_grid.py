@@ -151,21 +151,22 @@ class FlowGridEnv(FlowsimEnv):
             for j, edge in enumerate(edges):
                 self._slot[self._edge_index[edge]] = (light * per_light + j) * observed
         vehicles = lights * per_light * observed
-        # Where each part of the observation starts (Flow's order).
-        self._speed_at, self._distance_at, self._number_at = 0, vehicles, 2 * vehicles
-        self._density_at = 3 * vehicles
-        self._mean_speed_at = self._density_at + num_edges
-        self._clock_at = self._mean_speed_at + num_edges
-        self._direction_at = self._clock_at + lights
-        self._yellow_at = self._direction_at + lights
-        size = self._yellow_at + lights
+        size = 3 * vehicles + 2 * num_edges + 3 * lights
+        self._observation = np.zeros(size, dtype=np.float32)
+        # Views of the observation's parts, in Flow's order, filled in place at every step.
+        parts = np.split(
+            self._observation, np.cumsum([vehicles] * 3 + [num_edges] * 2 + [lights] * 2)
+        )
+        (self._speed, self._distance, self._number, self._density, self._mean_speed) = parts[:5]
+        self._clock, self._direction, self._yellow = parts[5:]
         high = np.ones(size, dtype=np.float32)
-        high[self._clock_at : self._direction_at] = env.yellow_time
+        high[3 * vehicles + 2 * num_edges : 3 * vehicles + 2 * num_edges + lights] = env.yellow_time
         self.observation_space = spaces.Box(np.zeros(size, np.float32), high, dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (lights,), dtype=np.float32)
-        self._observation = np.zeros(size, dtype=np.float32)
         self._number_scale = 1.0 / max(num_edges - 1, 1)
         self._density_scale = FLOW_VEHICLE_LENGTH / self._edge_length
+        self._per_top_speed = 1.0 / self.top_speed
+        self._per_longest_edge = 1.0 / self.longest_edge
         self._observed = observed
         self._step_length = float(self.config.sim.step_length)
         # Requests at the step a yellow ends are ignored, as Flow's: one SUMO step of "green".
@@ -217,16 +218,17 @@ class FlowGridEnv(FlowsimEnv):
         kernel = self.kernel
         count = len(kernel.vehicle_ids)
         if count:
-            self._observe_vehicles(observation, count)
+            self._observe_vehicles(count)
         signals = self.signals
-        since = kernel.time - signals.changed_at - self._step_length
-        clock = np.clip(since, 0.0, signals.yellow_time)
-        observation[self._clock_at : self._direction_at] = np.where(self._switched, clock, 0.0)
-        observation[self._direction_at : self._yellow_at] = signals.phase
-        observation[self._yellow_at :] = signals.is_yellow
+        switched = self._switched
+        if switched.any():  # Flow's clock: 0 until a light's first switch
+            since = kernel.time - signals.changed_at[switched] - self._step_length
+            self._clock[switched] = np.minimum(np.maximum(since, 0.0), signals.yellow_time)
+        self._direction[:] = signals.phase
+        self._yellow[:] = signals.is_yellow
         return observation.copy()
 
-    def _observe_vehicles(self, observation: np.ndarray, count: int) -> None:
+    def _observe_vehicles(self, count: int) -> None:
         """The vehicle and edge entries of the observation, from the kernel's bulk reads."""
         kernel = self.kernel
         speeds = kernel.speeds()
@@ -242,11 +244,10 @@ class FlowGridEnv(FlowsimEnv):
         num_edges = self._edge_length.size
         vehicles = np.bincount(edge, minlength=num_edges)
         speed_sum = np.bincount(edge, weights=speeds, minlength=num_edges)
-        top = self.top_speed
-        density = np.minimum(vehicles * self._density_scale, 1.0)
-        observation[self._density_at : self._mean_speed_at] = density
-        mean_speed = speed_sum / np.maximum(vehicles, 1) / top
-        observation[self._mean_speed_at : self._clock_at] = np.minimum(mean_speed, 1.0)
+        per_top = self._per_top_speed
+        np.minimum(vehicles * self._density_scale, 1.0, out=self._density)
+        mean_speed = speed_sum * per_top / np.maximum(vehicles, 1)
+        np.minimum(mean_speed, 1.0, out=self._mean_speed)
         # The k nearest vehicles of each incoming edge: sorted by edge, then distance.
         distance = self._edge_length[edge] - along
         order = np.lexsort((distance, edge))
@@ -256,10 +257,10 @@ class FlowGridEnv(FlowsimEnv):
         shown = (rank < self._observed) & (base >= 0)
         slot = base[shown] + rank[shown]
         chosen = order[shown]
-        observation[self._speed_at + slot] = np.minimum(speeds[chosen] / top, 1.0)
-        near = np.clip(distance[chosen] / self.longest_edge, 0.0, 1.0)
-        observation[self._distance_at + slot] = near
-        observation[self._number_at + slot] = edge[shown] * self._number_scale
+        self._speed[slot] = np.minimum(speeds[chosen] * per_top, 1.0)
+        near = distance[chosen] * self._per_longest_edge
+        self._distance[slot] = np.minimum(np.maximum(near, 0.0), 1.0)
+        self._number[slot] = edge[shown] * self._number_scale
 
     def step_reward(self, action: np.ndarray) -> float:
         """``env.reward``: Flow's desired velocity, or minus its delay (class docstring)."""
