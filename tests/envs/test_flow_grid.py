@@ -111,6 +111,18 @@ def test_requests_during_a_yellow_are_ignored(grid0: FlowGridEnv) -> None:
     assert _state(grid0) == "ryry"
 
 
+def test_odd_actions(grid0: FlowGridEnv) -> None:
+    grid0.reset(seed=0)
+    grid0.step(np.full(9, np.nan))  # NaN asks nothing
+    assert _state(grid0) == "GrGr"
+    with pytest.raises(ValueError, match=r"shape \(9,\)"):
+        grid0.step(np.zeros(4))
+    huge = np.full(9, -np.inf)
+    huge[0] = np.inf  # clipped to the box: light 0 is asked, the others not
+    grid0.step(huge)
+    assert _state(grid0) == "yryr" and _state(grid0, 1) == "GrGr"
+
+
 def test_reward_is_flows_desired_velocity(grid0: FlowGridEnv) -> None:
     grid0.reset(seed=1)
     rewards = []
