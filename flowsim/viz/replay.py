@@ -482,23 +482,15 @@ def replay(
     steps), ``collisions``, the ``route`` for time-space diagrams, ``av_ids`` and ``files``; on
     a signal env RESCO's trip metrics; for the policy and the signal rules ``return``.
     """
-    from flowsim.viz.timespace import Route
-
     check_replay_settings(frame_size, delay_ms)
     screenshots = frames is not None or gif is not None
     driver = _check_request(source, driver, gui, screenshots, frame_every)
     config = episode_config(source.config, driver, steps, gui)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    fcd_path = Path(fcd) if fcd is not None else (None if gui else out / "fcd.xml")
-    emission_path = None if gui else out / "emission.xml"
+    outputs = _sumo_outputs(out, fcd, gui)
+    sumo_args = [arg for name, path in outputs.items() for arg in (f"--{name}-output", str(path))]
     frames_dir = Path(frames) if frames is not None else (out / "frames" if gif else None)
-    sumo_args: list[str] = []
-    if fcd_path is not None:
-        fcd_path.parent.mkdir(parents=True, exist_ok=True)
-        sumo_args += ["--fcd-output", str(fcd_path.resolve())]
-    if emission_path is not None:
-        sumo_args += ["--emission-output", str(emission_path.resolve())]
     camera = None
     if frames_dir is not None:
         frames_dir.mkdir(parents=True, exist_ok=True)
@@ -515,11 +507,7 @@ def replay(
             source, config, driver, seed, sumo_args, camera, scratch, delay_ms, show_progress
         )
 
-    files: dict[str, Any] = {}
-    if fcd_path is not None:
-        files["fcd"] = _relative(fcd_path, out)
-    if emission_path is not None:
-        files["emission"] = _relative(emission_path, out)
+    files: dict[str, Any] = {name: _relative(path, out) for name, path in outputs.items()}
     if camera is not None:
         files["frames"] = [_relative(p, out) for p in episode.frames]
     if gif is not None and episode.frames:
@@ -527,19 +515,29 @@ def replay(
 
         files["gif"] = _relative(frames_to_gif(episode.frames, gif, frame_ms=gif_frame_ms), out)
     summary = _summary(source, config, driver, seed, episode)
-    instance = episode.instance
-    # Open networks without a main route (OSM areas, your own files) have no time-space axis.
-    route = Route.from_net(instance.net_file, instance.ring_edges) if instance.ring_edges else None
-    summary["route"] = route.to_json() if route is not None else None
     summary["files"] = files
     (out / "replay.json").write_text(jsonout.dumps(summary) + "\n")
     return summary
+
+
+def _sumo_outputs(out: Path, fcd: str | Path | None, gui: bool) -> dict[str, Path]:
+    """SUMO's output files by kind (``fcd``, ``emission``), their folders made: headless both
+    in ``out`` (FCD at ``fcd`` if given); in sumo-gui only FCD, and only to ``fcd``."""
+    outputs: dict[str, Path] = {}
+    if fcd is not None or not gui:
+        outputs["fcd"] = (Path(fcd) if fcd is not None else out / "fcd.xml").resolve()
+        outputs["fcd"].parent.mkdir(parents=True, exist_ok=True)
+    if not gui:
+        outputs["emission"] = (out / "emission.xml").resolve()
+    return outputs
 
 
 def _summary(
     source: ReplaySource, config: FlowsimConfig, driver: str, seed: int, episode: _Episode
 ) -> dict[str, Any]:
     """The figures of ``replay.json``."""
+    from flowsim.viz.timespace import Route
+
     metrics = episode.metrics
     rl_groups = {g.type for g in config.vehicles if g.controller.type == "rl"}
     summary: dict[str, Any] = {
@@ -573,4 +571,8 @@ def _summary(
     summary["scenario"] = {"type": config.scenario.type, "length": episode.instance.length}
     summary["av_ids"] = [v.vehicle_id for v in episode.instance.vehicles if v.group in rl_groups]
     summary["wall_s"] = episode.wall_s
+    instance = episode.instance
+    # Open networks without a main route (OSM areas, your own files) have no time-space axis.
+    route = Route.from_net(instance.net_file, instance.ring_edges) if instance.ring_edges else None
+    summary["route"] = route.to_json() if route is not None else None
     return summary
