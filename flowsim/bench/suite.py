@@ -252,10 +252,12 @@ def policy_figures(
 
 def _newest_run(folder: Path) -> Path | None:
     """The newest run directory under ``folder`` that has a checkpoint."""
+    from flowsim.runs.directory import RunDirectory
+
     if not folder.is_dir():
         return None
     runs = [p for p in folder.iterdir() if (p / "config.yaml").is_file()]
-    runs = [p for p in runs if any((p / "checkpoints").glob("checkpoint-*.pt"))]
+    runs = [p for p in runs if RunDirectory(p).checkpoint_paths()]
     return max(runs, key=lambda p: p.stat().st_mtime, default=None)
 
 
