@@ -442,6 +442,9 @@ def bench_suite(
             f"--budget-min and --episodes must be positive, e.g. --budget-min "
             f"{defaults.budget_min:g}."
         )
+    from flowsim.evaluation.evaluate import check_seed
+
+    check_seed(seed)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     measured = []

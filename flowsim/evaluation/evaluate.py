@@ -295,6 +295,12 @@ def summarise_episodes(episodes: list[dict[str, float]]) -> dict[str, float]:
     return summary
 
 
+def check_seed(seed: int) -> None:
+    """Refuse a negative episode seed (``--seed``): Gymnasium takes seeds of 0 or more."""
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: give an episode seed of 0 or more, e.g. 1000.")
+
+
 def evaluate(
     config: FlowsimConfig,
     weights: dict[str, np.ndarray] | None = None,
@@ -325,6 +331,7 @@ def evaluate(
     """
     if episodes < 1:
         raise ConfigError(f"--episodes {episodes}: give at least 1 episode, e.g. 5.")
+    check_seed(seed)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
         raise ConfigError(

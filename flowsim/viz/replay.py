@@ -42,6 +42,7 @@ from flowsim.evaluation.evaluate import (
     agent_returns,
     agents_policy_actor,
     applicable_baselines,
+    check_seed,
     episode_stats,
     is_multiagent_config,
     load_policy,
@@ -484,6 +485,7 @@ def replay(
     """
     check_replay_settings(frame_size, delay_ms)
     screenshots = frames is not None or gif is not None
+    check_seed(seed)
     driver = _check_request(source, driver, gui, screenshots, frame_every)
     config = episode_config(source.config, driver, steps, gui)
     out = Path(out)

@@ -114,6 +114,9 @@ def test_bad_rows_exit_2_naming_the_valid_ones(
     assert code == 2
     error = capsys.readouterr().err
     assert "figureeight9" in error and "bottleneck2" in error
+    code, _ = _suite(tmp_path, "--seed", "-1")
+    assert code == 2 and "--seed -1" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before any row ran
     with pytest.raises(ConfigError, match="merge7"):
         parse_rows(FLOW_SUITE, "merge0,merge7")
     assert parse_rows(FLOW_SUITE, "merge1,figureeight0") == (

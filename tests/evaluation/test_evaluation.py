@@ -130,3 +130,8 @@ def test_a_run_without_checkpoints_is_a_clear_error(tmp_path: Path) -> None:
         evaluate_run(tmp_path)
     with pytest.raises(ConfigError, match="not a run directory"):
         evaluate_run(tmp_path / "elsewhere")
+
+
+def test_a_negative_seed_names_the_flag() -> None:
+    with pytest.raises(ConfigError, match="--seed -1: give an episode seed of 0 or more"):
+        evaluate(load_config(RING), None, episodes=1, seed=-1)

@@ -203,6 +203,7 @@ def test_unknown_scenario_in_a_run_is_a_clear_error(trained_run: Path, tmp_path:
         (["replay", str(ROOT / "scenarios")], ["not a run directory"]),
         (["replay", str(RING), "--driver", "policy"], ["needs a trained run"]),
         (["replay", str(RING), "--steps", "0"], ["--steps 0"]),
+        (["replay", str(RING), "--seed", "-1"], ["--seed -1"]),
     ],
 )
 def test_bad_input_exits_2_with_the_fix(args: list[str], fragments: list[str]) -> None:
