@@ -160,7 +160,8 @@ class FlowGridEnv(FlowsimEnv):
         (self._speed, self._distance, self._number, self._density, self._mean_speed) = parts[:5]
         self._clock, self._direction, self._yellow = parts[5:]
         high = np.ones(size, dtype=np.float32)
-        high[3 * vehicles + 2 * num_edges : 3 * vehicles + 2 * num_edges + lights] = env.yellow_time
+        clock_at = 3 * vehicles + 2 * num_edges
+        high[clock_at : clock_at + lights] = env.yellow_time  # the yellow clock, in seconds
         self.observation_space = spaces.Box(np.zeros(size, np.float32), high, dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, (lights,), dtype=np.float32)
         self._number_scale = 1.0 / max(num_edges - 1, 1)
