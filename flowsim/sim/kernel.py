@@ -172,7 +172,9 @@ class Kernel:
     """Starts, steps, reloads and closes SUMO; reads state as arrays and applies commands.
 
     Arrays are indexed like :attr:`vehicle_ids` (the scenario's vehicles in order). Reads are
-    lazy and cached for the current step, so a consumer pays only for what it reads.
+    lazy and cached for the current step, so a consumer pays only for what it reads. On an open
+    network each step only notes who entered and left; the id list and the per-vehicle arrays
+    follow when next read.
 
     Example:
         >>> from flowsim.config import FlowsimConfig
@@ -190,10 +192,17 @@ class Kernel:
         self._step_0d = np.array(float(sim.step_length))
         self.backend: Backend = make_backend(sim.backend)
         self.instance: ScenarioInstance | None = None
-        self.vehicle_ids: tuple[str, ...] = ()
+        self._ids: tuple[str, ...] = ()
         self.events = StepEvents()
         self.restarts = 0
         self._index: dict[str, int] = {}
+        #: open networks: every vehicle in the network, in array order, with its (entry number,
+        #: min gap, speed limit at entry); ``_ids``, ``_index`` and the arrays follow it when
+        #: read (:meth:`_sync`), not at every step
+        self._present: dict[str, tuple[int, float, float]] = {}
+        self._entries = 0
+        #: True when vehicles entered or left since ``_ids`` and the arrays were last rebuilt
+        self._stale = False
         self._min_gap = np.zeros(0)
         self._speed_limit = np.zeros(0)
         self._cache = _StepCache()
@@ -270,8 +279,11 @@ class Kernel:
         self.instance = instance
         # Leaders are looked for along one loop or main route, else within a fixed distance.
         self._lookahead = instance.length if instance.ring_edges else OPEN_LEADER_LOOKAHEAD
-        self.vehicle_ids = instance.vehicle_ids
-        self._index = {vehicle_id: i for i, vehicle_id in enumerate(self.vehicle_ids)}
+        self._ids = instance.vehicle_ids
+        self._index = {vehicle_id: i for i, vehicle_id in enumerate(self._ids)}
+        self._present = {v: (k, 0.0, 0.0) for k, v in enumerate(self._ids)} if instance.open else {}
+        self._entries = len(self._ids)
+        self._stale = False
         self._route_lengths = {}
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
@@ -302,6 +314,12 @@ class Kernel:
         with crash_guard("reading vehicle attributes"):
             self._min_gap = np.array([self.backend.min_gap(i) for i in self.vehicle_ids])
             self._speed_limit = np.array([self.backend.allowed_speed(i) for i in self.vehicle_ids])
+        if instance.open:
+            gaps, limits = self._min_gap.tolist(), self._speed_limit.tolist()
+            self._present = {
+                v: (entry, gaps[k], limits[k])
+                for k, (v, (entry, _, _)) in enumerate(self._present.items())
+            }
         self.events = StepEvents()  # the load's first step is not an event of the episode
 
     def restart(self) -> None:
@@ -350,13 +368,12 @@ class Kernel:
                 departed = backend.departed_ids()
             arrivals = len(arrived)
             if arrived:
-                gone = set(arrived)
-                left = tuple(i for i in self.vehicle_ids if i in gone)
+                left = self._leave(arrived)
                 if left:
-                    self._drop_missing(set(self.vehicle_ids) - gone)
                     removed += left
             if departed:
-                added = tuple(i for i in departed if i not in self._index)
+                known = self._present
+                added = tuple([i for i in departed if i not in known])
                 if added:
                     self._add_entered(added)
         self.events = StepEvents(
@@ -369,18 +386,37 @@ class Kernel:
         return self.events
 
     def _add_entered(self, ids: tuple[str, ...]) -> None:
-        """Append vehicles that entered the network to the arrays (after the present ones)."""
+        """Note vehicles that entered the network (they come after the present ones)."""
         with crash_guard("reading new vehicles"):
             types = [self.backend.vehicle_type(i) for i in ids]
             gaps = [self.backend.min_gap(i) for i in ids]
             limits = [self.backend.allowed_speed(i) for i in ids]
-        start = len(self.vehicle_ids)
-        self.vehicle_ids = self.vehicle_ids + ids
+        present, entered, entry = self._present, self._entered_type, self._entries
         for k, vehicle_id in enumerate(ids):
-            self._index[vehicle_id] = start + k
-            self._entered_type[vehicle_id] = types[k]
-        self._min_gap = np.concatenate([self._min_gap, gaps])
-        self._speed_limit = np.concatenate([self._speed_limit, limits])
+            present[vehicle_id] = (entry + k, gaps[k], limits[k])
+            entered[vehicle_id] = types[k]
+        self._entries = entry + len(ids)
+        self._changed()
+
+    def _leave(self, arrived: tuple[str, ...]) -> tuple[str, ...]:
+        """Forget the vehicles of ``arrived`` that are in the network; return those, in array
+        order."""
+        present, entered = self._present, self._entered_type
+        left = [i for i in arrived if i in present]
+        if not left:
+            return ()
+        if len(left) > 1:
+            left.sort(key=lambda vehicle_id: present[vehicle_id][0])
+        for vehicle_id in left:
+            del present[vehicle_id]
+            entered.pop(vehicle_id, None)
+        self._changed()
+        return tuple(left)
+
+    def _changed(self) -> None:
+        """Vehicles entered or left an open network: rebuild the arrays when next read, and
+        drop what was keyed by array index."""
+        self._stale = True
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
         self._watch_positions = {}
@@ -394,14 +430,35 @@ class Kernel:
         assert self.instance is not None
         return self._placed_type[vehicle_id]
 
+    def _sync(self) -> None:
+        """Bring the id list, the index and the arrays up to date with an open network's
+        vehicles (those in it now, placed ones first, the others in order of entry)."""
+        present = self._present
+        self._ids = ids = tuple(present)
+        self._index = dict(zip(ids, range(len(ids)), strict=True))
+        rows = np.array(list(present.values()), dtype=np.float64).reshape(len(ids), 3)
+        self._min_gap = rows[:, 1].copy()
+        self._speed_limit = rows[:, 2].copy()
+        self._stale = False
+
+    @property
+    def vehicle_ids(self) -> tuple[str, ...]:
+        """Ids of the vehicles in the network, in array order."""
+        if self._stale:
+            self._sync()
+        return self._ids
+
     def _drop_missing(self, present: set[str]) -> None:
-        keep = [i for i, vehicle_id in enumerate(self.vehicle_ids) if vehicle_id in present]
-        self.vehicle_ids = tuple(self.vehicle_ids[i] for i in keep)
-        self._index = {vehicle_id: i for i, vehicle_id in enumerate(self.vehicle_ids)}
+        ids = self.vehicle_ids
+        keep = [i for i, vehicle_id in enumerate(ids) if vehicle_id in present]
+        self._ids = tuple(ids[i] for i in keep)
+        self._index = {vehicle_id: i for i, vehicle_id in enumerate(self._ids)}
         self._min_gap = self._min_gap[keep]
         self._speed_limit = self._speed_limit[keep]
         for vehicle_id in set(self._entered_type) - present:
             del self._entered_type[vehicle_id]
+        for vehicle_id in set(self._present) - present:
+            del self._present[vehicle_id]
         self._leader_watch = np.zeros(0, dtype=np.int64)
         self._ids_memo = {}
         self._watch_positions = {}
@@ -414,6 +471,8 @@ class Kernel:
 
     def index_of(self, vehicle_ids: tuple[str, ...]) -> np.ndarray:
         """Array positions of those ``vehicle_ids`` that are in the network, in order."""
+        if self._stale:
+            self._sync()
         return np.array([self._index[i] for i in vehicle_ids if i in self._index], dtype=np.int64)
 
     # -- reads ----------------------------------------------------------------------------
@@ -446,6 +505,8 @@ class Kernel:
         """
         if self._edge_speed is None:
             return self._speed_limit
+        if self._stale:
+            self._sync()
         if self._cache.speed_limit is None:
             speeds, edges = self._edge_speed, self.edges()
             fallback = self._speed_limit
@@ -456,6 +517,8 @@ class Kernel:
 
     def min_gaps(self) -> np.ndarray:
         """Standstill gap of every vehicle (m)."""
+        if self._stale:
+            self._sync()
         return self._min_gap
 
     def lanes(self) -> np.ndarray:
@@ -503,6 +566,8 @@ class Kernel:
         Headway is the bumper-to-bumper gap (m); where no leader is found within one loop it is
         ``inf`` and the leader speed is the vehicle's own speed.
         """
+        if self._stale:
+            self._sync()
         key = indices.tobytes()
         within = self._watch_positions.get(key, _UNSEEN)
         if within is _UNSEEN:
@@ -606,6 +671,8 @@ class Kernel:
 
     def ids_of(self, indices: np.ndarray) -> tuple[str, ...]:
         """Vehicle ids at ``indices`` (memoised: groups ask for the same ids every step)."""
+        if self._stale:
+            self._sync()
         key = indices.tobytes()
         ids = self._ids_memo.get(key)
         if ids is None:

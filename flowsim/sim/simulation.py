@@ -20,7 +20,11 @@ from flowsim.sim.kernel import Kernel, StepEvents, crash_guard
 
 @dataclass
 class GroupHandle:
-    """A vehicle group in the running simulation: config, vehicle ids, array indices, driver."""
+    """A vehicle group in the running simulation: config, vehicle ids, array indices, driver.
+
+    ``ids`` and ``indices`` are up to date when the handle is taken from
+    :attr:`Simulation.groups` (or :meth:`Simulation.group`) after the last step.
+    """
 
     config: VehicleGroup
     ids: tuple[str, ...]
@@ -151,7 +155,14 @@ class Simulation:
         self.scenario = make_scenario(config)
         self.kernel = Kernel(config.sim)
         self.instance: ScenarioInstance | None = None
-        self.groups: list[GroupHandle] = []
+        self._groups: list[GroupHandle] = []
+        #: vehicles that entered since the groups were last brought up to date, by group
+        self._joined: dict[int, list[str]] = {}
+        #: True when vehicles entered or left since then (see :attr:`groups`)
+        self._stale = False
+        #: True when nothing needs the groups at every step: no group with a flowsim
+        #: controller, an ``rl`` group driven by the env, or a colour to give entering vehicles
+        self._lazy = False
         self.router: ContinuousRouter | None = None
         self.steps = 0
         self._reroute_every = 1
@@ -192,7 +203,8 @@ class Simulation:
             group = self._claims.claim(kernel.vehicle_type(vehicle_id))
             if group is not None:
                 members[group].append(vehicle_id)
-        self.groups = []
+        self._groups = []
+        self._joined = {}
         for group, ids in zip(configs, members, strict=True):
             indices = kernel.index_of(tuple(ids))
             controller = None
@@ -202,8 +214,9 @@ class Simulation:
                 controller.reset(len(ids), np.random.default_rng(self._rng.integers(2**63)))
             handle = GroupHandle(group, tuple(ids), indices, controller)
             self._take_over(handle, indices)
-            self.groups.append(handle)
+            self._groups.append(handle)
         self._reindex()
+        self._lazy = instance.open and not any(map(self._takes_over, self._groups))
         self.router = None
         if instance.open:
             return  # vehicles drive their inflow's route and leave
@@ -229,12 +242,21 @@ class Simulation:
                     )
         self._vtypes_checked = True
 
+    def _drives(self, handle: GroupHandle) -> bool:
+        """Whether flowsim or the env (not SUMO) drives ``handle``'s vehicles."""
+        return handle.controller is not None or (handle.driven_by == "rl" and not self.rl_as_human)
+
+    def _takes_over(self, handle: GroupHandle) -> bool:
+        """Whether vehicles joining ``handle`` need a command (speed mode or colour) at once."""
+        group = handle.config
+        return self._drives(handle) or (group.claims and group.color is not None)
+
     def _take_over(self, handle: GroupHandle, indices: np.ndarray) -> None:
         """Set the speed mode (and colour) of vehicles that ``handle``'s driver now controls."""
         if indices.size == 0:
             return
         group = handle.config
-        if handle.controller is not None or (handle.driven_by == "rl" and not self.rl_as_human):
+        if self._drives(handle):
             self.kernel.set_speed_mode(indices, group.effective_speed_mode.bits)
         if group.claims and group.color is not None:
             self.kernel.set_color(indices, _rgba(group.color))  # their vType has its own colour
@@ -244,6 +266,13 @@ class Simulation:
         self.kernel.close()
 
     # -- stepping -------------------------------------------------------------------------
+    @property
+    def groups(self) -> list[GroupHandle]:
+        """The running groups, in the config's order, their ids and indices up to date."""
+        if self._stale:
+            self._reindex()
+        return self._groups
+
     def group(self, name: str) -> GroupHandle:
         """The running group called ``name``."""
         for handle in self.groups:
@@ -270,7 +299,7 @@ class Simulation:
 
     def drive_humans(self) -> None:
         """Compute and apply the accelerations of every group with a flowsim controller."""
-        for handle in self.groups:
+        for handle in self._groups:  # no group with a controller is brought up to date lazily
             controller = handle.controller
             if controller is None:
                 continue
@@ -301,32 +330,42 @@ class Simulation:
         events = self.kernel.step()
         self.arrivals.append(events.arrived)
         if events.changed:
-            self._reindex(events.added)
+            self._claim(events.added)
+            if not self._lazy:
+                self._reindex()
         return events
 
-    def _reindex(self, added: tuple[str, ...] = ()) -> None:
-        """Recompute group indices (and controller state) after vehicles left or entered."""
-        kernel = self.kernel
-        present = set(kernel.vehicle_ids)
-        joined: dict[int, list[str]] = {}
+    def _claim(self, added: tuple[str, ...]) -> None:
+        """Note the group of each vehicle that entered (claims draw in order of entry); the
+        groups follow in :meth:`_reindex`, at once or, when :attr:`_lazy`, when next read."""
+        kernel, joined = self.kernel, self._joined
         for vehicle_id in added:
             group = self._claims.claim(kernel.vehicle_type(vehicle_id))
             if group is not None:
                 joined.setdefault(group, []).append(vehicle_id)
-        for position, handle in enumerate(self.groups):
+        self._stale = True
+
+    def _reindex(self) -> None:
+        """Recompute group indices (and controller state) after vehicles left or entered."""
+        kernel = self.kernel
+        present = set(kernel.vehicle_ids)
+        joined, self._joined = self._joined, {}
+        self._stale = False
+        for position, handle in enumerate(self._groups):
             keep = np.array([i in present for i in handle.ids], dtype=bool)
             if not keep.all():
                 handle.ids = tuple(i for i in handle.ids if i in present)
                 if handle.controller is not None:
                     handle.controller.keep_vehicles(keep)
-            entered = tuple(joined.get(position, ()))
+            # (lazily, vehicles that entered and left since the last read never join)
+            entered = tuple([i for i in joined.get(position, ()) if i in present])
             if entered:
                 handle.ids += entered
                 if handle.controller is not None:
                     handle.controller.add_vehicles(len(entered))
                 self._take_over(handle, kernel.index_of(entered))
             handle.indices = kernel.index_of(handle.ids)
-        followers = [g.indices for g in self.groups if g.controller is not None]
+        followers = [g.indices for g in self._groups if g.controller is not None]
         if not self.rl_as_human:
             followers.append(self.rl_indices())
         if followers:
