@@ -140,7 +140,7 @@ class Simulation:
 
     Example:
         >>> sim = Simulation(FlowsimConfig())
-        >>> sim.reset(seed=0)
+        >>> _ = sim.reset(seed=0)
         >>> for _ in range(10):
         ...     _ = sim.step()
         >>> round(sim.kernel.time, 1)
