@@ -381,36 +381,16 @@ def _play(
     kernel = task.simulation.kernel
     kernel.extra_args = [*kernel.extra_args, *sumo_args]
     shooter = _Camera(kernel, *camera) if camera is not None else None
-    state: dict[str, Any] = {}
-
-    def after_reset() -> None:
-        state["start"] = kernel.time
-        state["instance"] = task.simulation.instance
-        state["clock"] = time.perf_counter()
-        if gui:
-            kernel.show_network()
-        if shooter is not None:
-            shooter.start(scratch / "primer.png")
-
-    def after_step() -> None:
-        if shooter is not None:
-            shooter.after_step()
-        if gui and delay_ms > 0:
-            # TraCI cannot change sumo-gui's own delay: pace the steps here, after a warm-up
-            # that ran at full speed.
-            done = (kernel.time - state["start"]) / config.sim.step_length
-            wait = state["clock"] + done * delay_ms / 1000.0 - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-        advance()
+    hooks = _Hooks(task, gui, shooter, scratch / "primer.png", delay_ms)
 
     started = time.perf_counter()
     try:
         with progress_bar(
             f"replaying ({driver})", config.env.horizon, enabled=show_progress
         ) as advance:
+            hooks.advance = advance
             actor = _make_actor(source, driver, env)
-            watched = _Watched(env, after_reset, after_step)
+            watched = _Watched(env, hooks.after_reset, hooks.after_step)
             if multiagent:  # recorded: each agent's rewards give its own return
                 played = play_agents_episode(watched, actor, seed, record=True)
             else:
@@ -429,13 +409,58 @@ def _play(
     frames = [p for p in shooter.files if p.is_file()] if shooter is not None else []
     return _Episode(
         metrics=metrics,
-        start_time=state["start"],
+        start_time=hooks.start_time,
         end_time=end_time,
-        instance=state["instance"],
+        instance=hooks.instance,
         frames=frames,
         wall_s=time.perf_counter() - started,
         agent_returns=returns,
     )
+
+
+class _Hooks:
+    """What a replay does around its env: after the warm-up, note where the controlled episode
+    starts, frame the network in sumo-gui and start the camera; after every step, take the
+    screenshot due, hold sumo-gui to ``delay_ms`` per SUMO step and advance the progress bar.
+    """
+
+    def __init__(
+        self, task: Any, gui: bool, shooter: _Camera | None, primer: Path, delay_ms: float
+    ) -> None:
+        self.task = task
+        self.kernel = task.simulation.kernel
+        self.gui = gui
+        self.shooter = shooter
+        self.primer = primer
+        self.delay_ms = delay_ms
+        #: the progress bar's step (set once the bar is drawn)
+        self.advance: Callable[[], None] = lambda: None
+        self.start_time = 0.0
+        self.instance: Any = None
+        self.clock = 0.0
+
+    def after_reset(self) -> None:
+        """The warm-up is done: the controlled episode starts now."""
+        self.start_time = self.kernel.time
+        self.instance = self.task.simulation.instance
+        self.clock = time.perf_counter()
+        if self.gui:
+            self.kernel.show_network()
+        if self.shooter is not None:
+            self.shooter.start(self.primer)
+
+    def after_step(self) -> None:
+        """One step of the controlled episode is done."""
+        if self.shooter is not None:
+            self.shooter.after_step()
+        if self.gui and self.delay_ms > 0:
+            # TraCI cannot change sumo-gui's own delay: pace the steps here, after a warm-up
+            # that ran at full speed.
+            done = (self.kernel.time - self.start_time) / self.kernel.sim.step_length
+            wait = self.clock + done * self.delay_ms / 1000.0 - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        self.advance()
 
 
 def _gui_failure(error: SimulationCrashed) -> FlowsimError:
