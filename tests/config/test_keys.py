@@ -123,6 +123,7 @@ def test_shape_of_the_env_section() -> None:
     assert "num_rl" in merge.valid_keys() and "yellow_time" not in merge.valid_keys()
     assert env.owners("yellow_time") == [
         "traffic_light_grid",
+        "flow_traffic_light_grid",
         "multiagent_traffic_light_grid",
     ]
 
