@@ -117,6 +117,9 @@ def _start_local(num_cpus: int, common: dict[str, Any]) -> None:
                     num_cpus=num_cpus,
                     object_store_memory=LOCAL_OBJECT_STORE_BYTES,
                     _node_ip_address="127.0.0.1",
+                    # runners at the driver's priority: they are the work (Ray's default, 15,
+                    # puts them behind every other process of a shared machine)
+                    _system_config={"worker_niceness": 0},
                     **common,
                 )
             return
@@ -138,7 +141,8 @@ def init_ray(sampler: SamplerConfig, num_cpus: int | None = None) -> dict[str, A
     Returns the cluster's total resources. A local instance has the dashboard off and a
     bounded object store, and every one of its ports listens on 127.0.0.1 only (Ray 2.60
     otherwise swaps ``127.0.0.1`` for the machine's network address and listens there);
-    Ray's token authentication stays on as well (docs/security.md).
+    Ray's token authentication stays on as well (docs/security.md). Its workers run at the
+    driver's priority (Ray's own default starts them at niceness 15).
 
     With ``sampler.address: null`` and ``RAY_ADDRESS`` set, flowsim joins that cluster as Ray's
     own ``ray.init()`` does: this is how ``flowsim train`` started by ``ray job submit`` (which

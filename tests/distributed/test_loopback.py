@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,20 +61,21 @@ def _listening_addresses(inodes: set[str]) -> list[str]:
     return addresses
 
 
-@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
-def test_local_ray_listens_on_loopback_only(tmp_path: Path) -> None:
-    """Every listening port of the processes init_ray starts is on 127.0.0.1 (or ::1 /
-    the IPv4-mapped loopback), never on 0.0.0.0 or the machine's own address."""
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """A process that started flowsim's local Ray instance and ran one task in a worker; its
+    ``ready`` line carries the driver's and the worker's niceness."""
     script = textwrap.dedent(
         """
+        import os
         import sys
         import ray
         from flowsim.config import SamplerConfig
         from flowsim.distributed.cluster import init_ray
 
         init_ray(SamplerConfig(), num_cpus=1)
-        ray.get(ray.remote(lambda: 1).remote())  # a worker process is up too
-        print("ready", flush=True)
+        worker_nice = ray.get(ray.remote(lambda: os.nice(0)).remote())  # a worker is up too
+        print("ready", os.nice(0), worker_nice, flush=True)
         sys.stdin.readline()
         ray.shutdown()
         """
@@ -86,12 +88,10 @@ def test_local_ray_listens_on_loopback_only(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-        pids = _descendants(process.pid) | {process.pid}
-        addresses = _listening_addresses(_socket_inodes(pids))
-        assert addresses, "found no listening socket of Ray's processes"
-        loopback = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
-        assert set(addresses) <= loopback, f"Ray listens on {sorted(set(addresses))}"
+        assert process.stdout is not None
+        ready = process.stdout.readline().split()
+        assert ready[:1] == ["ready"], "init_ray's process did not come up"
+        yield process, ready[1:]
     finally:
         if process.stdin is not None:
             process.stdin.write("\n")
@@ -100,3 +100,24 @@ def test_local_ray_listens_on_loopback_only(tmp_path: Path) -> None:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_local_ray_listens_on_loopback_only(local_ray: tuple[subprocess.Popen, list[str]]) -> None:
+    """Every listening port of the processes init_ray starts is on 127.0.0.1 (or ::1 /
+    the IPv4-mapped loopback), never on 0.0.0.0 or the machine's own address."""
+    process, _ = local_ray
+    pids = _descendants(process.pid) | {process.pid}
+    addresses = _listening_addresses(_socket_inodes(pids))
+    assert addresses, "found no listening socket of Ray's processes"
+    loopback = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+    assert set(addresses) <= loopback, f"Ray listens on {sorted(set(addresses))}"
+
+
+def test_local_ray_workers_run_at_the_drivers_priority(
+    local_ray: tuple[subprocess.Popen, list[str]],
+) -> None:
+    """The runners are the work, not background: Ray's default would start its workers at
+    niceness 15, behind the driver and anything else on a shared machine."""
+    _, (driver_nice, worker_nice) = local_ray
+    assert worker_nice == driver_nice
