@@ -19,7 +19,7 @@ from typing import Any
 
 from flowsim.bench.env import require_sumo_rl
 from flowsim.bench.results import machine_description
-from flowsim.config import RESCO_MAPS, FlowsimConfig, apply_overrides, load_config
+from flowsim.config import RESCO_MAPS, FlowsimConfig, load_config
 from flowsim.errors import ConfigError
 from flowsim.sim.trips import TRIP_METRICS
 
@@ -105,37 +105,33 @@ def map_config(folder: Path, map_name: str, overrides: Sequence[str] = ()) -> Fl
 
 
 def baseline_episode(config: FlowsimConfig, baseline: str, seed: int) -> dict[str, float]:
-    """One episode of ``baseline`` on ``config``'s map: its trip metrics and insertion backlog.
+    """One episode of ``baseline`` on ``config``'s map from episode seed ``seed``: its trip
+    metrics and insertion backlog.
 
-    The episode is what ``flowsim simulate CONFIG --signals BASELINE`` runs (the same
-    :class:`SignalDriver`): the config's ``env.horizon`` decisions of ``env.sims_per_step``
-    steps from the scenario's begin. Besides :data:`TRIP_METRICS` it returns
-    ``never_inserted`` (vehicles still waiting to enter at the end) and
+    The episode is the signal env's (:class:`~flowsim.envs.signals.TrafficLightGridEnv`, the
+    task the multi-agent env wraps) with the rule ``flowsim evaluate`` plays
+    (:class:`~flowsim.evaluation.evaluate.BaselineActor`): reset with ``seed``, from which the
+    env derives the SUMO seed as it does for a trained policy's episode ``seed``, then
+    ``env.warmup_steps`` steps under SUMO's programme and ``env.horizon`` decisions of
+    ``env.sims_per_step`` steps. Besides :data:`TRIP_METRICS` (the env's, at the episode's
+    end) it returns ``never_inserted`` (vehicles still waiting to enter at the end) and
     ``avg_delay_inserted``, the ``avg_delay`` of the vehicles that entered, which is what
     RESCO's script reports on maps whose demand is written as trips (see
     :data:`SCRIPT_COUNTS_WAITING`).
     """
-    from flowsim.evaluation.simulate import SignalDriver
-    from flowsim.sim.simulation import Simulation
-    from flowsim.sim.trips import TripMeter
+    from flowsim.distributed.play import play_episode
+    from flowsim.envs.signals import TrafficLightGridEnv
+    from flowsim.evaluation.evaluate import BaselineActor
 
-    seeded = apply_overrides(config, [f"sim.seed={seed}"])
-    simulation = Simulation(seeded, rl_as_human=True)
-    meter = TripMeter(simulation.kernel)
-    driver = SignalDriver(seeded, simulation.kernel, baseline)
+    env = TrafficLightGridEnv(config)
     try:
-        simulation.reset(seed=seed)
-        driver.bind()
-        for _ in range(config.env.horizon * config.env.sims_per_step):
-            driver.before_step()
-            simulation.step()
-        metrics = meter.measure()
-        api = simulation.kernel.backend.api
+        metrics = play_episode(env, BaselineActor(baseline)(env), seed).metrics
+        api = env.kernel.backend.api
         waiting = api.simulation.getPendingVehicles()
         waited = sum(api.vehicle.getDepartDelay(vehicle_id) for vehicle_id in waiting)
         inserted = int(metrics["throughput"]) + len(api.vehicle.getIDList())
     finally:
-        simulation.close()
+        env.close()
     total = metrics["avg_delay"] * (inserted + len(waiting))  # avg_delay averages over both
     return {
         **{metric: float(metrics[metric]) for metric in TRIP_METRICS},
@@ -193,7 +189,8 @@ def bench_resco(
 ) -> dict[str, Any]:
     """Run each baseline for ``episodes`` episodes on each map and compare with RESCO.
 
-    Episode ``i`` runs with SUMO seed ``sim.seed + i``. ``report`` is called with each phase
+    Episode ``i`` is the signal env's episode from seed ``sim.seed + i`` (its reset derives
+    the SUMO seed, as for a trained policy's episodes). ``report`` is called with each phase
     as it starts, ``finished`` with each map and baseline's row once its episodes are done.
     ``overrides`` (``--set``) apply to every map, e.g. a shorter window for a quick check.
     """

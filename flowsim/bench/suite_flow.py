@@ -2,10 +2,16 @@
 
 For each row (``scenarios/benchmarks/<row>.yaml``): the all-human baseline, a training run
 under the wall-time budget that keeps ``best.pt`` by a greedy evaluation of Flow's metric,
-then the final and the best checkpoint played greedily on the same seeds as the humans, each
-scored with Flow's metric for the row (:mod:`flowsim.bench.suite` runs it, resumably). The
-figures sit beside Flow's published ones (:data:`FLOW_TABLE`). docs/benchmarks.md describes
-each task.
+then the final and the best checkpoint played greedily (:mod:`flowsim.bench.suite` runs it,
+resumably). The figures sit beside Flow's published ones (:data:`FLOW_TABLE`).
+docs/benchmarks.md describes each task.
+
+Humans and policies play the same episodes: episode ``k`` is reset with seed ``seed + k``
+through :class:`~flowsim.envs.base.FlowsimEnv`'s reset (the humans on :class:`AllHumanEnv`,
+the policies on the row's env), which derives the scenario instance and SUMO seed from it,
+then runs ``env.warmup_steps`` and ``env.horizon`` agent steps of ``env.sims_per_step`` SUMO
+steps. Both are scored by :func:`figure` from the played episode: Flow's average speed is the
+network's mean speed averaged over the agent steps after the warm-up (``episode_mean_speed``).
 """
 
 from __future__ import annotations
@@ -18,8 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from gymnasium import spaces
+
 from flowsim.bench.suite import Defaults, Report, Suite, save_png, stats
 from flowsim.config import FlowsimConfig, apply_overrides
+from flowsim.envs.base import FlowsimEnv
 
 if TYPE_CHECKING:
     from flowsim.distributed.play import EpisodeResult
@@ -33,10 +43,12 @@ __all__ = [
     "METRICS",
     "ROWS",
     "SOURCE",
+    "AllHumanEnv",
     "FlowRow",
     "baseline",
     "compare",
     "describe",
+    "figure",
     "flow_delay",
     "human_config",
     "human_figures",
@@ -108,26 +120,30 @@ DEFAULTS = Defaults(Path("scenarios/benchmarks"), budget_min=30.0, episodes=40)
 #: platform's own humans as well (issue 19).
 NOTABLE_HUMAN_DIFFERENCE = 0.15
 
-#: The human model of a row without humans (figureeight2): Flow's IDM with noise 0.2, as its
-#: all-human baseline script drives every vehicle of the figure eight.
-FLOW_HUMAN = {"type": "idm", "params": {"noise": 0.2}}
-
 
 def human_config(config: FlowsimConfig) -> FlowsimConfig:
-    """``config`` with every ``rl`` group driven as its humans drive (the controller of the
-    largest human group: SUMO's own model, or e.g. IDM with noise on the figure eight; with no
-    human group, :data:`FLOW_HUMAN`)."""
-    humans = [g for g in config.vehicles if g.controller.type != "rl"]
-    if humans:
-        controller = max(humans, key=lambda g: g.count).controller.model_dump(mode="json")
+    """``config`` with every ``rl`` group driven as its humans drive: by the controller
+    ``flowsim evaluate`` gives the AV in its human baseline
+    (:func:`~flowsim.evaluation.evaluate.human_controller`: the largest flowsim-driven human
+    group's, e.g. IDM with noise on the figure eight, where figureeight2's human group of 0
+    vehicles says how its humans would drive), or by SUMO's own model where SUMO drives every
+    human (the merge, the bottleneck).
+
+    Raises:
+        ConfigError: the config has ``rl`` groups but no human group to say how humans drive.
+    """
+    from flowsim.evaluation.evaluate import human_controller
+
+    avs = [index for index, group in enumerate(config.vehicles) if group.controller.type == "rl"]
+    if not avs:
+        return config
+    humans = [group.controller.type for group in config.vehicles if group.controller.type != "rl"]
+    if humans and all(driver == "sumo" for driver in humans):
+        controller: dict[str, Any] = {"type": "sumo", "params": {}}
     else:
-        controller = FLOW_HUMAN
-    overrides = [
-        f"vehicles.{index}.controller={json.dumps(controller)}"
-        for index, group in enumerate(config.vehicles)
-        if group.controller.type == "rl"
-    ]
-    return apply_overrides(config, overrides) if overrides else config
+        controller = human_controller(config).model_dump(mode="json")
+    overrides = [f"vehicles.{index}.controller={json.dumps(controller)}" for index in avs]
+    return apply_overrides(config, overrides)
 
 
 def flow_delay(config: FlowsimConfig, seconds: float, mean_speed: float) -> float:
@@ -146,6 +162,62 @@ def _episode_seconds(config: FlowsimConfig) -> float:
     return config.env.horizon * config.env.sims_per_step * config.sim.step_length
 
 
+class AllHumanEnv(FlowsimEnv):
+    """A row's network with no agent: every vehicle drives as its config says (give it
+    :func:`human_config`; signals run SUMO's own programme, the grid's actuated one).
+
+    Reset, warm-up, ``env.sims_per_step`` and the horizon are :class:`FlowsimEnv`'s, as for
+    the row's own env, so episode seed ``s`` runs the scenario instance and SUMO seed that the
+    policy's episode ``s`` runs.
+
+    Observation and action: empty. Reward: 0. Termination and truncation: the base env's.
+    Info: the base env's, plus ``outflow`` over ``env.outflow_window`` where the row's env
+    has one (the bottleneck's, as its env reports it).
+    """
+
+    def __init__(self, config: FlowsimConfig) -> None:
+        """The env of ``config`` (its ``env.type`` is not read)."""
+        super().__init__(config)
+        self.observation_space = spaces.Box(0.0, 0.0, (0,), dtype=np.float32)
+        self.action_space = spaces.Box(0.0, 0.0, (0,), dtype=np.float32)
+
+    def observe(self) -> np.ndarray:
+        """Nothing to observe."""
+        return np.zeros(0, dtype=np.float32)
+
+    def apply_action(self, action: np.ndarray) -> None:
+        """No vehicle takes commands."""
+
+    def step_reward(self, action: np.ndarray) -> float:
+        """No reward."""
+        return 0.0
+
+    def _info(self, collisions: int) -> dict[str, Any]:
+        info = super()._info(collisions)
+        window = getattr(self.config.env, "outflow_window", None)
+        if window is not None:
+            info["outflow"] = self.simulation.outflow(window)
+        return info
+
+
+def _no_action(_obs: np.ndarray, _env: Any) -> np.ndarray:
+    """The all-human env's action."""
+    return np.zeros(0)
+
+
+def figure(metric: str, config: FlowsimConfig, result: EpisodeResult) -> float:
+    """A played episode of ``config``'s env (the policy's or the humans') in ``metric``:
+    ``outflow`` as the env reports it at the episode's end; ``speed``, Flow's average speed,
+    the network's mean speed averaged over the agent steps after warm-up
+    (``episode_mean_speed``; an empty network counts as 0 m/s, which Flow's visualiser leaves
+    out, but no row's network is empty after its warm-up); ``delay``, :func:`flow_delay` of
+    that speed over the episode's seconds after warm-up."""
+    if metric == "outflow":
+        return result.metrics["outflow"]
+    speed = result.metrics["episode_mean_speed"]
+    return flow_delay(config, _episode_seconds(config), speed) if metric == "delay" else speed
+
+
 def human_figures(
     config: FlowsimConfig,
     metric: str,
@@ -153,41 +225,33 @@ def human_figures(
     seed: int,
     report: Report = lambda phase: None,
 ) -> list[float]:
-    """The all-human baseline (:func:`human_config`; signals run SUMO's own programme) over
-    ``episodes`` runs from seeds ``seed + k``, each scored with ``metric``."""
-    from flowsim.evaluation.simulate import simulate
+    """The all-human baseline over ``episodes`` episodes from seeds ``seed + k``, each scored
+    with ``metric`` (:func:`figure`): :func:`human_config` played on :class:`AllHumanEnv`,
+    so episode ``k`` has the SUMO seed, warm-up, length and metric of the policy's episode
+    ``k``."""
+    from flowsim.distributed.play import play_episode
 
-    humans = human_config(config)
-    sims = config.env.sims_per_step
-    steps = (config.env.warmup_steps + config.env.horizon) * sims
+    env = AllHumanEnv(human_config(config))
     figures = []
-    for k in range(episodes):
-        report(f"all-human baseline, run {k + 1}/{episodes}")
-        summary = simulate(apply_overrides(humans, [f"sim.seed={seed + k}"]), steps)
-        if metric == "outflow":
-            figures.append(float(summary["outflow"]))
-        elif metric == "delay":
-            seconds = steps * config.sim.step_length
-            figures.append(flow_delay(config, seconds, float(summary["run_mean_speed"])))
-        else:
-            figures.append(float(summary["run_mean_speed"]))
+    try:
+        for k in range(episodes):
+            report(f"all-human baseline, episode {k + 1}/{episodes}")
+            figures.append(figure(metric, config, play_episode(env, _no_action, seed + k)))
+    finally:
+        env.close()
     return figures
 
 
 def baseline(
     row: str, name: str, config: FlowsimConfig, episodes: int, seed: int, report: Report
 ) -> dict[str, Any]:
-    """The row's all-human baseline (the ``baseline`` hook)."""
+    """The row's all-human baseline (the ``baseline`` hook): :func:`human_figures`."""
     return stats(human_figures(config, FLOW_TABLE[row].metric, episodes, seed, report))
 
 
 def score(row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
     """A policy's played episode in the row's metric."""
-    metric = FLOW_TABLE[row].metric
-    if metric == "outflow":
-        return result.metrics["outflow"]
-    speed = result.metrics["episode_mean_speed"]
-    return flow_delay(config, _episode_seconds(config), speed) if metric == "delay" else speed
+    return figure(FLOW_TABLE[row].metric, config, result)
 
 
 def settings(row: str) -> list[str]:

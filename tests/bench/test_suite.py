@@ -18,6 +18,7 @@ from flowsim.config import apply_overrides, load_config
 from flowsim.errors import ConfigError
 from flowsim.evaluation.simulate import simulate
 from flowsim.runs.events import read_events
+from flowsim.sim.simulation import Simulation
 from flowsim.testing import ROOT
 
 BENCHMARKS = ROOT / "scenarios" / "benchmarks"
@@ -126,12 +127,22 @@ def test_bad_rows_exit_2_naming_the_valid_ones(
     assert parse_rows(FLOW_SUITE, "all") == tuple(FLOW_TABLE) and len(FLOW_TABLE) == 11
 
 
-def test_the_grid_measure_is_flows_delay() -> None:
+def test_the_grid_measure_is_flows_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     """Flow's min_delay_unscaled summed over the run, as `flowsim simulate` computes it step
-    by step, equals the suite's figure from the run's mean speed."""
+    by step (from the seed the humans' env gave its simulation), equals the suite's figure
+    from the run's mean speed."""
     config = load_config(BENCHMARKS / "grid0.yaml", ["env.horizon=60"])
+    given: list[int | None] = []
+    reset = Simulation.reset
+
+    def recording(self: Simulation, seed: int | None = None) -> object:
+        given.append(seed)
+        return reset(self, seed=seed)
+
+    monkeypatch.setattr(Simulation, "reset", recording)
     (figure,) = human_figures(config, "delay", episodes=1, seed=3)
-    stepwise = simulate(apply_overrides(config, ["sim.seed=3"]), 60)
+    monkeypatch.undo()
+    stepwise = simulate(apply_overrides(config, [f"sim.seed={given[-1]}"]), 60)
     assert figure == pytest.approx(-stepwise["flow_delay"], rel=1e-9)
     assert flow_delay(config, 60.0, config.scenario.speed_limit) == 0.0  # free flow: no delay
 
