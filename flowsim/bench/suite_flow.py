@@ -10,8 +10,9 @@ Humans and policies play the same episodes: episode ``k`` is reset with seed ``s
 through :class:`~flowsim.envs.base.FlowsimEnv`'s reset (the humans on :class:`AllHumanEnv`,
 the policies on the row's env), which derives the scenario instance and SUMO seed from it,
 then runs ``env.warmup_steps`` and ``env.horizon`` agent steps of ``env.sims_per_step`` SUMO
-steps. Both are scored by :func:`figure` from the played episode: Flow's average speed is the
-network's mean speed averaged over the agent steps after the warm-up (``episode_mean_speed``).
+steps. Both are scored by :func:`episode_figure` from the played episode: Flow's average
+speed is the network's mean speed averaged over the agent steps after the warm-up
+(``episode_mean_speed``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ __all__ = [
     "baseline",
     "compare",
     "describe",
-    "figure",
+    "episode_figure",
     "flow_delay",
     "human_config",
     "human_figures",
@@ -205,7 +206,7 @@ def _no_action(_obs: np.ndarray, _env: Any) -> np.ndarray:
     return np.zeros(0)
 
 
-def figure(metric: str, config: FlowsimConfig, result: EpisodeResult) -> float:
+def episode_figure(metric: str, config: FlowsimConfig, result: EpisodeResult) -> float:
     """A played episode of ``config``'s env (the policy's or the humans') in ``metric``:
     ``outflow`` as the env reports it at the episode's end; ``speed``, Flow's average speed,
     the network's mean speed averaged over the agent steps after warm-up
@@ -226,7 +227,7 @@ def human_figures(
     report: Report = lambda phase: None,
 ) -> list[float]:
     """The all-human baseline over ``episodes`` episodes from seeds ``seed + k``, each scored
-    with ``metric`` (:func:`figure`): :func:`human_config` played on :class:`AllHumanEnv`,
+    with ``metric`` (:func:`episode_figure`): :func:`human_config` played on :class:`AllHumanEnv`,
     so episode ``k`` has the SUMO seed, warm-up, length and metric of the policy's episode
     ``k``."""
     from flowsim.distributed.play import play_episode
@@ -236,7 +237,7 @@ def human_figures(
     try:
         for k in range(episodes):
             report(f"all-human baseline, episode {k + 1}/{episodes}")
-            figures.append(figure(metric, config, play_episode(env, _no_action, seed + k)))
+            figures.append(episode_figure(metric, config, play_episode(env, _no_action, seed + k)))
     finally:
         env.close()
     return figures
@@ -251,7 +252,7 @@ def baseline(
 
 def score(row: str, config: FlowsimConfig, result: EpisodeResult) -> float:
     """A policy's played episode in the row's metric."""
-    return figure(FLOW_TABLE[row].metric, config, result)
+    return episode_figure(FLOW_TABLE[row].metric, config, result)
 
 
 def settings(row: str) -> list[str]:

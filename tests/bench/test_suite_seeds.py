@@ -8,7 +8,7 @@ import pytest
 
 from flowsim import testing
 from flowsim.bench.resco import baseline_episode
-from flowsim.bench.suite_flow import figure, human_config, human_figures
+from flowsim.bench.suite_flow import episode_figure, human_config, human_figures
 from flowsim.config import FlowsimConfig, load_config
 from flowsim.distributed import EpisodeJob, EpisodeResult, make_runner_group
 from flowsim.evaluation.evaluate import BaselineActor
@@ -61,7 +61,7 @@ def test_sumos_programme_scores_the_same_played_both_ways() -> None:
     assert human_config(config) is config  # no AV to turn into a human
     humans = human_figures(config, "delay", episodes=2, seed=3)
     jobs = [EpisodeJob(seed, actor=BaselineActor("program")) for seed in (3, 4)]
-    on_the_env = [figure("delay", config, result) for result in _played(config, jobs)]
+    on_the_env = [episode_figure("delay", config, result) for result in _played(config, jobs)]
     assert humans == on_the_env
     assert humans[0] != humans[1]
 
