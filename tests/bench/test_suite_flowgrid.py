@@ -59,6 +59,7 @@ def test_flowgrid_runs_end_to_end(flowgrid_run: tuple[Path, str]) -> None:
     for name in RESCO_BASELINES:  # every rule on the policy's seeds
         assert row[name]["seed"] == 1000
     assert row["seeds"] == [1000, 1001]
+    assert len(set(row["program"]["episodes"])) == 2  # random arrivals: each seed another episode
     assert row["training"]["env_steps"] >= 60 and row["training"]["episodes"] >= 1
     compared, policy = row["comparison"], row["best"]["mean"]
     assert compared["to_resco_best"] is None and compared["beats_resco_best"] is None
