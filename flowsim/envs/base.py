@@ -48,6 +48,9 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - gymnasium's convention
+    #: Whether NaN action entries reach :meth:`apply_action` as NaN (a task that hands those
+    #: vehicles to SUMO's driver, e.g. for the ``human`` baseline) instead of becoming 0.
+    keeps_nan: bool = False
 
     def __init__(
         self,
@@ -150,7 +153,8 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.observe(), reward, terminated, truncated, self._info(collisions=collided)
 
     def sanitize_action(self, action: np.ndarray) -> np.ndarray:
-        """Actions outside the box are clipped to it; NaN entries become 0 (no command).
+        """Actions outside the box are clipped to it; NaN entries become 0 (no command), or
+        stay NaN where the task :attr:`keeps_nan`.
 
         Raises:
             ValueError: the action is not numbers of the action space's shape.
@@ -166,15 +170,16 @@ class FlowsimEnv(gym.Env[np.ndarray, np.ndarray]):
             # One number: Python's min and max pick the same float as np.minimum and
             # np.maximum wherever there is no NaN, without four NumPy calls.
             value = action.item()
-            if value != value:  # NaN is the only value unequal to itself
+            if value != value and not self.keeps_nan:  # NaN is the only value unequal to itself
                 value = 0.0
             low, high = self._scalar_bounds
             action.fill(min(max(value, low), high))  # ``action`` is this call's own copy
             return action
         is_nan = action != action
-        if np.count_nonzero(is_nan):  # cheaper than .any() on a tiny array
+        if np.count_nonzero(is_nan) and not self.keeps_nan:  # cheaper than .any() on a tiny array
             action[is_nan] = 0.0
-        # ufuncs without ``out=`` (keyword arguments cost more than the small allocation)
+        # ufuncs without ``out=`` (keyword arguments cost more than the small allocation);
+        # NaN stays NaN through them
         return np.minimum(np.maximum(action, self._action_low), self._action_high)
 
     def _info(self, collisions: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@ from losing capacity (Flow's ``DesiredVelocityEnv``, the CoRL 2018 benchmarks bo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,10 @@ class BottleneckEnv(FlowsimEnv):
     Action: one value per ``env.controlled_segments`` cell (Flow: 20 for N = 1), in
     ``[env.speed_step_low, env.speed_step_high]`` (Flow: [-1.5, 1]): each AV in that cell has
     its maximum speed moved by that much, kept in ``[0.01, env.max_speed]``; AVs outside the
-    controlled edges get ``env.max_speed``.
+    controlled edges get ``env.max_speed``. A NaN entry hands that cell's AVs to SUMO's driver
+    at their vType's ``max_speed``, as the humans drive; an all-NaN action hands every AV to
+    it, those off the controlled edges too: the ``human`` baseline of ``flowsim evaluate``
+    (:meth:`human_actor`).
     Reward: the outflow over the last ``env.reward_window`` s / (2000 veh/h · N).
     Termination: a collision (with ``env.terminate_on_collision``). Truncation: ``env.horizon``
     agent steps after ``env.warmup_steps``.
@@ -87,6 +91,8 @@ class BottleneckEnv(FlowsimEnv):
         ((141,), (20,))
         >>> env.close()
     """
+
+    keeps_nan = True  # NaN: SUMO drives the AVs of that cell
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Arguments as :class:`FlowsimEnv` (config, overrides, preset, render_mode)."""
@@ -124,7 +130,11 @@ class BottleneckEnv(FlowsimEnv):
         self._n_cells = n_cells
         #: each AV's current maximum speed (m/s), by id
         self._max_speed: dict[str, float] = {}
-        self._av_types = {g.type for g in self.config.vehicles if g.controller.type == "rl"}
+        #: each AV vType's own maximum speed (m/s), which SUMO drives a released AV below
+        self._own_max_speed = {
+            g.type: g.max_speed for g in self.config.vehicles if g.controller.type == "rl"
+        }
+        self._av_types = set(self._own_max_speed)
 
     def on_reset(self) -> None:
         """Lay out the cells on this episode's network; forget the AVs' speed caps."""
@@ -149,24 +159,48 @@ class BottleneckEnv(FlowsimEnv):
     # -- the task ------------------------------------------------------------------------
     def apply_action(self, action: np.ndarray) -> None:
         """Move each AV's maximum speed by its cell's command (``env.max_speed`` off the
-        controlled edges)."""
+        controlled edges); AVs in a NaN cell (every AV, for an all-NaN action) drive below
+        their vType's own maximum speed."""
         avs = self.simulation.rl_indices()
         if avs.size == 0 or self._controlled is None:
             return
         kernel, cap = self.kernel, self.config.env.max_speed
+        released = np.isnan(action)
+        if released.all():
+            self._release_all(avs)
+            return
         edges = kernel.edges()
         av_edges = [edges[i] for i in avs.tolist()]
         cells = self._controlled.index(av_edges, kernel.lanes()[avs], kernel.positions()[avs])
         ids = kernel.ids_of(avs)
         caps = np.empty(avs.size)
+        held: dict[str, float] = {}
         for k, vehicle_id in enumerate(ids):
-            if cells[k] < 0:
-                caps[k] = cap
+            cell = cells[k]
+            if cell < 0:
+                caps[k] = held[vehicle_id] = cap
+            elif released[cell]:
+                caps[k] = self._own_max_speed[kernel.vehicle_type(vehicle_id)]
             else:
                 current = self._max_speed.get(vehicle_id, cap)
-                caps[k] = min(max(current + float(action[cells[k]]), _MIN_MAX_SPEED), cap)
-        self._max_speed = dict(zip(ids, caps.tolist(), strict=True))
+                capped = min(max(current + float(action[cell]), _MIN_MAX_SPEED), cap)
+                caps[k] = held[vehicle_id] = capped
+        self._max_speed = held
         kernel.set_max_speeds(avs, caps)
+
+    def _release_all(self, avs: np.ndarray) -> None:
+        """Give every AV that a command capped its vType's maximum speed back; the others
+        are left untouched, so SUMO drives them exactly as it drives the humans."""
+        if self._max_speed:
+            kernel = self.kernel
+            ids = kernel.ids_of(avs)
+            capped = np.fromiter((v in self._max_speed for v in ids), bool, len(ids))
+            if capped.any():
+                own = [
+                    self._own_max_speed[kernel.vehicle_type(v)] for v in kernel.ids_of(avs[capped])
+                ]
+                kernel.set_max_speeds(avs[capped], np.array(own))
+            self._max_speed = {}
 
     def observe(self) -> np.ndarray:
         """Humans and AVs per cell and their mean speeds, normalised, then the outflow."""
@@ -192,6 +226,11 @@ class BottleneckEnv(FlowsimEnv):
         """Outflow over the last ``env.reward_window`` s, per 2000 veh/h and unit of scaling."""
         outflow = self.simulation.outflow(self.config.env.reward_window)
         return outflow / (_OUTFLOW_NORM * self.scaling)
+
+    def human_actor(self) -> Callable[[np.ndarray, Any], np.ndarray]:
+        """The ``human`` baseline: every AV driven by SUMO's model, as the humans are."""
+        release = np.full(self.action_space.shape, np.nan)
+        return lambda _obs, _env: release
 
     def _info(self, collisions: int) -> dict[str, Any]:
         info = super()._info(collisions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,9 @@ class MergeEnv(FlowsimEnv):
     the speed limit and ``L`` the highway's length; with no leader (follower) the gap is ``L``
     and its speed ``v_max`` (0).
     Action: each slot's acceleration in ``[-env.max_decel, env.max_accel]`` m/s² (ignored for
-    an empty slot).
+    an empty slot). A NaN entry hands that slot's AV to SUMO's driver for the step, as the
+    humans drive: the ``human`` baseline of ``flowsim evaluate`` is the all-NaN action
+    (:meth:`human_actor`).
     Reward: Flow's desired-velocity reward over all vehicles (``max(‖v*‖ - ‖v - v*‖, 0) /
     ‖v*‖`` with ``v* = env.target_speed``) plus ``0.1 * sum min((h - 1) / 1, 0)`` over the
     controlled AVs' time headways ``h`` (s), floored at 0; 0 on a collision.
@@ -47,6 +50,8 @@ class MergeEnv(FlowsimEnv):
         (25,)
         >>> env.close()
     """
+
+    keeps_nan = True  # NaN: SUMO drives that AV
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Arguments as :class:`FlowsimEnv` (config, overrides, preset, render_mode)."""
@@ -96,10 +101,19 @@ class MergeEnv(FlowsimEnv):
 
     # -- the task ------------------------------------------------------------------------
     def apply_action(self, action: np.ndarray) -> None:
-        """Command each slotted AV's acceleration (m/s²)."""
+        """Command each slotted AV's acceleration (m/s²); release those given NaN to SUMO."""
         slots = self._slots
-        if slots.indices.size:
-            self.kernel.apply_accelerations(slots.indices, action[slots.slot_of])
+        if not slots.indices.size:
+            return
+        accel = action[slots.slot_of]
+        sumo = np.isnan(accel)
+        if sumo.any():
+            self.kernel.release(slots.indices[sumo])
+            keep = ~sumo
+            if keep.any():
+                self.kernel.apply_accelerations(slots.indices[keep], accel[keep])
+        else:
+            self.kernel.apply_accelerations(slots.indices, accel)
 
     def observe(self) -> np.ndarray:
         """Speed, leader and follower of each slotted AV, normalised."""
@@ -148,6 +162,11 @@ class MergeEnv(FlowsimEnv):
                 shortfall = (headway - _MIN_TIME_HEADWAY) / _MIN_TIME_HEADWAY
                 penalty = float(np.minimum(shortfall, 0.0).sum())
         return max(desired + _HEADWAY_WEIGHT * penalty, 0.0)
+
+    def human_actor(self) -> Callable[[np.ndarray, Any], np.ndarray]:
+        """The ``human`` baseline: every AV driven by SUMO's model, as the humans are."""
+        release = np.full(self.action_space.shape, np.nan)
+        return lambda _obs, _env: release
 
     def _info(self, collisions: int) -> dict[str, Any]:
         info = super()._info(collisions)
